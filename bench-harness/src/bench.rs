@@ -1,0 +1,228 @@
+//! Running the suite on one build: load each case's chain with the build's
+//! bfcli, check its verdict, calibrate, sample, and record the result.
+
+use crate::bpffs::Bpffs;
+use crate::error::{HarnessError, Result};
+use crate::flavor::{Flavor, Verdict};
+use crate::packet::PacketKind;
+use crate::program::{Bfcli, LoadedChain, Program};
+use crate::results::{CaseResult, Floor, HostInfo, RunResults, SourceInfo, Status, Unit, HARNESS_VERSION, SCHEMA};
+use crate::runner::{self, RunInput, SamplingConfig};
+use crate::stats::Summary;
+use crate::suite::{Case, Measure, CHAIN_NAME};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Chain loads slower than this get fewer samples (never below 2).
+const LOAD_BUDGET: Duration = Duration::from_secs(3);
+
+/// One build under test: its bfcli and the private bpffs it pins into.
+#[derive(Debug)]
+pub struct Side {
+    bfcli: Bfcli,
+    bpffs: Bpffs,
+}
+
+impl Side {
+    /// Mount a private bpffs for `bfcli`.
+    pub fn new(bfcli: Bfcli) -> Result<Self> {
+        Ok(Side { bfcli, bpffs: Bpffs::mount()? })
+    }
+
+    /// The build's bfcli.
+    pub fn bfcli(&self) -> &Bfcli {
+        &self.bfcli
+    }
+
+    /// Load `case`'s chain; the program stays loaded while the guard lives.
+    pub fn load(&self, case: &Case) -> Result<LoadedChain<'_>> {
+        LoadedChain::load(&self.bfcli, &self.bpffs, CHAIN_NAME, &case.chain_text(), case.flavor())
+    }
+}
+
+/// Empty-program floors, measured once per (flavor, packet) and reused.
+#[derive(Debug, Default)]
+pub struct Floors {
+    measured: BTreeMap<(Flavor, PacketKind), Floor>,
+}
+
+impl Floors {
+    /// The floor for `flavor` on `packet`, measuring it on first use.
+    pub fn get(&mut self, flavor: Flavor, packet: PacketKind, config: &SamplingConfig) -> Result<&Floor> {
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.measured.entry((flavor, packet)) {
+            let program = Program::empty(flavor, Verdict::Accept)?;
+            let input = RunInput::new(flavor, packet);
+            let (_, samples) = measure_runtime(&program, &input, config)?;
+            let summary = Summary::of(&samples).expect("at least one sample");
+            slot.insert(Floor { flavor, packet, summary, metrics: program.metrics() });
+        }
+        Ok(&self.measured[&(flavor, packet)])
+    }
+
+    /// Every floor measured so far.
+    pub fn all(&self) -> Vec<Floor> {
+        self.measured.values().cloned().collect()
+    }
+}
+
+/// Calibrate, warm up and sample one loaded program. Returns (repeat, samples).
+pub fn measure_runtime(program: &Program, input: &RunInput, config: &SamplingConfig) -> Result<(u32, Vec<f64>)> {
+    let repeat = runner::calibrate(program, input, Duration::from_secs_f64(config.sample_ms / 1000.0))?;
+    for _ in 0..config.warmup {
+        runner::sample(program, input, repeat)?;
+    }
+    let mut samples = Vec::with_capacity(config.samples);
+    for _ in 0..config.samples.max(1) {
+        crate::interrupt::check()?;
+        samples.push(runner::sample(program, input, repeat)?);
+    }
+    Ok((repeat, samples))
+}
+
+/// Errors that stop the whole run rather than one case.
+fn is_fatal(e: &HarnessError) -> bool {
+    matches!(
+        e,
+        HarnessError::Interrupted
+            | HarnessError::BpfNotPermitted(_)
+            | HarnessError::BpfUnavailable(_)
+            | HarnessError::BpffsMount { .. }
+    )
+}
+
+/// Runs cases on one [`Side`] and collects [`RunResults`].
+#[derive(Debug)]
+pub struct Bench {
+    side: Side,
+    config: SamplingConfig,
+    floors: Floors,
+}
+
+impl Bench {
+    /// Prepare a bench of `bfcli`: checks bpf() access and mounts a bpffs.
+    pub fn new(bfcli: Bfcli, config: SamplingConfig) -> Result<Self> {
+        crate::interrupt::install();
+        crate::program::check_bpf_access()?;
+        crate::bpffs::sweep_stale();
+        Ok(Bench { side: Side::new(bfcli)?, config, floors: Floors::default() })
+    }
+
+    /// Run one case. A case that fails or is unsupported is a result, not an
+    /// error; only interruption and a host that refuses bpf() are errors.
+    pub fn run_case(&mut self, case: &Case) -> Result<CaseResult> {
+        let mut result = empty_result(case);
+        match self.measure(case, &mut result) {
+            Ok(()) => Ok(result),
+            Err(e) if is_fatal(&e) => Err(e),
+            Err(HarnessError::BfcliRejected(reason)) => {
+                result.status = Status::Unsupported { reason };
+                Ok(result)
+            }
+            Err(e) => {
+                result.status = Status::Failed { reason: e.to_string() };
+                Ok(result)
+            }
+        }
+    }
+
+    fn measure(&mut self, case: &Case, result: &mut CaseResult) -> Result<()> {
+        match case.measure {
+            Measure::Runtime { packet, expected } => {
+                let chain = self.side.load(case)?;
+                let program = chain.program();
+                result.metrics = Some(program.metrics());
+                result.load_ms = Some(chain.load_time().as_secs_f64() * 1e3);
+                let input = RunInput::new(case.flavor(), packet);
+                let outcome = runner::test_run(program, &input, 1)?;
+                result.retval = Some(outcome.retval);
+                let want = case.flavor().retval(expected);
+                if outcome.retval != want {
+                    return Err(HarnessError::WrongVerdict { expected: want, verdict: expected, got: outcome.retval });
+                }
+                let (repeat, samples) = measure_runtime(program, &input, &self.config)?;
+                drop(chain);
+                result.repeat = Some(repeat);
+                result.summary = Summary::of(&samples);
+                result.samples = samples;
+                result.floor_ns = Some(self.floors.get(case.flavor(), packet, &self.config)?.summary.median);
+            }
+            Measure::ChainLoad => {
+                let text = case.chain_text();
+                let mut samples = vec![];
+                let started = Instant::now();
+                while samples.len() < self.config.load_samples.max(2) {
+                    crate::interrupt::check()?;
+                    if samples.len() >= 2 && started.elapsed() > LOAD_BUDGET {
+                        break;
+                    }
+                    let took = self.side.bfcli.chain_set(self.side.bpffs.path(), &text)?;
+                    self.side.bfcli.chain_flush(self.side.bpffs.path(), CHAIN_NAME)?;
+                    samples.push(took.as_secs_f64() * 1e3);
+                }
+                result.summary = Summary::of(&samples);
+                result.load_ms = result.summary.map(|s| s.median);
+                result.samples = samples;
+            }
+        }
+        Ok(())
+    }
+
+    /// Run `cases` in order; `on_case` is called before each case (index,
+    /// case) and `on_result` after it, for progress display.
+    pub fn run(
+        &mut self,
+        cases: &[&Case],
+        source: SourceInfo,
+        mut on_case: impl FnMut(usize, &Case),
+        mut on_result: impl FnMut(&CaseResult),
+    ) -> Result<RunResults> {
+        let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let start = Instant::now();
+        let mut results = Vec::with_capacity(cases.len());
+        for (i, case) in cases.iter().enumerate() {
+            on_case(i, case);
+            let r = self.run_case(case)?;
+            on_result(&r);
+            results.push(r);
+        }
+        Ok(RunResults {
+            schema: SCHEMA.into(),
+            harness_version: HARNESS_VERSION.into(),
+            started_at,
+            wall_time_s: start.elapsed().as_secs_f64(),
+            host: HostInfo::current(),
+            source,
+            sampling: self.config,
+            floors: self.floors.all(),
+            cases: results,
+        })
+    }
+
+    /// The build under test.
+    pub fn side(&self) -> &Side {
+        &self.side
+    }
+}
+
+fn empty_result(case: &Case) -> CaseResult {
+    CaseResult {
+        name: case.name.clone(),
+        label: case.label.clone(),
+        hook: case.hook,
+        flavor: case.flavor(),
+        packet: case.runtime().map(|(p, _)| p),
+        flags: case.flags,
+        status: Status::Ok,
+        unit: match case.measure {
+            Measure::Runtime { .. } => Unit::NsPerPacket,
+            Measure::ChainLoad => Unit::Milliseconds,
+        },
+        repeat: None,
+        retval: None,
+        samples: vec![],
+        summary: None,
+        metrics: None,
+        floor_ns: None,
+        load_ms: None,
+    }
+}

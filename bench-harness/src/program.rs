@@ -1,0 +1,307 @@
+//! Where programs come from: the bfcli of the build under test (which pins
+//! the chain's program in a bpffs, as bpfilter does) or the harness itself
+//! (the empty program of each flavor, the kernel's own test-run floor).
+
+use crate::bpffs::Bpffs;
+use crate::error::{HarnessError, Result};
+use crate::flavor::{Flavor, Verdict};
+use serde::{Deserialize, Serialize};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Chains longer than this are passed with `--from-file`: a single argument
+/// is capped at 128 KiB by the kernel (MAX_ARG_STRLEN).
+const FROM_STR_MAX: usize = 64 * 1024;
+
+/// The bfcli binary of one build under test.
+#[derive(Debug, Clone)]
+pub struct Bfcli {
+    path: PathBuf,
+}
+
+impl Bfcli {
+    /// Use the bfcli at `path`, checking that it is an executable file.
+    pub fn new(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        let meta = std::fs::metadata(&path).map_err(|_| HarnessError::BfcliMissing(path.clone()))?;
+        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+            return Err(HarnessError::BfcliNotExecutable(path));
+        }
+        let path =
+            path.canonicalize().map_err(|e| HarnessError::io(format!("cannot resolve {}", path.display()), e))?;
+        Ok(Bfcli { path })
+    }
+
+    /// The binary's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `bfcli -b BPFFS chain set ...`: generate, load and pin the chain.
+    /// Returns the wall time bfcli took.
+    pub fn chain_set(&self, bpffs: &Path, chain_text: &str) -> Result<Duration> {
+        let mut cmd = Command::new(&self.path);
+        cmd.arg("-b").arg(bpffs).args(["chain", "set"]);
+        // The temporary file is kept alive until bfcli exits.
+        let _file = if chain_text.len() > FROM_STR_MAX {
+            let mut file = tempfile::Builder::new()
+                .prefix("bfperf-chain-")
+                .suffix(".bf")
+                .tempfile()
+                .map_err(|e| HarnessError::io("cannot write the chain to a temporary file", e))?;
+            std::io::Write::write_all(&mut file, chain_text.as_bytes())
+                .map_err(|e| HarnessError::io("cannot write the chain to a temporary file", e))?;
+            cmd.arg("--from-file").arg(file.path());
+            Some(file)
+        } else {
+            cmd.arg("--from-str").arg(chain_text);
+            None
+        };
+        let start = Instant::now();
+        self.run(cmd)?;
+        Ok(start.elapsed())
+    }
+
+    /// `bfcli -b BPFFS chain flush --name NAME`.
+    pub fn chain_flush(&self, bpffs: &Path, name: &str) -> Result<()> {
+        let mut cmd = Command::new(&self.path);
+        cmd.arg("-b").arg(bpffs).args(["chain", "flush", "--name", name]);
+        self.run(cmd)
+    }
+
+    fn run(&self, mut cmd: Command) -> Result<()> {
+        let out = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| HarnessError::io(format!("cannot run {}", self.path.display()), e))?;
+        crate::interrupt::check()?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Err(HarnessError::BfcliRejected(first_error_line(&stderr, out.status)))
+    }
+}
+
+/// The most useful line of bfcli's stderr: its first `error` line, else the last line.
+fn first_error_line(stderr: &str, status: std::process::ExitStatus) -> String {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with("error"))
+        .or(lines.last())
+        .map(|l| l.trim_start_matches("error").trim_start_matches([' ', ':']).to_string());
+    match line {
+        Some(l) => l,
+        None => format!("bfcli exited with {status} and printed nothing"),
+    }
+}
+
+/// Exact, deterministic metrics of a loaded program, from `bpf_prog_info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramMetrics {
+    /// Instructions after the verifier's rewrites (`xlated_prog_len / 8`).
+    pub xlated_insns: u32,
+    /// Size of the JITed machine code, in bytes.
+    pub jited_bytes: u32,
+    /// Instructions the verifier processed (`verified_insns`).
+    pub verified_insns: u32,
+}
+
+impl ProgramMetrics {
+    /// Query the kernel about the program behind `fd`.
+    pub fn of(fd: BorrowedFd<'_>) -> Result<Self> {
+        // Without buffers the kernel only fills in the lengths, which is all we need.
+        let mut info = libbpf_sys::bpf_prog_info::default();
+        let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
+        // SAFETY: info is a valid bpf_prog_info of `len` bytes with null buffers.
+        let ret = unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) };
+        if ret < 0 {
+            return Err(HarnessError::io("cannot query bpf_prog_info", std::io::Error::from_raw_os_error(-ret)));
+        }
+        let insn_size = std::mem::size_of::<libbpf_sys::bpf_insn>() as u32;
+        Ok(ProgramMetrics {
+            xlated_insns: info.xlated_prog_len / insn_size,
+            jited_bytes: info.jited_prog_len,
+            verified_insns: info.verified_insns,
+        })
+    }
+}
+
+/// A loaded BPF program the harness can test-run.
+#[derive(Debug)]
+pub struct Program {
+    fd: OwnedFd,
+    flavor: Flavor,
+    metrics: ProgramMetrics,
+}
+
+impl Program {
+    /// Open the program bpfilter pinned at `pin`.
+    pub fn from_pin(pin: &Path, flavor: Flavor) -> Result<Self> {
+        let fd =
+            libbpf_rs::Program::fd_from_pinned_path(pin).map_err(|_| HarnessError::NoPinnedProgram(pin.to_owned()))?;
+        let metrics = ProgramMetrics::of(fd.as_fd())?;
+        Ok(Program { fd, flavor, metrics })
+    }
+
+    /// Load the smallest program of `flavor` returning `verdict`: `r0 = X; exit`.
+    /// Its run time is the kernel's own floor for a test run of that flavor.
+    pub fn empty(flavor: Flavor, verdict: Verdict) -> Result<Self> {
+        let mov = libbpf_sys::bpf_insn {
+            code: (libbpf_sys::BPF_ALU64 | libbpf_sys::BPF_MOV | libbpf_sys::BPF_K) as u8,
+            imm: flavor.retval(verdict) as i32,
+            ..Default::default()
+        };
+        let exit =
+            libbpf_sys::bpf_insn { code: (libbpf_sys::BPF_JMP | libbpf_sys::BPF_EXIT) as u8, ..Default::default() };
+        let insns = [mov, exit];
+        let name = CString::new(format!("bfperf_{}", flavor.name())).expect("no NUL in name");
+        let license = c"GPL";
+        let opts = libbpf_sys::bpf_prog_load_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as _,
+            expected_attach_type: flavor.expected_attach_type(),
+            ..Default::default()
+        };
+        let mut opts = opts;
+        // SAFETY: insns, name, license and opts outlive the call; libbpf copies them.
+        let fd = unsafe {
+            libbpf_sys::bpf_prog_load(
+                flavor.prog_type(),
+                name.as_ptr(),
+                license.as_ptr(),
+                insns.as_ptr(),
+                insns.len() as _,
+                &mut opts,
+            )
+        };
+        if fd < 0 {
+            return Err(bpf_error(-fd));
+        }
+        // SAFETY: bpf_prog_load returned a new fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let metrics = ProgramMetrics::of(fd.as_fd())?;
+        Ok(Program { fd, flavor, metrics })
+    }
+
+    /// The program's flavor.
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
+    }
+
+    /// The program's exact metrics.
+    pub fn metrics(&self) -> ProgramMetrics {
+        self.metrics
+    }
+
+    /// The program's file descriptor.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The raw file descriptor, for libbpf calls.
+    pub fn raw_fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Map a bpf() errno to the harness error a user can act on.
+pub fn bpf_error(errno: i32) -> HarnessError {
+    let err = std::io::Error::from_raw_os_error(errno);
+    match errno {
+        libc_eperm if libc_eperm == nix::errno::Errno::EPERM as i32 => HarnessError::BpfNotPermitted(err.to_string()),
+        e if e == nix::errno::Errno::EACCES as i32 => HarnessError::BpfNotPermitted(err.to_string()),
+        e if e == nix::errno::Errno::ENOSYS as i32 => HarnessError::BpfUnavailable(err.to_string()),
+        _ => HarnessError::io("bpf(BPF_PROG_LOAD) failed", err),
+    }
+}
+
+/// Check that this process may load and run BPF programs: loads the empty
+/// XDP program. The error says what to do (be root, grant CAP_BPF, ...).
+pub fn check_bpf_access() -> Result<()> {
+    Program::empty(Flavor::Xdp, Verdict::Accept).map(drop)
+}
+
+/// A chain loaded by a build's bfcli in a private bpffs, with its program
+/// open. Dropping it flushes the chain (the bpffs itself is unmounted by its
+/// own guard).
+#[derive(Debug)]
+pub struct LoadedChain<'a> {
+    bfcli: &'a Bfcli,
+    bpffs: &'a Bpffs,
+    name: String,
+    program: Program,
+    load_time: Duration,
+}
+
+impl<'a> LoadedChain<'a> {
+    /// `bfcli chain set` the chain, then open its pinned program.
+    pub fn load(bfcli: &'a Bfcli, bpffs: &'a Bpffs, name: &str, chain_text: &str, flavor: Flavor) -> Result<Self> {
+        let load_time = bfcli.chain_set(bpffs.path(), chain_text)?;
+        let guard_name = name.to_owned();
+        let program = match Program::from_pin(&bpffs.prog_pin(name), flavor) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = bfcli.chain_flush(bpffs.path(), &guard_name);
+                return Err(e);
+            }
+        };
+        Ok(LoadedChain { bfcli, bpffs, name: guard_name, program, load_time })
+    }
+
+    /// The chain's program.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// How long `bfcli chain set` took.
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+}
+
+impl Drop for LoadedChain<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.bfcli.chain_flush(self.bpffs.path(), &self.name) {
+            // The bpffs guard unmounts everything anyway; say it, don't fail.
+            if !matches!(e, HarnessError::Interrupted) {
+                eprintln!("warning: cannot flush chain {}: {e}", self.name);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn error_line_prefers_bfcli_errors() {
+        let stderr = "info   : loading\nerror  : matcher meta.flow_hash is not compatible: Operation not supported\nerror  : failed to create a new bf_chain\n";
+        assert_eq!(
+            first_error_line(stderr, std::process::ExitStatus::from_raw(256)),
+            "matcher meta.flow_hash is not compatible: Operation not supported"
+        );
+        assert!(first_error_line("", std::process::ExitStatus::from_raw(256)).contains("printed nothing"));
+    }
+
+    #[test]
+    fn missing_and_non_executable_bfcli_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("bfcli");
+        assert!(matches!(Bfcli::new(&missing), Err(HarnessError::BfcliMissing(_))));
+        std::fs::write(&missing, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&missing, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Bfcli::new(&missing).unwrap_err();
+        assert!(matches!(err, HarnessError::BfcliNotExecutable(_)));
+        assert!(err.to_string().contains("not an executable file"));
+        assert!(matches!(Bfcli::new(dir.path()), Err(HarnessError::BfcliNotExecutable(_))));
+    }
+}
