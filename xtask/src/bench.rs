@@ -1,0 +1,77 @@
+//! `cargo xtask bench`: build one tree and run the suite on it.
+
+use crate::build::Build;
+use crate::progress;
+use crate::sources::Sources;
+use anyhow::{Context as _, Result};
+use bench_harness::bench::Bench;
+use bench_harness::program::Bfcli;
+use bench_harness::results::{RunResults, SourceInfo};
+use bench_harness::runner::SamplingConfig;
+use bench_harness::suite::{self, Case};
+use std::path::{Path, PathBuf};
+
+/// What to benchmark and how.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The bpfilter tree; ignored when `bfcli` is given.
+    pub sources: Option<PathBuf>,
+    /// A prebuilt bfcli, skipping the build.
+    pub bfcli: Option<PathBuf>,
+    /// Case filter (comma-separated substrings).
+    pub filter: Option<String>,
+    /// Sampling.
+    pub sampling: SamplingConfig,
+    /// The cache directory (build directories live there).
+    pub cache: PathBuf,
+}
+
+/// Build (unless a bfcli is given) and return the bfcli and what it was built from.
+pub fn prepare(opts: &BenchOptions) -> Result<(Bfcli, SourceInfo)> {
+    if let Some(path) = &opts.bfcli {
+        let bfcli = Bfcli::new(path)?;
+        let info = SourceInfo { bfcli: bfcli.path().display().to_string(), ..SourceInfo::default() };
+        return Ok((bfcli, info));
+    }
+    let sources = Sources::from_arg_or_env(opts.sources.as_deref())?;
+    let build = Build::new(sources.root(), &build_dir(&opts.cache, sources.root()));
+    let spin = progress::spinner(format!("building bfcli of {}", sources.root().display()));
+    let built = build.bfcli_built();
+    spin.finish_and_clear();
+    let bfcli = Bfcli::new(built?)?;
+    let (commit, dirty) = sources.git_state().map(|(c, d)| (Some(c), d)).unwrap_or((None, false));
+    Ok((bfcli.clone(), SourceInfo { bfcli: bfcli.path().display().to_string(), commit, dirty }))
+}
+
+/// The build directory of a source tree (outside the tree: the user's
+/// checkout is never written to).
+pub fn build_dir(cache: &Path, sources: &Path) -> PathBuf {
+    cache.join("builds").join(crate::workspace::path_key(sources))
+}
+
+/// Run the selected cases of the suite, with a progress bar.
+pub fn run(opts: &BenchOptions) -> Result<RunResults> {
+    let cases = suite::suite();
+    let selected: Vec<&Case> = suite::select(&cases, opts.filter.as_deref());
+    anyhow::ensure!(
+        !selected.is_empty(),
+        "no case matches --filter {:?}; see --list",
+        opts.filter.clone().unwrap_or_default()
+    );
+    let (bfcli, source) = prepare(opts)?;
+    let mut bench = Bench::new(bfcli, opts.sampling).context("cannot start the benchmark")?;
+    let bar = progress::bar(selected.len() as u64, "bench");
+    let results = bench.run(
+        &selected,
+        source,
+        |_, case| bar.set_message(case.name.clone()),
+        |r| {
+            if let bench_harness::results::Status::Failed { reason } = &r.status {
+                progress::note(&bar, format!("{}: FAILED: {reason}", r.name));
+            }
+            bar.inc(1)
+        },
+    );
+    bar.finish_and_clear();
+    Ok(results?)
+}

@@ -1,0 +1,154 @@
+//! Building bfcli (and libbpfilter) of one source tree in a build directory
+//! outside it: cmake is configured once per build directory, `make bfcli` is
+//! incremental, and ccache is used when installed.
+
+use anyhow::{Context as _, Result};
+use std::path::{Path, PathBuf};
+use xshell::{cmd, Shell};
+
+/// How many log lines a build failure shows.
+pub const LOG_TAIL_LINES: usize = 20;
+
+/// A build that failed: where its full log is and its last lines.
+#[derive(Debug, thiserror::Error)]
+#[error("{step} failed for {sources} (full log: {log}); last lines:\n{tail}")]
+pub struct BuildFailed {
+    /// `cmake` or `make bfcli`.
+    pub step: String,
+    /// The source tree.
+    pub sources: String,
+    /// The full log.
+    pub log: PathBuf,
+    /// The last [`LOG_TAIL_LINES`] lines.
+    pub tail: String,
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// One source tree built in one build directory.
+#[derive(Debug, Clone)]
+pub struct Build {
+    sources: PathBuf,
+    dir: PathBuf,
+}
+
+impl Build {
+    /// Build `sources` in `dir` (created on demand).
+    pub fn new(sources: &Path, dir: &Path) -> Self {
+        Build { sources: sources.to_owned(), dir: dir.to_owned() }
+    }
+
+    /// The build directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the built bfcli lands (bpfilter's layout).
+    pub fn bfcli(&self) -> PathBuf {
+        self.dir.join("output/sbin/bfcli")
+    }
+
+    /// Where the log of the last step is written.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("bfperf-build.log")
+    }
+
+    /// Whether cmake was already configured for these sources here.
+    pub fn is_configured(&self) -> bool {
+        let Ok(cache) = std::fs::read_to_string(self.dir.join("CMakeCache.txt")) else { return false };
+        let want = format!("CMAKE_HOME_DIRECTORY:INTERNAL={}", self.sources.display());
+        cache.lines().any(|l| l == want)
+    }
+
+    /// Configure (once) and build bfcli. Returns the bfcli path.
+    pub fn bfcli_built(&self) -> Result<PathBuf> {
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
+        let sh = Shell::new()?;
+        let (src, dir) = (&self.sources, &self.dir);
+        if !self.is_configured() {
+            let launcher: Vec<String> = if which("ccache") {
+                vec!["-DCMAKE_C_COMPILER_LAUNCHER=ccache".into(), "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache".into()]
+            } else {
+                vec![]
+            };
+            let cmake = cmd!(
+                sh,
+                "cmake -S {src} -B {dir} -DNO_DOCS=1 -DNO_TESTS=1 -DNO_CHECKS=1 -DNO_BENCHMARKS=1 {launcher...}"
+            );
+            self.run_logged("cmake", cmake)?;
+        }
+        let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string();
+        self.run_logged("make bfcli", cmd!(sh, "make -C {dir} -j{jobs} bfcli"))?;
+        let bfcli = self.bfcli();
+        anyhow::ensure!(
+            bfcli.is_file(),
+            "the build succeeded but produced no {}: is this a bpfilter tree?",
+            bfcli.display()
+        );
+        Ok(bfcli)
+    }
+
+    /// Run one build step, appending both streams to the log. On failure the
+    /// error carries the tail of stderr (where compilers and make report).
+    fn run_logged(&self, step: &str, cmd: xshell::Cmd<'_>) -> Result<()> {
+        use std::io::Write as _;
+        let shown = cmd.to_string();
+        let out = cmd
+            .quiet()
+            .ignore_status()
+            .output()
+            .map_err(|e| anyhow::anyhow!("cannot run {step}: {e}: is it installed? (see cargo xtask doctor)"))?;
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .with_context(|| format!("cannot write {}", self.log_path().display()))?;
+        writeln!(log, "$ {shown}\n{stdout}{stderr}")?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let source = if stderr.trim().is_empty() { &stdout } else { &stderr };
+        Err(BuildFailed {
+            step: step.to_owned(),
+            sources: self.sources.display().to_string(),
+            log: self.log_path(),
+            tail: tail(source, LOG_TAIL_LINES),
+        }
+        .into())
+    }
+}
+
+/// Whether `program` is on PATH.
+pub fn which(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(tail("a\nb\nc", 2), "b\nc");
+        assert_eq!(tail("a", 5), "a");
+        assert_eq!(tail("", 5), "");
+    }
+
+    #[test]
+    fn unconfigured_directory_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Build::new(Path::new("/src/x"), dir.path());
+        assert!(!b.is_configured());
+        std::fs::write(dir.path().join("CMakeCache.txt"), "CMAKE_HOME_DIRECTORY:INTERNAL=/src/x\n").unwrap();
+        assert!(b.is_configured());
+        assert!(!Build::new(Path::new("/src/y"), dir.path()).is_configured());
+        assert_eq!(b.bfcli(), dir.path().join("output/sbin/bfcli"));
+    }
+}

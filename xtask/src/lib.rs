@@ -1,0 +1,9 @@
+//! bfperf's library behind `cargo xtask`: building bpfilter trees, checking
+//! out commits, comparing and tracking benchmark results, and the optimize
+//! loop. `main.rs` is a thin command line over these modules.
+
+pub mod bench;
+pub mod build;
+pub mod progress;
+pub mod sources;
+pub mod workspace;

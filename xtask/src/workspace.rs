@@ -1,0 +1,55 @@
+//! Where bfperf keeps its state: builds, worktrees, cached results, runs.
+
+use anyhow::{Context as _, Result};
+use std::path::{Path, PathBuf};
+
+/// Environment variable overriding the cache directory.
+pub const CACHE_ENV: &str = "BFPERF_CACHE";
+
+/// The cache directory: `--cache-dir`, else `$BFPERF_CACHE`, else
+/// `$XDG_CACHE_HOME/bfperf`, else `~/.cache/bfperf`.
+pub fn cache_dir(arg: Option<&Path>) -> Result<PathBuf> {
+    let dir = if let Some(p) = arg {
+        p.to_owned()
+    } else if let Some(p) = std::env::var_os(CACHE_ENV).filter(|p| !p.is_empty()) {
+        PathBuf::from(p)
+    } else if let Some(p) = std::env::var_os("XDG_CACHE_HOME").filter(|p| !p.is_empty()) {
+        PathBuf::from(p).join("bfperf")
+    } else {
+        let home = std::env::var_os("HOME").context("HOME is not set: pass --cache-dir")?;
+        PathBuf::from(home).join(".cache/bfperf")
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the cache directory {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// A stable, filesystem-safe key for a path (build directories per source tree).
+pub fn path_key(path: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("root");
+    let name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    format!("{name}-{:016x}", h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_cache_dir_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let want = dir.path().join("a/b");
+        assert_eq!(cache_dir(Some(&want)).unwrap(), want);
+        assert!(want.is_dir());
+    }
+
+    #[test]
+    fn path_keys_are_stable_and_distinct() {
+        let a = path_key(Path::new("/src/bpfilter"));
+        assert_eq!(a, path_key(Path::new("/src/bpfilter")));
+        assert_ne!(a, path_key(Path::new("/other/bpfilter")));
+        assert!(a.starts_with("bpfilter-"));
+    }
+}
