@@ -34,6 +34,11 @@ impl Side {
         &self.bfcli
     }
 
+    /// The private bpffs this build pins into.
+    pub fn bpffs_path(&self) -> &std::path::Path {
+        self.bpffs.path()
+    }
+
     /// Load `case`'s chain; the program stays loaded while the guard lives.
     pub fn load(&self, case: &Case) -> Result<LoadedChain<'_>> {
         LoadedChain::load(&self.bfcli, &self.bpffs, CHAIN_NAME, &case.chain_text(), case.flavor())

@@ -1,1 +1,197 @@
-//! Shared support for the end-to-end tests.
+//! Shared support for bfperf's end-to-end tests: the minifilter fixture in a
+//! temporary git repository, its build, the xtask binary, and the check that
+//! the kernel lets us use bpf() (tests skip, loudly, only where it refuses).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use xshell::{cmd, Shell};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_owned()
+}
+
+/// The pristine minifilter sources.
+pub fn minifilter_sources() -> PathBuf {
+    workspace_root().join("tests/fixtures/minifilter")
+}
+
+/// `Err(reason)` when this process may not load BPF programs (not root, no
+/// bpf()). Tests print the reason as SKIPPED and return.
+pub fn bpf_unavailable() -> Option<String> {
+    match bench_harness::program::check_bpf_access() {
+        Ok(()) => None,
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// Skip the current test, loudly, when the kernel refuses bpf().
+#[macro_export]
+macro_rules! require_bpf {
+    () => {
+        if let Some(reason) = $crate::bpf_unavailable() {
+            eprintln!("SKIPPED {}: the kernel refuses bpf(): {reason}", module_path!());
+            return;
+        }
+    };
+}
+
+/// Copy a directory tree, skipping build directories.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with("build") {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// minifilter in a temporary git repository, with one initial commit.
+pub struct FixtureRepo {
+    dir: tempfile::TempDir,
+}
+
+impl FixtureRepo {
+    /// A fresh copy of minifilter, committed.
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new().prefix("bfperf-fixture-").tempdir().unwrap();
+        let repo = FixtureRepo { dir };
+        copy_tree(&minifilter_sources(), repo.path());
+        let sh = repo.shell();
+        cmd!(sh, "git init -q -b main").run().unwrap();
+        cmd!(sh, "git config user.email tests@bfperf.invalid").run().unwrap();
+        cmd!(sh, "git config user.name bfperf-tests").run().unwrap();
+        repo.commit("initial import of minifilter");
+        repo
+    }
+
+    /// The repository's work tree.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A shell in the work tree.
+    pub fn shell(&self) -> Shell {
+        let sh = Shell::new().unwrap();
+        sh.change_dir(self.path());
+        sh
+    }
+
+    /// Set the prologue padding knob (redundant instructions per program).
+    pub fn set_padding(&self, n: u32) {
+        let path = self.path().join("src/libbpfilter/cgen/knobs.h");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line = text.lines().find(|l| l.starts_with("#define MF_PROLOGUE_PADDING")).expect("knob line");
+        std::fs::write(&path, text.replace(line, &format!("#define MF_PROLOGUE_PADDING {n}"))).unwrap();
+    }
+
+    /// Write a file relative to the work tree.
+    pub fn write(&self, rel: &str, content: &str) {
+        let path = self.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    /// Commit everything; returns the new HEAD.
+    pub fn commit(&self, message: &str) -> String {
+        let sh = self.shell();
+        cmd!(sh, "git add -A").run().unwrap();
+        cmd!(sh, "git commit -q --allow-empty -m {message}").run().unwrap();
+        self.head()
+    }
+
+    /// The HEAD commit id.
+    pub fn head(&self) -> String {
+        let sh = self.shell();
+        cmd!(sh, "git rev-parse HEAD").read().unwrap()
+    }
+
+    /// Build the work tree's bfcli into a build directory next to the repository.
+    pub fn build_bfcli(&self) -> PathBuf {
+        let build = self.path().with_extension("build");
+        let sh = self.shell();
+        let src = self.path();
+        cmd!(sh, "cmake -S {src} -B {build} -DNO_DOCS=1 -DNO_TESTS=1").quiet().ignore_stdout().run().unwrap();
+        cmd!(sh, "make -C {build} -j2 bfcli").quiet().ignore_stdout().run().unwrap();
+        build.join("output/sbin/bfcli")
+    }
+
+    /// `git status --porcelain`, to check a tool left the tree untouched.
+    pub fn status(&self) -> String {
+        let sh = self.shell();
+        cmd!(sh, "git status --porcelain --ignored").read().unwrap()
+    }
+}
+
+impl Default for FixtureRepo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for FixtureRepo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.path().with_extension("build"));
+    }
+}
+
+/// The `xtask` binary, built once per test process (debug profile).
+pub fn xtask_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let root = workspace_root();
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-q", "-p", "xtask"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building xtask failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+        target.join("debug/xtask")
+    })
+}
+
+/// Output of one xtask run.
+pub struct Run {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Run xtask with `args` and a private cache directory.
+pub fn xtask(args: &[&str], cache: &Path) -> Run {
+    let out = std::process::Command::new(xtask_bin())
+        .args(args)
+        .arg("--cache-dir")
+        .arg(cache)
+        .env("NO_COLOR", "1")
+        .env_remove("BPFILTER_SOURCES")
+        .output()
+        .expect("xtask runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Names of loaded BPF programs whose name starts with `prefix` (from the
+/// kernel's program list), to check nothing is left behind.
+pub fn loaded_programs_named(prefix: &str) -> Vec<String> {
+    libbpf_rs::query::ProgInfoIter::default()
+        .map(|p| p.name.to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}

@@ -1,0 +1,111 @@
+//! `cargo xtask bench` end to end, and each of its bad inputs: one clear
+//! line, a non-zero exit, and the user's tree untouched.
+
+use bfperf_tests::{require_bpf, xtask, FixtureRepo};
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn bench_builds_the_tree_out_of_place_and_writes_json() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let cache = tempfile::tempdir().unwrap();
+    let json = cache.path().join("out/results.json");
+    let src = repo.path().to_str().unwrap();
+    let args = ["bench", "--sources", src, "--filter", "prologue", "--samples", "3", "--sample-ms", "2"];
+    let run = xtask(&[&args[..], &["--json-output", json.to_str().unwrap()]].concat(), cache.path());
+    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    for case in ["xdp__prologue", "tc__prologue", "netfilter__prologue", "cgroup_skb__prologue"] {
+        assert!(run.stdout.contains(case), "{case} missing from:\n{}", run.stdout);
+    }
+    assert!(run.stdout.contains("4 ok, 0 failed, 0 unsupported"), "{}", run.stdout);
+    assert!(run.stdout.contains("floor xdp/local_ip6_tcp"), "{}", run.stdout);
+    let results =
+        bench_harness::results::RunResults::from_json(&std::fs::read_to_string(&json).unwrap()).expect("valid results");
+    assert_eq!(results.cases.len(), 4);
+    assert_eq!(results.source.commit.as_deref(), Some(repo.head().as_str()));
+    assert!(!results.source.dirty);
+    assert_eq!(repo.status(), "", "the user's tree is untouched (no build dir, no change)");
+
+    // Second run: cmake is not configured again (incremental build).
+    let log = std::fs::read_dir(cache.path().join("builds")).unwrap().next().unwrap().unwrap().path().join("bfperf-build.log");
+    let configures = |l: &str| l.matches("$ cmake").count();
+    let before = configures(&std::fs::read_to_string(&log).unwrap());
+    let run = xtask(&args, cache.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(configures(&std::fs::read_to_string(&log).unwrap()), before, "cmake ran again");
+    assert!(run.stdout.contains("results: "), "default JSON path printed");
+}
+
+#[test]
+fn list_needs_no_sources_and_filters() {
+    let cache = tempfile::tempdir().unwrap();
+    let run = xtask(&["bench", "--list", "--filter", "chain_set"], cache.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.lines().count(), 3, "{}", run.stdout);
+    assert!(run.stdout.contains("chain_set__ip4_saddr__x_elem_set/1048576"));
+}
+
+fn one_error_line(run: &bfperf_tests::Run) -> &str {
+    assert_ne!(run.code, 0, "expected a failure, got stdout:\n{}", run.stdout);
+    let line = run.stderr.lines().rfind(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line in:\n{}", run.stderr));
+    line
+}
+
+#[test]
+fn sources_that_are_not_a_bpfilter_tree_are_refused() {
+    let cache = tempfile::tempdir().unwrap();
+    let not_bpfilter = tempfile::tempdir().unwrap();
+    let run = xtask(&["bench", "--sources", not_bpfilter.path().to_str().unwrap()], cache.path());
+    assert!(one_error_line(&run).contains("is not a bpfilter source tree"), "{}", run.stderr);
+    let run = xtask(&["bench"], cache.path());
+    assert!(one_error_line(&run).contains("no bpfilter sources given"), "{}", run.stderr);
+    assert!(one_error_line(&run).contains("BPFILTER_SOURCES"), "{}", run.stderr);
+}
+
+#[test]
+fn missing_or_non_executable_bfcli_is_refused() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bfcli");
+    let run = xtask(&["bench", "--bfcli", path.to_str().unwrap()], cache.path());
+    assert!(one_error_line(&run).contains("bfcli not found"), "{}", run.stderr);
+    std::fs::write(&path, "not a program").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = xtask(&["bench", "--bfcli", path.to_str().unwrap()], cache.path());
+    assert!(one_error_line(&run).contains("is not an executable file"), "{}", run.stderr);
+}
+
+#[test]
+fn a_build_failure_shows_the_log_tail() {
+    let repo = FixtureRepo::new();
+    repo.write("src/libbpfilter/cgen/prologue.c", "this is not C;\n");
+    repo.commit("break the build");
+    let cache = tempfile::tempdir().unwrap();
+    let run = xtask(&["bench", "--sources", repo.path().to_str().unwrap()], cache.path());
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("make bfcli failed"), "{}", run.stderr);
+    assert!(run.stderr.contains("full log:"), "{}", run.stderr);
+    assert!(run.stderr.contains("prologue.c"), "the tail names the broken file:\n{}", run.stderr);
+}
+
+#[test]
+fn an_unprivileged_user_gets_one_line_saying_what_to_do() {
+    require_bpf!(); // we need to be root to drop to an unprivileged user
+    let repo = FixtureRepo::new();
+    let bfcli = repo.build_bfcli();
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    // setpriv (util-linux) drops to nobody with no capabilities.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg(bfperf_tests::xtask_bin())
+        .args(["bench", "--bfcli", bfcli.to_str().unwrap(), "--cache-dir", cache.path().to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("setpriv runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    let line = stderr.lines().rfind(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("refused bpf()") && line.contains("run as root"), "{line}");
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("error")).count(), 1, "{stderr}");
+}
