@@ -10,8 +10,10 @@
 
 pub mod bench;
 pub mod bpffs;
+pub mod compare;
 pub mod error;
 pub mod flavor;
+pub mod interleave;
 pub mod interrupt;
 pub mod packet;
 pub mod program;
