@@ -1,0 +1,204 @@
+//! [`AgentCommand`]: an external coding agent (any command line) as a [`Model`].
+//!
+//! The command runs as `sh -c CMD` in the given directory (the attempt's worktree) with the prompt
+//! on standard input and in a file named by `BFPERF_PROMPT_FILE` (kept outside the worktree so it
+//! never shows up in the diff). Its standard output is the answer. It gets no [`ToolHost`]: it
+//! edits files with its own tools, and the caller enforces the scope on the resulting diff.
+//! The command runs in its own process group, which is killed when the command ends or times out,
+//! so nothing it started is left running.
+
+use super::{AgentError, Conversation, Model, Outcome, ToolHost};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The environment variable naming the file that holds the prompt.
+pub const PROMPT_FILE_VAR: &str = "BFPERF_PROMPT_FILE";
+
+/// An external agent command run in a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCommand {
+    /// The shell command line (`sh -c` runs it).
+    pub command: String,
+    /// The directory it runs in.
+    pub dir: PathBuf,
+    /// How long it may run before it is killed (default 30 minutes).
+    pub timeout: Duration,
+}
+
+impl AgentCommand {
+    /// Run `command` in `dir` with the default timeout.
+    pub fn new(command: impl Into<String>, dir: impl Into<PathBuf>) -> Self {
+        AgentCommand { command: command.into(), dir: dir.into(), timeout: Duration::from_secs(30 * 60) }
+    }
+
+    /// The same command with another timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Run the command with `prompt` and return its standard output.
+    pub fn run(&self, prompt: &str) -> Result<String, AgentError> {
+        let spawn_error = |reason: String| AgentError::CommandSpawn { command: self.command.clone(), reason };
+        let mut prompt_file = tempfile::Builder::new()
+            .prefix("bfperf-prompt-")
+            .suffix(".md")
+            .tempfile()
+            .map_err(|e| spawn_error(format!("cannot write the prompt file: {e}")))?;
+        prompt_file
+            .write_all(prompt.as_bytes())
+            .and_then(|_| prompt_file.flush())
+            .map_err(|e| spawn_error(format!("cannot write the prompt file: {e}")))?;
+
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(&self.command)
+            .current_dir(&self.dir)
+            .env(PROMPT_FILE_VAR, prompt_file.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| spawn_error(format!("{e} (in {})", self.dir.display())))?;
+        let group = Pid::from_raw(child.id() as i32);
+
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let prompt_owned = prompt.to_string();
+        // A command that never reads its input gets a broken pipe here; that is not an error.
+        let writer = thread::spawn(move || drop(stdin.write_all(prompt_owned.as_bytes())));
+        let stdout = reader(child.stdout.take().expect("stdout is piped"));
+        let stderr = reader(child.stderr.take().expect("stderr is piped"));
+
+        let deadline = Instant::now() + self.timeout;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() >= deadline => break None,
+                Ok(None) => thread::sleep(Duration::from_millis(20)),
+                Err(e) => {
+                    let _ = killpg(group, Signal::SIGKILL);
+                    let _ = child.wait();
+                    return Err(spawn_error(format!("cannot wait for it: {e}")));
+                }
+            }
+        };
+        // Whatever the command left running in its group goes too (ESRCH when nothing is left).
+        let _ = killpg(group, Signal::SIGKILL);
+        let Some(status) = status else {
+            let _ = child.wait();
+            return Err(AgentError::CommandTimedOut { command: self.command.clone(), timeout: self.timeout });
+        };
+        let _ = writer.join();
+        let out = stdout.join().unwrap_or_default();
+        let err = stderr.join().unwrap_or_default();
+        if !status.success() {
+            return Err(AgentError::CommandFailed {
+                command: self.command.clone(),
+                status: describe(status),
+                stderr_tail: tail(&String::from_utf8_lossy(&err), 20, 4_000),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+}
+
+impl Model for AgentCommand {
+    /// Runs the command once with the system prompt and the user message as one prompt; the
+    /// tools and the turn limit do not apply (the agent brings its own), and usage is zero.
+    fn converse(&mut self, req: &Conversation, _tools: &mut dyn ToolHost) -> Result<Outcome, AgentError> {
+        let prompt = format!("{}\n\n{}\n", req.system.trim_end(), req.user.trim_end());
+        Ok(Outcome { text: self.run(&prompt)?, ..Outcome::default() })
+    }
+}
+
+fn reader(mut stream: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stream.read_to_end(&mut buf);
+        buf
+    })
+}
+
+fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => status.to_string(),
+    }
+}
+
+/// The last `lines` lines of `text`, at most `max_chars` characters.
+fn tail(text: &str, lines: usize, max_chars: usize) -> String {
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    let joined = all[all.len().saturating_sub(lines)..].join("\n");
+    let count = joined.chars().count();
+    if count <= max_chars {
+        return joined;
+    }
+    joined.chars().skip(count - max_chars).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::{Effort, NoTools};
+
+    #[test]
+    fn prompt_arrives_on_stdin_and_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = AgentCommand::new(r#"cat > stdin.txt; cp "$BFPERF_PROMPT_FILE" file.txt; pwd"#, dir.path());
+        let out = cmd.run("make it faster").unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join("stdin.txt")).unwrap(), "make it faster");
+        assert_eq!(std::fs::read_to_string(dir.path().join("file.txt")).unwrap(), "make it faster");
+        assert_eq!(out.trim(), dir.path().canonicalize().unwrap().to_str().unwrap());
+    }
+
+    #[test]
+    fn failure_shows_the_stderr_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = AgentCommand::new("for i in $(seq 1 50); do echo line$i >&2; done; exit 3", dir.path());
+        match cmd.run("x") {
+            Err(e @ AgentError::CommandFailed { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains("exit code 3") && msg.contains("line50") && !msg.contains("line30\n"), "{msg}");
+            }
+            other => panic!("expected CommandFailed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = AgentCommand::new("sleep 30 & sleep 30", dir.path()).with_timeout(Duration::from_millis(300));
+        let start = Instant::now();
+        assert!(matches!(cmd.run("x"), Err(AgentError::CommandTimedOut { .. })));
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_command_ignoring_stdin_still_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = AgentCommand::new("echo ok", dir.path());
+        let req = Conversation { system: "s".into(), user: "u".repeat(1 << 20), max_turns: 1, effort: Effort::Low };
+        assert_eq!(cmd.converse(&req, &mut NoTools).unwrap().text, "ok\n");
+    }
+
+    #[test]
+    fn missing_directory_is_a_spawn_error() {
+        let cmd = AgentCommand::new("true", "/nonexistent/bfperf");
+        assert!(matches!(cmd.run("x"), Err(AgentError::CommandSpawn { .. })));
+    }
+
+    #[test]
+    fn tail_keeps_the_end() {
+        assert_eq!(tail("a\nb\nc\n", 2, 100), "b\nc");
+        assert_eq!(tail("abcdef", 5, 3), "def");
+    }
+}
