@@ -27,7 +27,13 @@ fn bench_builds_the_tree_out_of_place_and_writes_json() {
     assert_eq!(repo.status(), "", "the user's tree is untouched (no build dir, no change)");
 
     // Second run: cmake is not configured again (incremental build).
-    let log = std::fs::read_dir(cache.path().join("builds")).unwrap().next().unwrap().unwrap().path().join("bfperf-build.log");
+    let log = std::fs::read_dir(cache.path().join("builds"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("bfperf-build.log");
     let configures = |l: &str| l.matches("$ cmake").count();
     let before = configures(&std::fs::read_to_string(&log).unwrap());
     let run = xtask(&args, cache.path());
@@ -47,7 +53,11 @@ fn list_needs_no_sources_and_filters() {
 
 fn one_error_line(run: &bfperf_tests::Run) -> &str {
     assert_ne!(run.code, 0, "expected a failure, got stdout:\n{}", run.stdout);
-    let line = run.stderr.lines().rfind(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line in:\n{}", run.stderr));
+    let line = run
+        .stderr
+        .lines()
+        .rfind(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in:\n{}", run.stderr));
     line
 }
 

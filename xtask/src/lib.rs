@@ -2,8 +2,14 @@
 //! out commits, comparing and tracking benchmark results, and the optimize
 //! loop. `main.rs` is a thin command line over these modules.
 
+pub mod agent;
 pub mod bench;
 pub mod build;
+pub mod compare;
+pub mod host;
+pub mod lock;
 pub mod progress;
+pub mod report;
 pub mod sources;
 pub mod workspace;
+pub mod worktree;

@@ -2,10 +2,13 @@
 //! the work is in the library modules.
 
 use anyhow::{Context as _, Result};
-use bench_harness::{report, results::Status, runner::SamplingConfig, suite};
+use bench_harness::compare::MIN_PAIRED_ROUNDS;
+use bench_harness::interleave::CompareConfig;
+use bench_harness::results::write_atomic;
+use bench_harness::{results::Status, runner::SamplingConfig, suite};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use xtask::{bench, workspace};
+use xtask::{bench, compare, host, lock, report, workspace};
 
 /// Performance tooling for bpfilter's generated BPF programs.
 #[derive(Parser, Debug)]
@@ -24,6 +27,106 @@ enum Command {
         cargo xtask bench --bfcli ~/bpfilter/build/output/sbin/bfcli --json-output results.json\n  \
         cargo xtask bench --list")]
     Bench(BenchArgs),
+    /// Compare two revisions of bpfilter: paired, interleaved rounds, a verdict per case.
+    #[command(after_help = "Examples:\n  \
+        cargo xtask bench-compare HEAD~1 HEAD --sources ~/bpfilter\n  \
+        cargo xtask bench-compare main wip                 # your uncommitted changes vs main\n  \
+        cargo xtask bench-compare HEAD HEAD --filter prologue   # A/A: measures the noise\n  \
+        cargo xtask bench-compare --quick @{upstream} HEAD --fail-on regression\n  \
+        cargo xtask bench-compare v0.5.0 HEAD --markdown pr-comment.md --json-output cmp.json\n\n\
+        Exit codes: 0 done; 1 error; 2 --fail-on triggered; 3 --fail-on-benchmark-error triggered.")]
+    BenchCompare(CompareArgs),
+}
+
+#[derive(Args, Debug)]
+struct CompareArgs {
+    /// The baseline revision (ref, SHA, branch, tag).
+    base: String,
+    /// The revision to judge (ref, SHA, branch, tag, or `wip` for uncommitted changes).
+    reference: String,
+    /// The bpfilter checkout [default: $BPFILTER_SOURCES].
+    #[arg(long, value_name = "PATH")]
+    sources: Option<PathBuf>,
+    /// Only cases whose name contains one of these comma-separated substrings
+    /// [default: all but the 2^20-element chain load].
+    #[arg(long, short, value_name = "PATTERNS")]
+    filter: Option<String>,
+    /// Smallest |Δ| in % reported as faster/slower.
+    #[arg(long, default_value_t = CompareConfig::default().threshold_pct, value_name = "PCT")]
+    threshold: f64,
+    /// Stop adding rounds after this many seconds of measuring.
+    #[arg(long, value_name = "SECONDS")]
+    time_budget: Option<f64>,
+    /// Stop adding rounds to a case once its interval is narrower than this, in percentage points.
+    #[arg(long, value_name = "PCT")]
+    target_ci: Option<f64>,
+    /// Rounds every case gets (at least 6).
+    #[arg(long, value_name = "N")]
+    min_rounds: Option<usize>,
+    /// Rounds no case goes beyond.
+    #[arg(long, value_name = "N")]
+    max_rounds: Option<usize>,
+    /// Pre-push mode: fewer, shorter rounds; same statistics, wider intervals.
+    #[arg(long)]
+    quick: bool,
+    /// Write the comparison as JSON (schema bfperf.compare.v1).
+    #[arg(long, value_name = "FILE")]
+    json_output: Option<PathBuf>,
+    /// Write a Markdown table ready to paste as a pull-request comment.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// Exit with 2 when a case is significantly slower (regression), faster (improvement) or either (any).
+    #[arg(long, value_enum, value_name = "WHAT")]
+    fail_on: Option<compare::FailOn>,
+    /// Exit with 3 when a case failed or was unsupported on either side.
+    #[arg(long)]
+    fail_on_benchmark_error: bool,
+    #[command(flatten)]
+    host: HostArgs,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+struct HostArgs {
+    /// Pin the measuring process to this CPU.
+    #[arg(long, value_name = "CPU")]
+    cpu_pin: Option<usize>,
+    /// Measure under SCHED_FIFO so nothing preempts a sample.
+    #[arg(long)]
+    no_preempt: bool,
+    /// Bind CPUs and memory to this NUMA node.
+    #[arg(long, value_name = "NODE")]
+    bind_node: Option<usize>,
+    /// Run inside this systemd slice (transient scope via systemd-run).
+    #[arg(long, value_name = "NAME")]
+    slice: Option<String>,
+    /// Fail at once if another benchmark runs on this host, instead of waiting for it.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+impl HostArgs {
+    /// Enter the slice (re-exec), take the host lock, apply isolation.
+    fn enter(&self, cache: &std::path::Path, what: &str) -> Result<Option<lock::RunLock>> {
+        if let Some(slice) = &self.slice {
+            if let Some(code) = host::reexec_in_slice(slice)? {
+                std::process::exit(code);
+            }
+        }
+        let wait = if self.no_wait { lock::Wait::No } else { lock::Wait::Yes };
+        let held = lock::RunLock::acquire(&lock::default_path(cache), wait, what)?;
+        let isolation = host::Isolation {
+            cpu_pin: self.cpu_pin,
+            no_preempt: self.no_preempt,
+            bind_node: self.bind_node,
+            slice: self.slice.clone(),
+        };
+        for line in isolation.apply()? {
+            eprintln!("host: {line}");
+        }
+        Ok(Some(held))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -45,6 +148,8 @@ struct BenchArgs {
     json_output: Option<PathBuf>,
     #[command(flatten)]
     sampling: SamplingArgs,
+    #[command(flatten)]
+    host: HostArgs,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -76,13 +181,63 @@ fn main() {
     let cli = Cli::parse();
     bench_harness::interrupt::install();
     let result = match cli.command {
-        Command::Bench(args) => cmd_bench(args),
+        Command::Bench(args) => cmd_bench(args).map(|()| 0),
+        Command::BenchCompare(args) => cmd_compare(args),
     };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        let code = if bench_harness::interrupt::requested() { 130 } else { 1 };
-        std::process::exit(code);
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let code = if bench_harness::interrupt::requested() { 130 } else { 1 };
+            std::process::exit(code);
+        }
     }
+}
+
+fn cmd_compare(args: CompareArgs) -> Result<i32> {
+    let cache = workspace::cache_dir(args.common.cache_dir.as_deref())?;
+    let _lock = args.host.enter(&cache, &format!("bench-compare {} {}", args.base, args.reference))?;
+    let mut config = if args.quick { CompareConfig::quick() } else { CompareConfig::default() };
+    config.threshold_pct = args.threshold;
+    if let Some(b) = args.time_budget {
+        config.time_budget_s = b;
+    }
+    if let Some(t) = args.target_ci {
+        config.target_ci_pct = t;
+    }
+    if let Some(n) = args.min_rounds {
+        anyhow::ensure!(
+            n >= MIN_PAIRED_ROUNDS,
+            "--min-rounds {n}: at least {MIN_PAIRED_ROUNDS} rounds are needed for an interval"
+        );
+        config.min_rounds = n;
+        config.max_rounds = config.max_rounds.max(n);
+    }
+    if let Some(n) = args.max_rounds {
+        config.max_rounds = n.max(config.min_rounds);
+    }
+    let opts = compare::CompareOptions {
+        sources: args.sources,
+        base: args.base,
+        reference: args.reference,
+        filter: args.filter,
+        config,
+        cache,
+    };
+    let comparison = compare::run(&opts)?;
+    println!("{}", report::compare_table(&comparison, color()));
+    print!("{}", report::summary(&comparison));
+    if let Some(path) = &args.json_output {
+        let json = serde_json::to_vec_pretty(&comparison)?;
+        write_atomic(path, &json).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("JSON: {}", path.display());
+    }
+    if let Some(path) = &args.markdown {
+        write_atomic(path, report::markdown(&comparison).as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("Markdown: {}", path.display());
+    }
+    Ok(compare::exit_code(&comparison, args.fail_on, args.fail_on_benchmark_error))
 }
 
 fn color() -> bool {
@@ -97,20 +252,27 @@ fn cmd_bench(args: BenchArgs) -> Result<()> {
         }
         return Ok(());
     }
+    let cache = workspace::cache_dir(args.common.cache_dir.as_deref())?;
+    let _lock = args.host.enter(&cache, "bench")?;
     let opts = bench::BenchOptions {
         sources: args.sources,
         bfcli: args.bfcli,
         filter: args.filter,
         sampling: args.sampling.config(),
-        cache: workspace::cache_dir(args.common.cache_dir.as_deref())?,
+        cache,
     };
     let results = bench::run(&opts)?;
-    println!("{}", report::run_table(&results, color()));
-    for line in report::floor_lines(&results) {
+    println!("{}", bench_harness::report::run_table(&results, color()));
+    for line in bench_harness::report::floor_lines(&results) {
         println!("{line}");
     }
     let commit = results.source.commit.as_deref().map(|c| format!(" at {}", &c[..c.len().min(12)])).unwrap_or_default();
-    println!("{}{commit}: {} in {:.1} s", results.source.bfcli, report::status_counts(&results), results.wall_time_s);
+    println!(
+        "{}{commit}: {} in {:.1} s",
+        results.source.bfcli,
+        bench_harness::report::status_counts(&results),
+        results.wall_time_s
+    );
     let path = match args.json_output {
         Some(p) => p,
         None => {

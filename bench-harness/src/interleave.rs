@@ -1,0 +1,434 @@
+//! Paired, interleaved measurement of two builds (BASE and REF): both
+//! programs of a case are loaded at once, each from its own bpffs, and
+//! measured in alternating rounds (ABBA: AB, BA, AB, ...), so drifts of the
+//! machine (frequency, cache, noisy neighbours) hit both sides alike and
+//! cancel in the per-round ratio.
+//!
+//! Rounds are adaptive: every case first gets `min_rounds`; then, while the
+//! time budget lasts, the case with the widest confidence interval gets more,
+//! until every interval is narrower than the target or `max_rounds` is hit.
+
+use crate::bench::Side;
+use crate::compare::{self, Change, RatioEstimate};
+use crate::error::{HarnessError, Result};
+use crate::program::{Bfcli, ProgramMetrics};
+use crate::results::{HostInfo, SourceInfo, Status, Unit, HARNESS_VERSION};
+use crate::runner::{self, RunInput};
+use crate::suite::{Case, Flags, Measure, CHAIN_NAME};
+use crate::{flavor::Flavor, program::Program};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// Schema identifier of [`Comparison`].
+pub const SCHEMA: &str = "bfperf.compare.v1";
+
+/// Rounds added at once to a case whose interval is still too wide.
+const BATCH: usize = 4;
+
+/// How a comparison is measured and judged.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CompareConfig {
+    /// Target duration of one sample (one test-run call), in ms.
+    pub sample_ms: f64,
+    /// Untimed calls per side before the first round.
+    pub warmup: usize,
+    /// Rounds every case gets.
+    pub min_rounds: usize,
+    /// Rounds no case goes beyond.
+    pub max_rounds: usize,
+    /// Stop adding rounds to a case once its CI is narrower than this, in % of the estimate.
+    pub target_ci_pct: f64,
+    /// Wall-time budget of the measuring phase, in seconds.
+    pub time_budget_s: f64,
+    /// |Δ| below this is `no change` even when significant, in %.
+    pub threshold_pct: f64,
+    /// Confidence level of the intervals.
+    pub level: f64,
+}
+
+impl Default for CompareConfig {
+    fn default() -> Self {
+        CompareConfig {
+            sample_ms: 10.0,
+            warmup: 2,
+            min_rounds: 12,
+            max_rounds: 80,
+            target_ci_pct: 2.0,
+            time_budget_s: 150.0,
+            threshold_pct: 1.0,
+            level: 0.95,
+        }
+    }
+}
+
+impl CompareConfig {
+    /// `--quick`: fewer, shorter rounds; the same statistics, wider intervals.
+    pub fn quick() -> Self {
+        CompareConfig {
+            sample_ms: 5.0,
+            warmup: 1,
+            min_rounds: 8,
+            max_rounds: 16,
+            time_budget_s: 30.0,
+            ..Self::default()
+        }
+    }
+}
+
+/// One side's identity in a comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SideInfo {
+    /// Label shown in tables (`a1b2c3 (HEAD~1)`).
+    pub label: String,
+    /// What was built.
+    pub source: SourceInfo,
+}
+
+/// The comparison of one case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseComparison {
+    /// Case name.
+    pub name: String,
+    /// Flavor of the program.
+    pub flavor: Flavor,
+    /// Upstream's flags.
+    pub flags: Flags,
+    /// Unit of the samples.
+    pub unit: Unit,
+    /// Outcome on BASE.
+    pub base_status: Status,
+    /// Outcome on REF.
+    pub ref_status: Status,
+    /// Repeat count used on both sides (runtime cases).
+    pub repeat: Option<u32>,
+    /// BASE samples, one per round.
+    pub base_samples: Vec<f64>,
+    /// REF samples, paired with `base_samples`.
+    pub ref_samples: Vec<f64>,
+    /// Exact metrics of BASE's program.
+    pub base_metrics: Option<ProgramMetrics>,
+    /// Exact metrics of REF's program.
+    pub ref_metrics: Option<ProgramMetrics>,
+    /// REF/BASE with its interval.
+    pub estimate: Option<RatioEstimate>,
+    /// The verdict.
+    pub change: Option<Change>,
+}
+
+impl CaseComparison {
+    /// Both sides measured.
+    pub fn is_ok(&self) -> bool {
+        self.base_status == Status::Ok && self.ref_status == Status::Ok
+    }
+
+    /// Median BASE sample.
+    pub fn base_median(&self) -> Option<f64> {
+        (!self.base_samples.is_empty()).then(|| crate::stats::median(&self.base_samples))
+    }
+
+    /// Median REF sample.
+    pub fn ref_median(&self) -> Option<f64> {
+        (!self.ref_samples.is_empty()).then(|| crate::stats::median(&self.ref_samples))
+    }
+
+    /// REF minus BASE xlated instructions (exact).
+    pub fn insns_delta(&self) -> Option<i64> {
+        Some(i64::from(self.ref_metrics?.xlated_insns) - i64::from(self.base_metrics?.xlated_insns))
+    }
+
+    /// REF minus BASE JITed bytes (exact).
+    pub fn jited_delta(&self) -> Option<i64> {
+        Some(i64::from(self.ref_metrics?.jited_bytes) - i64::from(self.base_metrics?.jited_bytes))
+    }
+}
+
+/// A whole comparison: BASE vs REF over the selected cases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// Producer version.
+    pub harness_version: String,
+    /// RFC 3339 start time.
+    pub started_at: String,
+    /// Wall time, in seconds.
+    pub wall_time_s: f64,
+    /// Machine.
+    pub host: HostInfo,
+    /// BASE.
+    pub base: SideInfo,
+    /// REF.
+    pub reference: SideInfo,
+    /// Whether both sides are the same build (an A/A check of the noise).
+    pub same_build: bool,
+    /// How it was measured.
+    pub config: CompareConfig,
+    /// Per case.
+    pub cases: Vec<CaseComparison>,
+    /// Geometric mean of REF/BASE over runtime cases measured on both sides.
+    pub geomean: Option<RatioEstimate>,
+}
+
+impl Comparison {
+    /// Cases judged `slower`.
+    pub fn regressions(&self) -> impl Iterator<Item = &CaseComparison> {
+        self.cases.iter().filter(|c| c.change == Some(Change::Slower))
+    }
+
+    /// Cases judged `faster`.
+    pub fn improvements(&self) -> impl Iterator<Item = &CaseComparison> {
+        self.cases.iter().filter(|c| c.change == Some(Change::Faster))
+    }
+
+    /// Cases that failed or were unsupported on either side.
+    pub fn errors(&self) -> impl Iterator<Item = &CaseComparison> {
+        self.cases.iter().filter(|c| !c.is_ok())
+    }
+
+    /// Parse a comparison, refusing other schemas.
+    pub fn from_json(text: &str) -> anyhow::Result<Self> {
+        let value: serde_json::Value = serde_json::from_str(text)?;
+        let schema = value.get("schema").and_then(|s| s.as_str()).unwrap_or("<none>");
+        anyhow::ensure!(schema == SCHEMA, "comparison schema is {schema}, expected {SCHEMA}");
+        Ok(serde_json::from_value(value)?)
+    }
+}
+
+/// What is measured in a round for one case.
+enum Subject {
+    Runtime { base: Program, reference: Program, input: RunInput, repeat: u32 },
+    ChainLoad { text: String },
+}
+
+struct Entry {
+    result: CaseComparison,
+    subject: Option<Subject>,
+}
+
+/// Progress of a comparison, for display.
+#[derive(Debug, Clone)]
+pub enum Progress<'a> {
+    /// Loading the programs of a case on both sides.
+    Loading(&'a str),
+    /// A round of a case was measured; `done` rounds of the whole run so far.
+    Round {
+        /// Case name.
+        case: &'a str,
+        /// Rounds measured so far, all cases.
+        done: usize,
+    },
+}
+
+fn is_fatal(e: &HarnessError) -> bool {
+    matches!(e, HarnessError::Interrupted | HarnessError::BpfNotPermitted(_) | HarnessError::BpfUnavailable(_))
+}
+
+fn status_of(e: HarnessError) -> Result<Status> {
+    match e {
+        e if is_fatal(&e) => Err(e),
+        HarnessError::BfcliRejected(reason) => Ok(Status::Unsupported { reason }),
+        e => Ok(Status::Failed { reason: e.to_string() }),
+    }
+}
+
+/// Load `case` on `side` and keep only the program: the chain is flushed at
+/// once (our fd keeps the program and its maps alive), so every case of the
+/// run can stay loaded in one bpffs.
+fn load_program(side: &Side, case: &Case) -> Result<Program> {
+    let chain = side.load(case)?;
+    let program = Program::from_pin(&side_pin(side), case.flavor());
+    drop(chain);
+    program
+}
+
+fn side_pin(side: &Side) -> std::path::PathBuf {
+    side.bpffs_path().join("bpfilter").join(CHAIN_NAME).join("bf_prog")
+}
+
+/// Compare `cases` between two bfclis. `base == reference` is the A/A check.
+pub fn run(
+    base: (Bfcli, SideInfo),
+    reference: (Bfcli, SideInfo),
+    cases: &[&Case],
+    config: CompareConfig,
+    mut progress: impl FnMut(Progress<'_>),
+) -> Result<Comparison> {
+    crate::interrupt::install();
+    crate::program::check_bpf_access()?;
+    crate::bpffs::sweep_stale();
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let start = Instant::now();
+    let same_build = base.0.path() == reference.0.path();
+    let (a, b) = (Side::new(base.0)?, Side::new(reference.0)?);
+
+    let mut entries = Vec::with_capacity(cases.len());
+    for case in cases {
+        progress(Progress::Loading(&case.name));
+        entries.push(prepare(&a, &b, case, &config)?);
+    }
+
+    let deadline = start + Duration::from_secs_f64(config.time_budget_s);
+    let mut done = 0;
+    // Every case gets its minimum first, so a short budget still covers the suite.
+    for entry in entries.iter_mut() {
+        for _ in 0..config.min_rounds {
+            round(&a, &b, entry)?;
+            done += 1;
+            progress(Progress::Round { case: &entry.result.name, done });
+        }
+        estimate(entry, &config);
+    }
+    loop {
+        let widest = entries
+            .iter_mut()
+            .filter(|e| e.subject.is_some() && e.result.base_samples.len() < config.max_rounds)
+            .filter_map(|e| e.result.estimate.map(|est| (relative_width_pct(&est), e)))
+            .filter(|(w, _)| *w > config.target_ci_pct)
+            .max_by(|x, y| x.0.total_cmp(&y.0));
+        let Some((_, entry)) = widest else { break };
+        if Instant::now() >= deadline {
+            break;
+        }
+        for _ in 0..BATCH.min(config.max_rounds - entry.result.base_samples.len()) {
+            round(&a, &b, entry)?;
+            done += 1;
+            progress(Progress::Round { case: &entry.result.name, done });
+        }
+        estimate(entry, &config);
+    }
+
+    let runtime: Vec<(&[f64], &[f64])> = entries
+        .iter()
+        .filter(|e| e.result.unit == Unit::NsPerPacket && e.result.estimate.is_some())
+        .map(|e| (e.result.base_samples.as_slice(), e.result.ref_samples.as_slice()))
+        .collect();
+    let geomean = compare::geometric_mean(&runtime, config.level, 2000, 0x5eed);
+    Ok(Comparison {
+        schema: SCHEMA.into(),
+        harness_version: HARNESS_VERSION.into(),
+        started_at,
+        wall_time_s: start.elapsed().as_secs_f64(),
+        host: HostInfo::current(),
+        base: base.1,
+        reference: reference.1,
+        same_build,
+        config,
+        cases: entries.into_iter().map(|e| e.result).collect(),
+        geomean,
+    })
+}
+
+fn prepare(a: &Side, b: &Side, case: &Case, config: &CompareConfig) -> Result<Entry> {
+    let mut result = CaseComparison {
+        name: case.name.clone(),
+        flavor: case.flavor(),
+        flags: case.flags,
+        unit: Unit::NsPerPacket,
+        base_status: Status::Ok,
+        ref_status: Status::Ok,
+        repeat: None,
+        base_samples: vec![],
+        ref_samples: vec![],
+        base_metrics: None,
+        ref_metrics: None,
+        estimate: None,
+        change: None,
+    };
+    let subject = match case.measure {
+        Measure::ChainLoad => {
+            result.unit = Unit::Milliseconds;
+            let text = case.chain_text();
+            // One load per side checks both accept the chain.
+            for (side, status) in [(a, &mut result.base_status), (b, &mut result.ref_status)] {
+                if let Err(e) = side.bfcli().chain_set(side.bpffs_path(), &text) {
+                    *status = status_of(e)?;
+                } else {
+                    side.bfcli().chain_flush(side.bpffs_path(), CHAIN_NAME)?;
+                }
+            }
+            result.is_ok().then_some(Subject::ChainLoad { text })
+        }
+        Measure::Runtime { packet, expected } => {
+            let input = RunInput::new(case.flavor(), packet);
+            let mut programs = vec![];
+            for (side, status, metrics) in [
+                (a, &mut result.base_status, &mut result.base_metrics),
+                (b, &mut result.ref_status, &mut result.ref_metrics),
+            ] {
+                match load_program(side, case).and_then(|p| {
+                    *metrics = Some(p.metrics());
+                    runner::check_verdict(&p, &input, expected).map(|_| p)
+                }) {
+                    Ok(p) => programs.push(p),
+                    Err(e) => *status = status_of(e)?,
+                }
+            }
+            if programs.len() == 2 {
+                let reference = programs.pop().expect("two programs");
+                let base = programs.pop().expect("two programs");
+                // The same repeat on both sides: each call does the same work count.
+                let repeat = runner::calibrate(&base, &input, Duration::from_secs_f64(config.sample_ms / 1000.0))?;
+                for _ in 0..config.warmup {
+                    runner::sample(&base, &input, repeat)?;
+                    runner::sample(&reference, &input, repeat)?;
+                }
+                result.repeat = Some(repeat);
+                Some(Subject::Runtime { base, reference, input, repeat })
+            } else {
+                None
+            }
+        }
+    };
+    Ok(Entry { result, subject })
+}
+
+/// One round: one sample per side, order alternating with the round number.
+fn round(a: &Side, b: &Side, entry: &mut Entry) -> Result<()> {
+    crate::interrupt::check()?;
+    let Some(subject) = &entry.subject else { return Ok(()) };
+    let base_first = entry.result.base_samples.len() % 2 == 0;
+    let (x, y) = match subject {
+        Subject::Runtime { base, reference, input, repeat } => {
+            let one = |p: &Program| runner::sample(p, input, *repeat);
+            if base_first {
+                let x = one(base)?;
+                (x, one(reference)?)
+            } else {
+                let y = one(reference)?;
+                (one(base)?, y)
+            }
+        }
+        Subject::ChainLoad { text } => {
+            let one = |s: &Side| -> Result<f64> {
+                let took = s.bfcli().chain_set(s.bpffs_path(), text)?;
+                s.bfcli().chain_flush(s.bpffs_path(), CHAIN_NAME)?;
+                Ok(took.as_secs_f64() * 1e3)
+            };
+            if base_first {
+                let x = one(a)?;
+                (x, one(b)?)
+            } else {
+                let y = one(b)?;
+                (one(a)?, y)
+            }
+        }
+    };
+    entry.result.base_samples.push(x);
+    entry.result.ref_samples.push(y);
+    Ok(())
+}
+
+/// Interval width relative to the estimate, in %: a +200 % change measured
+/// to ±1 % of itself is as settled as a 0 % change measured to ±1 %.
+fn relative_width_pct(est: &RatioEstimate) -> f64 {
+    (est.hi - est.lo) / est.ratio * 100.0
+}
+
+fn estimate(entry: &mut Entry, config: &CompareConfig) {
+    if entry.result.base_samples.is_empty() {
+        return;
+    }
+    let est = compare::paired_ratio(&entry.result.base_samples, &entry.result.ref_samples, config.level);
+    entry.result.change = Some(compare::classify(&est, config.threshold_pct));
+    entry.result.estimate = Some(est);
+}

@@ -1,0 +1,175 @@
+//! `cargo xtask bench-compare BASE REF`: build both revisions in their own
+//! worktrees and compare them with the paired, interleaved engine.
+
+use crate::build::Build;
+use crate::progress;
+use crate::sources::Sources;
+use crate::worktree::{Repo, Rev};
+use anyhow::{Context as _, Result};
+use bench_harness::interleave::{self, CompareConfig, Comparison, Progress, SideInfo};
+use bench_harness::program::Bfcli;
+use bench_harness::results::SourceInfo;
+use bench_harness::suite::{self, Case};
+use std::path::{Path, PathBuf};
+
+/// Cases left out unless `--filter` names them: loading a 2^20-element set
+/// takes seconds per sample, longer than the rest of the suite together.
+pub const SLOW_BY_DEFAULT: &[&str] = &["chain_set__ip4_saddr__x_elem_set/1048576"];
+
+/// The cases a comparison or history runs: `--filter`, else all but [`SLOW_BY_DEFAULT`].
+pub fn select_cases<'a>(cases: &'a [Case], filter: Option<&str>) -> Result<Vec<&'a Case>> {
+    let selected: Vec<&Case> = match filter {
+        Some(_) => suite::select(cases, filter),
+        None => cases.iter().filter(|c| !SLOW_BY_DEFAULT.contains(&c.name.as_str())).collect(),
+    };
+    anyhow::ensure!(
+        !selected.is_empty(),
+        "no case matches --filter {:?}; see cargo xtask bench --list",
+        filter.unwrap_or("")
+    );
+    Ok(selected)
+}
+
+/// The cache layout of one repository: its worktrees and build directories.
+#[derive(Debug, Clone)]
+pub struct RepoCache {
+    /// `<cache>/worktrees/<repo>`.
+    pub worktrees: PathBuf,
+    /// `<cache>/builds/<repo>`.
+    pub builds: PathBuf,
+}
+
+impl RepoCache {
+    /// The layout for the repository at `root` under `cache`.
+    pub fn new(cache: &Path, root: &Path) -> Self {
+        let key = crate::workspace::path_key(root);
+        RepoCache { worktrees: cache.join("worktrees").join(&key), builds: cache.join("builds").join(key) }
+    }
+}
+
+/// Check `rev` out in `slot` and build its bfcli. On a build failure the
+/// slot's worktree is removed (nothing half-built is left) and the error
+/// carries the log tail.
+pub fn build_rev(repo: &Repo, layout: &RepoCache, slot: &str, rev: &Rev) -> Result<Bfcli> {
+    let tree = repo.checkout(&layout.worktrees, slot, rev)?;
+    let build = Build::new(&tree, &layout.builds.join(slot));
+    let spin = progress::spinner(format!("building {} ({slot})", rev.label()));
+    let built = build.bfcli_built();
+    spin.finish_and_clear();
+    match built {
+        Ok(path) => Ok(Bfcli::new(path)?),
+        Err(e) => {
+            let _ = repo.remove_slot(&layout.worktrees, slot);
+            Err(e.context(format!("cannot build {}", rev.label())))
+        }
+    }
+}
+
+/// What to compare and how.
+#[derive(Debug, Clone)]
+pub struct CompareOptions {
+    /// The bpfilter checkout.
+    pub sources: Option<PathBuf>,
+    /// BASE ref.
+    pub base: String,
+    /// REF ref (`wip` allowed).
+    pub reference: String,
+    /// Case filter.
+    pub filter: Option<String>,
+    /// Measurement and verdict settings.
+    pub config: CompareConfig,
+    /// Cache directory.
+    pub cache: PathBuf,
+}
+
+fn side_info(repo: &Repo, rev: &Rev, bfcli: &Bfcli) -> SideInfo {
+    let source = SourceInfo {
+        bfcli: bfcli.path().display().to_string(),
+        commit: Some(rev.oid().to_string()),
+        dirty: matches!(rev, Rev::Wip { .. }),
+    };
+    let subject = repo.subject(rev.oid());
+    let label = if matches!(rev, Rev::Wip { .. }) { rev.label() } else { format!("{} {subject}", rev.label()) };
+    SideInfo { label, source }
+}
+
+/// Build both sides and run the comparison.
+pub fn run(opts: &CompareOptions) -> Result<Comparison> {
+    let sources = Sources::from_arg_or_env(opts.sources.as_deref())?;
+    let repo = Repo::open(sources.root())?;
+    let base = repo.resolve(&opts.base)?;
+    let reference = repo.resolve(&opts.reference)?;
+    let cases = suite::suite();
+    let selected = select_cases(&cases, opts.filter.as_deref())?;
+    let layout = RepoCache::new(&opts.cache, repo.root());
+
+    let same = base == reference;
+    if same {
+        eprintln!("BASE and REF are the same revision: this is an A/A run, measuring the noise (every verdict should be `no change`)");
+    }
+    let base_bfcli = build_rev(&repo, &layout, "base", &base)?;
+    let ref_bfcli = if same { base_bfcli.clone() } else { build_rev(&repo, &layout, "ref", &reference)? };
+    let sides = (
+        (base_bfcli.clone(), side_info(&repo, &base, &base_bfcli)),
+        (ref_bfcli.clone(), side_info(&repo, &reference, &ref_bfcli)),
+    );
+
+    let bar = progress::bar(selected.len() as u64, "loading");
+    let min_total = (selected.len() * opts.config.min_rounds) as u64;
+    let mut measuring = false;
+    let comparison = interleave::run(sides.0, sides.1, &selected, opts.config, |p| match p {
+        Progress::Loading(name) => {
+            bar.set_message(name.to_owned());
+            bar.inc(1);
+        }
+        Progress::Round { case, done } => {
+            if !measuring {
+                measuring = true;
+                bar.set_prefix("measuring");
+                bar.set_length(min_total);
+                bar.set_position(0);
+            }
+            if done as u64 > bar.length().unwrap_or(0) {
+                bar.set_length(done as u64);
+            }
+            bar.set_position(done as u64);
+            bar.set_message(case.to_owned());
+        }
+    });
+    bar.finish_and_clear();
+    comparison.context("comparison aborted")
+}
+
+/// Exit-code policy of `--fail-on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// A case significantly slower.
+    Regression,
+    /// A case significantly faster (e.g. to force updating a baseline).
+    Improvement,
+    /// Either.
+    Any,
+}
+
+/// Exit code when `--fail-on` triggers.
+pub const EXIT_SIGNIFICANT: i32 = 2;
+/// Exit code when `--fail-on-benchmark-error` triggers.
+pub const EXIT_BENCHMARK_ERROR: i32 = 3;
+
+/// The exit code a comparison warrants under the given flags (0 when none triggers).
+pub fn exit_code(c: &Comparison, fail_on: Option<FailOn>, fail_on_error: bool) -> i32 {
+    if fail_on_error && c.errors().next().is_some() {
+        return EXIT_BENCHMARK_ERROR;
+    }
+    let hit = match fail_on {
+        None => false,
+        Some(FailOn::Regression) => c.regressions().next().is_some(),
+        Some(FailOn::Improvement) => c.improvements().next().is_some(),
+        Some(FailOn::Any) => c.regressions().chain(c.improvements()).next().is_some(),
+    };
+    if hit {
+        EXIT_SIGNIFICANT
+    } else {
+        0
+    }
+}
