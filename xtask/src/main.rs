@@ -8,7 +8,7 @@ use bench_harness::results::write_atomic;
 use bench_harness::{results::Status, runner::SamplingConfig, suite};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use xtask::{bench, compare, host, lock, report, workspace};
+use xtask::{bench, compare, history, host, lock, report, workspace};
 
 /// Performance tooling for bpfilter's generated BPF programs.
 #[derive(Parser, Debug)]
@@ -36,6 +36,72 @@ enum Command {
         cargo xtask bench-compare v0.5.0 HEAD --markdown pr-comment.md --json-output cmp.json\n\n\
         Exit codes: 0 done; 1 error; 2 --fail-on triggered; 3 --fail-on-benchmark-error triggered.")]
     BenchCompare(CompareArgs),
+    /// Benchmark every commit of a range, find where performance changed, write an HTML report.
+    #[command(after_help = "Examples:\n  \
+        cargo xtask bench-history --since v0.5.0 --until HEAD --sources ~/bpfilter\n  \
+        cargo xtask bench-history --since HEAD~10 --until wip --filter prologue\n  \
+        cargo xtask bench-history --since HEAD~5 --until HEAD --retry failed\n  \
+        cargo xtask bench-history --since main~20 --until main --fail-on-significant-change worse\n\n\
+        Results are cached per (commit, host, harness version, suite): a second run builds nothing.\n\
+        Exit codes: 0 done; 1 error; 2 --fail-on-significant-change triggered; 3 a --fail-on-*-commit-failure flag triggered.")]
+    BenchHistory(HistoryArgs),
+}
+
+#[derive(Args, Debug)]
+struct HistoryArgs {
+    /// Oldest commit of the range (included).
+    #[arg(long, value_name = "REF")]
+    since: String,
+    /// Newest commit of the range (included), or `wip` for the uncommitted changes on top of HEAD.
+    #[arg(long, value_name = "REF|wip", default_value = "HEAD")]
+    until: String,
+    /// Also benchmark this commit (repeatable).
+    #[arg(long, value_name = "REF")]
+    include: Vec<String>,
+    /// Measure cached commits again: `failed`, `all`, or one REF.
+    #[arg(long, value_name = "failed|all|REF")]
+    retry: Option<history::Retry>,
+    /// The bpfilter checkout [default: $BPFILTER_SOURCES].
+    #[arg(long, value_name = "PATH")]
+    sources: Option<PathBuf>,
+    /// Only cases whose name contains one of these comma-separated substrings.
+    #[arg(long, short, value_name = "PATTERNS")]
+    filter: Option<String>,
+    /// Smallest |Δ| in % reported as a change.
+    #[arg(long, default_value_t = 1.0, value_name = "PCT")]
+    threshold: f64,
+    /// Write the HTML report here [default: <cache>/reports/history-<time>.html].
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Write the history as JSON.
+    #[arg(long, value_name = "FILE")]
+    json_output: Option<PathBuf>,
+    /// Exit with 2 on a significant change: `better`, `worse` or `any`.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    fail_on_significant_change: Option<SignificantChange>,
+    /// Exit with 3 when the newest commit failed to build.
+    #[arg(long)]
+    fail_on_last_commit_failure: bool,
+    /// Exit with 3 when any commit failed to build.
+    #[arg(long)]
+    fail_on_any_commit_failure: bool,
+    /// Fewer, shorter rounds per pair of commits; same statistics, wider intervals.
+    #[arg(long)]
+    quick: bool,
+    /// Measuring budget per pair of consecutive commits, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    time_budget: Option<f64>,
+    #[command(flatten)]
+    host: HostArgs,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SignificantChange {
+    Better,
+    Worse,
+    Any,
 }
 
 #[derive(Args, Debug)]
@@ -183,6 +249,7 @@ fn main() {
     let result = match cli.command {
         Command::Bench(args) => cmd_bench(args).map(|()| 0),
         Command::BenchCompare(args) => cmd_compare(args),
+        Command::BenchHistory(args) => cmd_history(args),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -192,6 +259,74 @@ fn main() {
             std::process::exit(code);
         }
     }
+}
+
+fn cmd_history(args: HistoryArgs) -> Result<i32> {
+    use bench_harness::compare::Change;
+    let cache = workspace::cache_dir(args.common.cache_dir.as_deref())?;
+    let _lock = args.host.enter(&cache, &format!("bench-history {}..{}", args.since, args.until))?;
+    let opts = history::HistoryOptions {
+        sources: args.sources,
+        since: args.since,
+        until: args.until,
+        include: args.include,
+        retry: args.retry,
+        filter: args.filter,
+        config: {
+            let mut c = if args.quick {
+                CompareConfig::quick()
+            } else {
+                CompareConfig { time_budget_s: 60.0, ..CompareConfig::default() }
+            };
+            c.threshold_pct = args.threshold;
+            c.level = history::LEVEL;
+            if let Some(b) = args.time_budget {
+                c.time_budget_s = b;
+            }
+            c
+        },
+        cache: cache.clone(),
+    };
+    let hist = history::run(&opts)?;
+    for p in &hist.points {
+        let state = match &p.status {
+            history::PointStatus::Measured { cached: true } => "cached".to_string(),
+            history::PointStatus::Measured { cached: false } => "measured".to_string(),
+            history::PointStatus::BuildFailed { .. } => "BUILD FAILED".to_string(),
+        };
+        println!("{:<12} {:<9} {}", p.label, state, p.subject);
+    }
+    if hist.changes.is_empty() {
+        println!("no significant change along {} commits (threshold {:.1} %)", hist.points.len(), hist.threshold_pct);
+    }
+    for c in &hist.changes {
+        let word = if c.change.change == Change::Slower { "slower" } else { "faster" };
+        println!("{word:>6} {:<42} at {} {}: {}", c.case, c.commit, c.subject, report::delta(&c.change.estimate));
+    }
+    let html = args.html.unwrap_or_else(|| {
+        cache.join("reports").join(format!("history-{}.html", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")))
+    });
+    write_atomic(&html, history::html::render(&hist).as_bytes())
+        .with_context(|| format!("cannot write {}", html.display()))?;
+    println!("report: {}", html.display());
+    if let Some(path) = &args.json_output {
+        write_atomic(path, &serde_json::to_vec_pretty(&hist)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("JSON: {}", path.display());
+    }
+    let failed = |p: &history::Point| matches!(p.status, history::PointStatus::BuildFailed { .. });
+    if (args.fail_on_any_commit_failure && hist.points.iter().any(failed))
+        || (args.fail_on_last_commit_failure && hist.points.last().is_some_and(failed))
+    {
+        return Ok(compare::EXIT_BENCHMARK_ERROR);
+    }
+    let significant = match args.fail_on_significant_change {
+        None => false,
+        Some(SignificantChange::Better) => hist.changes_of(Change::Faster).next().is_some(),
+        Some(SignificantChange::Worse) => hist.changes_of(Change::Slower).next().is_some(),
+        Some(SignificantChange::Any) => !hist.changes.is_empty(),
+    };
+    Ok(if significant { compare::EXIT_SIGNIFICANT } else { 0 })
 }
 
 fn cmd_compare(args: CompareArgs) -> Result<i32> {

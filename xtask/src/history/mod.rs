@@ -1,0 +1,412 @@
+//! `cargo xtask bench-history`: benchmark every commit of a range (oldest
+//! first), find the commits that changed performance, and write a
+//! self-contained HTML report.
+//!
+//! Each commit is compared with the previous one that built, with the same
+//! paired, interleaved engine as `bench-compare`. Comparing separate runs
+//! instead (each commit measured alone, then tested unpaired) was tried and
+//! rejected: run-to-run differences of separately loaded programs reached
+//! ±40 % on this class of machine while within-run samples agreed to ±3 %, so
+//! README-only commits were flagged as changes. Builds are cached per commit
+//! and comparisons per (parent, commit, host, harness version, suite), so a
+//! second run builds and measures nothing.
+
+pub mod cache;
+pub mod html;
+
+use crate::build::Build;
+use crate::compare::{select_cases, RepoCache};
+use crate::progress;
+use crate::sources::Sources;
+use crate::worktree::{short, Repo, Rev};
+use anyhow::{Context as _, Result};
+use bench_harness::compare::{Change, HistoryChange};
+use bench_harness::interleave::{self, CaseComparison, CompareConfig, Comparison, SideInfo};
+use bench_harness::program::Bfcli;
+use bench_harness::results::{CaseResult, RunResults, SourceInfo, Status, HARNESS_VERSION, SCHEMA};
+use bench_harness::stats::Summary;
+use bench_harness::suite::{self, Case};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Each commit is judged against this many predecessors: its nearest one
+/// that built, in a paired comparison (see the module documentation).
+pub const WINDOW: usize = 1;
+/// Confidence level of history verdicts: each commit is a test, so a
+/// stricter level than a single comparison keeps false alarms rare.
+pub const LEVEL: f64 = 0.99;
+
+/// Which cached results to measure again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// Commits whose build or run failed.
+    Failed,
+    /// Every commit.
+    All,
+    /// One commit (resolved ref).
+    Commit(String),
+}
+
+impl std::str::FromStr for Retry {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "failed" => Retry::Failed,
+            "all" => Retry::All,
+            other => Retry::Commit(other.to_owned()),
+        })
+    }
+}
+
+/// What happened to one commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PointStatus {
+    /// Measured (now or from the cache).
+    Measured {
+        /// Whether the result came from the cache.
+        cached: bool,
+    },
+    /// The commit did not build; it is skipped.
+    BuildFailed {
+        /// The error, log tail included.
+        reason: String,
+    },
+}
+
+/// One commit of the history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// Full commit id (`wip` points: HEAD's).
+    pub commit: String,
+    /// Short id, or `wip`.
+    pub label: String,
+    /// Commit subject.
+    pub subject: String,
+    /// Outcome.
+    pub status: PointStatus,
+    /// The run, when measured.
+    pub results: Option<RunResults>,
+}
+
+impl Point {
+    /// Samples of `case` at this commit; empty when it was not measured ok.
+    pub fn samples(&self, case: &str) -> Vec<f64> {
+        self.results
+            .as_ref()
+            .and_then(|r| r.cases.iter().find(|c| c.name == case))
+            .filter(|c| c.status == Status::Ok)
+            .map(|c| c.samples.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A significant change of one case at one commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseChange {
+    /// Case name.
+    pub case: String,
+    /// Commit label.
+    pub commit: String,
+    /// Commit subject.
+    pub subject: String,
+    /// The change (index into `points`, estimate vs the window before it).
+    pub change: HistoryChange,
+}
+
+/// A whole history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// The repository.
+    pub repo: String,
+    /// Case names, in suite order.
+    pub cases: Vec<String>,
+    /// Commits, oldest first.
+    pub points: Vec<Point>,
+    /// Significant changes found.
+    pub changes: Vec<CaseChange>,
+    /// Threshold used, in %.
+    pub threshold_pct: f64,
+}
+
+impl History {
+    /// Changes in one direction.
+    pub fn changes_of(&self, kind: Change) -> impl Iterator<Item = &CaseChange> {
+        self.changes.iter().filter(move |c| c.change.change == kind)
+    }
+}
+
+/// What range to benchmark and how.
+#[derive(Debug, Clone)]
+pub struct HistoryOptions {
+    /// The bpfilter checkout.
+    pub sources: Option<PathBuf>,
+    /// Oldest commit (included).
+    pub since: String,
+    /// Newest commit (included), or `wip`.
+    pub until: String,
+    /// Extra commits to include.
+    pub include: Vec<String>,
+    /// Results to measure again.
+    pub retry: Option<Retry>,
+    /// Case filter.
+    pub filter: Option<String>,
+    /// How each pair of consecutive commits is measured.
+    pub config: CompareConfig,
+    /// Cache directory.
+    pub cache: PathBuf,
+}
+
+/// Resolve the range into revisions, oldest first.
+fn revisions(repo: &Repo, opts: &HistoryOptions) -> Result<Vec<Rev>> {
+    let since = repo.resolve(&opts.since)?;
+    let until = repo.resolve(&opts.until)?;
+    let wip = matches!(until, Rev::Wip { .. });
+    let mut oids = repo.range(since.oid(), until.oid())?;
+    for extra in &opts.include {
+        let oid = repo.resolve(extra)?.oid();
+        if !oids.contains(&oid) {
+            oids.push(oid);
+        }
+    }
+    // Oldest first by commit time; the sort is stable, so the range keeps its order on ties.
+    let time = |o: &git2::Oid| repo.git().find_commit(*o).map(|c| c.time().seconds()).unwrap_or(0);
+    oids.sort_by_key(time);
+    let mut revs: Vec<Rev> = oids.into_iter().map(|oid| Rev::Commit { oid, spec: oid.to_string() }).collect();
+    if wip {
+        revs.push(until);
+    }
+    anyhow::ensure!(
+        revs.len() >= 2,
+        "the range {}..{} holds one commit: a history needs two or more",
+        opts.since,
+        opts.until
+    );
+    Ok(revs)
+}
+
+/// A commit with its built bfcli (or why it has none).
+struct Built {
+    rev: Rev,
+    label: String,
+    subject: String,
+    bfcli: Result<Bfcli, String>,
+    cached: bool,
+}
+
+/// Build (or reuse the cached build of) one revision. Each commit has its own
+/// build directory, kept: its bfcli stays usable after the worktree moves on.
+fn build_commit(repo: &Repo, layout: &RepoCache, rev: &Rev, retry: bool) -> Result<(Result<Bfcli, String>, bool)> {
+    let is_wip = matches!(rev, Rev::Wip { .. });
+    let dir = layout.builds.join("commits").join(if is_wip { "wip".into() } else { rev.oid().to_string() });
+    let failed_marker = dir.join("bfperf-build-failed");
+    let build_ok =
+        |d: &std::path::Path| d.join("output/sbin/bfcli").is_file() && !d.join("bfperf-build-failed").exists();
+    if !is_wip && !retry {
+        if build_ok(&dir) {
+            return Ok((Ok(Bfcli::new(dir.join("output/sbin/bfcli"))?), true));
+        }
+        if let Ok(reason) = std::fs::read_to_string(&failed_marker) {
+            return Ok((Err(reason), true));
+        }
+    }
+    let _ = std::fs::remove_file(&failed_marker);
+    let tree = repo.checkout(&layout.worktrees, "history", rev)?;
+    match Build::new(&tree, &dir).bfcli_built() {
+        Ok(path) => Ok((Ok(Bfcli::new(path)?), false)),
+        Err(e) => {
+            bench_harness::interrupt::check()?;
+            let reason = format!("{e:#}");
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(&failed_marker, &reason)?;
+            Ok((Err(reason), false))
+        }
+    }
+}
+
+/// Run the history.
+pub fn run(opts: &HistoryOptions) -> Result<History> {
+    let sources = Sources::from_arg_or_env(opts.sources.as_deref())?;
+    let repo = Repo::open(sources.root())?;
+    let revs = revisions(&repo, opts)?;
+    let all_cases = suite::suite();
+    let selected: Vec<&Case> = select_cases(&all_cases, opts.filter.as_deref())?;
+    let layout = RepoCache::new(&opts.cache, repo.root());
+    let store = cache::ResultCache::new(&opts.cache, repo.root(), &selected, &opts.config);
+    let retry_oid = match &opts.retry {
+        Some(Retry::Commit(spec)) => Some(repo.resolve(spec)?.oid()),
+        _ => None,
+    };
+
+    // 1. Builds, oldest first.
+    let bar = progress::bar(revs.len() as u64, "building");
+    let mut built = Vec::with_capacity(revs.len());
+    for rev in revs {
+        bench_harness::interrupt::check()?;
+        let is_wip = matches!(rev, Rev::Wip { .. });
+        let label = if is_wip { "wip".to_owned() } else { short(rev.oid()) };
+        let subject = if is_wip { "uncommitted changes".to_owned() } else { repo.subject(rev.oid()) };
+        bar.set_message(format!("{label} {subject}"));
+        let retry = match &opts.retry {
+            Some(Retry::All) => true,
+            Some(Retry::Failed) => true, // a cached success is reused below regardless
+            Some(Retry::Commit(_)) => retry_oid == Some(rev.oid()),
+            None => false,
+        };
+        // `--retry failed` rebuilds only what failed: a good cached build stays.
+        let only_failed = matches!(opts.retry, Some(Retry::Failed));
+        let (bfcli, cached) = if only_failed {
+            match build_commit(&repo, &layout, &rev, false)? {
+                (Err(_), true) => build_commit(&repo, &layout, &rev, true)?,
+                other => other,
+            }
+        } else {
+            build_commit(&repo, &layout, &rev, retry)?
+        };
+        if let Err(reason) = &bfcli {
+            let first = reason.lines().next().unwrap_or_default();
+            progress::note(&bar, format!("{label} does not build, skipped: {first}"));
+        }
+        built.push(Built { rev, label, subject, bfcli, cached });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    // 2. Each commit that built against the previous one that built.
+    let mut history = History {
+        repo: repo.root().display().to_string(),
+        cases: selected.iter().map(|c| c.name.clone()).collect(),
+        points: vec![],
+        changes: vec![],
+        threshold_pct: opts.config.threshold_pct,
+    };
+    let good: Vec<usize> = (0..built.len()).filter(|&i| built[i].bfcli.is_ok()).collect();
+    anyhow::ensure!(!good.is_empty(), "no commit of the range builds: nothing to measure");
+    let mut comparisons: Vec<Option<(Comparison, bool)>> = vec![None; built.len()];
+    let bar = progress::bar(good.len().saturating_sub(1) as u64, "measuring");
+    for pair in good.windows(2) {
+        let (i, j) = (pair[0], pair[1]);
+        let (a, b) = (&built[i], &built[j]);
+        bar.set_message(format!("{} → {}", a.label, b.label));
+        let is_wip = matches!(b.rev, Rev::Wip { .. });
+        let force = matches!(opts.retry, Some(Retry::All))
+            || retry_oid.is_some_and(|o| o == a.rev.oid() || o == b.rev.oid())
+            || !a.cached
+            || !b.cached;
+        let key = (a.rev.oid().to_string(), b.rev.oid().to_string());
+        let cached = if is_wip || force { None } else { store.load_pair(&key.0, &key.1, |w| progress::note(&bar, w)) };
+        let comparison = match cached {
+            Some(c) => (c, true),
+            None => {
+                let side = |x: &Built| {
+                    let bfcli = x.bfcli.clone().expect("only built commits are compared");
+                    let source = SourceInfo {
+                        bfcli: bfcli.path().display().to_string(),
+                        commit: Some(x.rev.oid().to_string()),
+                        dirty: is_wip && std::ptr::eq(x, b),
+                    };
+                    (bfcli, SideInfo { label: format!("{} {}", x.label, x.subject), source })
+                };
+                let c = interleave::run(side(a), side(b), &selected, opts.config, |_| {})
+                    .with_context(|| format!("comparing {} with {}", b.label, a.label))?;
+                if !is_wip {
+                    store.store_pair(&key.0, &key.1, &c)?;
+                }
+                (c, false)
+            }
+        };
+        comparisons[j] = Some(comparison);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    // 3. Points and changes.
+    let first_good = good[0];
+    for (idx, b) in built.iter().enumerate() {
+        let status = match &b.bfcli {
+            Err(reason) => PointStatus::BuildFailed { reason: reason.clone() },
+            Ok(_) => PointStatus::Measured { cached: comparisons[idx].as_ref().is_none_or(|c| c.1) && b.cached },
+        };
+        let results = if idx == first_good {
+            // The oldest good commit is BASE of the first pair.
+            good.get(1).and_then(|&n| comparisons[n].as_ref()).map(|(c, _)| side_results(c, true))
+        } else {
+            comparisons[idx].as_ref().map(|(c, _)| side_results(c, false))
+        };
+        if let Some((c, _)) = &comparisons[idx] {
+            for case in &c.cases {
+                match (case.estimate, case.change) {
+                    (Some(estimate), Some(change)) if change != Change::NoChange && case.is_ok() => {
+                        history.changes.push(CaseChange {
+                            case: case.name.clone(),
+                            commit: b.label.clone(),
+                            subject: b.subject.clone(),
+                            change: HistoryChange { index: idx, estimate, change },
+                        })
+                    }
+                    _ => {}
+                }
+            }
+        }
+        history.points.push(Point {
+            commit: b.rev.oid().to_string(),
+            label: b.label.clone(),
+            subject: b.subject.clone(),
+            status,
+            results,
+        });
+    }
+    Ok(history)
+}
+
+/// One side of a pair's comparison, as the run results of that commit.
+fn side_results(c: &Comparison, base: bool) -> RunResults {
+    let side = if base { &c.base } else { &c.reference };
+    let case = |x: &CaseComparison| {
+        let (status, samples, metrics) = if base {
+            (x.base_status.clone(), x.base_samples.clone(), x.base_metrics)
+        } else {
+            (x.ref_status.clone(), x.ref_samples.clone(), x.ref_metrics)
+        };
+        CaseResult {
+            name: x.name.clone(),
+            label: x.name.clone(),
+            hook: suite::suite()
+                .iter()
+                .find(|s| s.name == x.name)
+                .map(|s| s.hook)
+                .unwrap_or(bench_harness::flavor::Hook::Xdp),
+            flavor: x.flavor,
+            packet: None,
+            flags: x.flags,
+            status,
+            unit: x.unit,
+            repeat: x.repeat,
+            retval: None,
+            summary: Summary::of(&samples),
+            samples,
+            metrics,
+            floor_ns: None,
+            load_ms: None,
+        }
+    };
+    RunResults {
+        schema: SCHEMA.into(),
+        harness_version: HARNESS_VERSION.into(),
+        started_at: c.started_at.clone(),
+        wall_time_s: c.wall_time_s,
+        host: c.host.clone(),
+        source: side.source.clone(),
+        sampling: bench_harness::runner::SamplingConfig {
+            sample_ms: c.config.sample_ms,
+            samples: samples_len(c),
+            ..Default::default()
+        },
+        floors: vec![],
+        cases: c.cases.iter().map(case).collect(),
+    }
+}
+
+fn samples_len(c: &Comparison) -> usize {
+    c.cases.iter().map(|x| x.base_samples.len()).max().unwrap_or(0)
+}
