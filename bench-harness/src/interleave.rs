@@ -44,6 +44,8 @@ pub struct CompareConfig {
     pub threshold_pct: f64,
     /// Confidence level of the intervals.
     pub level: f64,
+    /// Separately loaded copies of each program per side, used in turn.
+    pub instances: usize,
 }
 
 impl Default for CompareConfig {
@@ -57,6 +59,7 @@ impl Default for CompareConfig {
             time_budget_s: 150.0,
             threshold_pct: 1.0,
             level: 0.95,
+            instances: 3,
         }
     }
 }
@@ -196,8 +199,16 @@ impl Comparison {
 
 /// What is measured in a round for one case.
 enum Subject {
-    Runtime { base: Program, reference: Program, input: RunInput, repeat: u32 },
-    ChainLoad { text: String },
+    /// `base[k]` and `reference[k]` are the k-th loaded copies.
+    Runtime {
+        base: Vec<Program>,
+        reference: Vec<Program>,
+        input: RunInput,
+        repeat: u32,
+    },
+    ChainLoad {
+        text: String,
+    },
 }
 
 struct Entry {
@@ -350,27 +361,41 @@ fn prepare(a: &Side, b: &Side, case: &Case, config: &CompareConfig) -> Result<En
         }
         Measure::Runtime { packet, expected } => {
             let input = RunInput::new(case.flavor(), packet);
-            let mut programs = vec![];
-            for (side, status, metrics) in [
+            // Each load of the same program lands its JITed code elsewhere, and
+            // code placement alone moves timings by a few %: a single copy per
+            // side would turn that placement luck into a "significant" change.
+            // Rotating through several copies makes it part of the measured noise.
+            let copies = config.instances.max(1);
+            let mut sides: Vec<Vec<Program>> = vec![vec![], vec![]];
+            for (k, (side, status, metrics)) in [
                 (a, &mut result.base_status, &mut result.base_metrics),
                 (b, &mut result.ref_status, &mut result.ref_metrics),
-            ] {
-                match load_program(side, case).and_then(|p| {
-                    *metrics = Some(p.metrics());
-                    runner::check_verdict(&p, &input, expected).map(|_| p)
-                }) {
-                    Ok(p) => programs.push(p),
-                    Err(e) => *status = status_of(e)?,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                for _ in 0..copies {
+                    match load_program(side, case).and_then(|p| {
+                        *metrics = Some(p.metrics());
+                        runner::check_verdict(&p, &input, expected).map(|_| p)
+                    }) {
+                        Ok(p) => sides[k].push(p),
+                        Err(e) => {
+                            *status = status_of(e)?;
+                            break;
+                        }
+                    }
                 }
             }
-            if programs.len() == 2 {
-                let reference = programs.pop().expect("two programs");
-                let base = programs.pop().expect("two programs");
+            if result.is_ok() {
+                let reference = sides.pop().expect("two sides");
+                let base = sides.pop().expect("two sides");
                 // The same repeat on both sides: each call does the same work count.
-                let repeat = runner::calibrate(&base, &input, Duration::from_secs_f64(config.sample_ms / 1000.0))?;
+                let repeat = runner::calibrate(&base[0], &input, Duration::from_secs_f64(config.sample_ms / 1000.0))?;
                 for _ in 0..config.warmup {
-                    runner::sample(&base, &input, repeat)?;
-                    runner::sample(&reference, &input, repeat)?;
+                    for p in base.iter().chain(&reference) {
+                        runner::sample(p, &input, repeat)?;
+                    }
                 }
                 result.repeat = Some(repeat);
                 Some(Subject::Runtime { base, reference, input, repeat })
@@ -386,9 +411,12 @@ fn prepare(a: &Side, b: &Side, case: &Case, config: &CompareConfig) -> Result<En
 fn round(a: &Side, b: &Side, entry: &mut Entry) -> Result<()> {
     crate::interrupt::check()?;
     let Some(subject) = &entry.subject else { return Ok(()) };
-    let base_first = entry.result.base_samples.len() % 2 == 0;
+    let done = entry.result.base_samples.len();
+    let base_first = done % 2 == 0;
     let (x, y) = match subject {
         Subject::Runtime { base, reference, input, repeat } => {
+            // Copies in turn, each used for an AB and a BA round.
+            let (base, reference) = (&base[(done / 2) % base.len()], &reference[(done / 2) % reference.len()]);
             let one = |p: &Program| runner::sample(p, input, *repeat);
             if base_first {
                 let x = one(base)?;

@@ -20,6 +20,7 @@ pub mod program;
 pub mod report;
 pub mod results;
 pub mod runner;
+pub mod selfcheck;
 pub mod stats;
 pub mod suite;
 

@@ -161,15 +161,18 @@ impl Program {
         };
         let exit =
             libbpf_sys::bpf_insn { code: (libbpf_sys::BPF_JMP | libbpf_sys::BPF_EXIT) as u8, ..Default::default() };
-        let insns = [mov, exit];
+        Self::load_insns(flavor, &[mov, exit])
+    }
+
+    /// Load a program the harness generated itself (floors, self-checks).
+    pub fn load_insns(flavor: Flavor, insns: &[libbpf_sys::bpf_insn]) -> Result<Self> {
         let name = CString::new(format!("bfperf_{}", flavor.name())).expect("no NUL in name");
         let license = c"GPL";
-        let opts = libbpf_sys::bpf_prog_load_opts {
+        let mut opts = libbpf_sys::bpf_prog_load_opts {
             sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as _,
             expected_attach_type: flavor.expected_attach_type(),
             ..Default::default()
         };
-        let mut opts = opts;
         // SAFETY: insns, name, license and opts outlive the call; libbpf copies them.
         let fd = unsafe {
             libbpf_sys::bpf_prog_load(

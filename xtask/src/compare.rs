@@ -103,7 +103,8 @@ pub fn run(opts: &CompareOptions) -> Result<Comparison> {
     let selected = select_cases(&cases, opts.filter.as_deref())?;
     let layout = RepoCache::new(&opts.cache, repo.root());
 
-    let same = base == reference;
+    // The same commit however it was spelled (`HEAD main` too); `wip` only with itself.
+    let same = base.oid() == reference.oid() && matches!(base, Rev::Wip { .. }) == matches!(reference, Rev::Wip { .. });
     if same {
         eprintln!("BASE and REF are the same revision: this is an A/A run, measuring the noise (every verdict should be `no change`)");
     }

@@ -11,6 +11,7 @@ pub mod host;
 pub mod lock;
 pub mod progress;
 pub mod report;
+pub mod selfcheck;
 pub mod sources;
 pub mod workspace;
 pub mod worktree;

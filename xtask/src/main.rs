@@ -8,7 +8,7 @@ use bench_harness::results::write_atomic;
 use bench_harness::{results::Status, runner::SamplingConfig, suite};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use xtask::{bench, compare, history, host, lock, report, workspace};
+use xtask::{bench, compare, history, host, lock, report, selfcheck, workspace};
 
 /// Performance tooling for bpfilter's generated BPF programs.
 #[derive(Parser, Debug)]
@@ -45,6 +45,44 @@ enum Command {
         Results are cached per (commit, host, harness version, suite): a second run builds nothing.\n\
         Exit codes: 0 done; 1 error; 2 --fail-on-significant-change triggered; 3 a --fail-on-*-commit-failure flag triggered.")]
     BenchHistory(HistoryArgs),
+    /// Measure the statistics on this host: A/A false-verdict rate and the smallest slowdown detected.
+    #[command(after_help = "Examples:\n  \
+        cargo xtask bench-selfcheck --sources ~/bpfilter            # A/A on bpfilter + power check\n  \
+        cargo xtask bench-selfcheck --bfcli ./bfcli --aa-runs 10 --filter prologue\n  \
+        cargo xtask bench-selfcheck --power-only --quick")]
+    BenchSelfcheck(SelfcheckArgs),
+}
+
+#[derive(Args, Debug)]
+struct SelfcheckArgs {
+    /// The bpfilter checkout whose build is compared with itself [default: $BPFILTER_SOURCES].
+    #[arg(long, value_name = "PATH")]
+    sources: Option<PathBuf>,
+    /// A prebuilt bfcli to compare with itself instead of building the sources.
+    #[arg(long, value_name = "PATH", conflicts_with = "sources")]
+    bfcli: Option<PathBuf>,
+    /// Only cases whose name contains one of these comma-separated substrings.
+    #[arg(long, short, value_name = "PATTERNS")]
+    filter: Option<String>,
+    /// A/A comparisons to run.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    aa_runs: usize,
+    /// Comparisons per slowdown in the power check.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    power_reps: usize,
+    /// Skip the A/A part (no bpfilter needed).
+    #[arg(long)]
+    power_only: bool,
+    /// Use --quick comparison settings.
+    #[arg(long)]
+    quick: bool,
+    /// Write the outcome as JSON.
+    #[arg(long, value_name = "FILE")]
+    json_output: Option<PathBuf>,
+    #[command(flatten)]
+    host: HostArgs,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Args, Debug)]
@@ -250,6 +288,7 @@ fn main() {
         Command::Bench(args) => cmd_bench(args).map(|()| 0),
         Command::BenchCompare(args) => cmd_compare(args),
         Command::BenchHistory(args) => cmd_history(args),
+        Command::BenchSelfcheck(args) => cmd_selfcheck(args).map(|()| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -259,6 +298,56 @@ fn main() {
             std::process::exit(code);
         }
     }
+}
+
+fn cmd_selfcheck(args: SelfcheckArgs) -> Result<()> {
+    let cache = workspace::cache_dir(args.common.cache_dir.as_deref())?;
+    let _lock = args.host.enter(&cache, "bench-selfcheck")?;
+    let config = if args.quick { CompareConfig::quick() } else { CompareConfig::default() };
+    let mut json = serde_json::Map::new();
+    if !args.power_only {
+        let opts = bench::BenchOptions {
+            sources: args.sources.clone(),
+            bfcli: args.bfcli.clone(),
+            filter: args.filter.clone(),
+            sampling: SamplingConfig::default(),
+            cache: cache.clone(),
+        };
+        let (bfcli, _) = bench::prepare(&opts)?;
+        eprintln!("A/A: {} comparisons of {} with itself", args.aa_runs, bfcli.path().display());
+        let aa = selfcheck::aa(&bfcli, args.filter.as_deref(), args.aa_runs, config, |run, o| {
+            eprintln!("  run {}: {} false verdicts of {} so far", run + 1, o.false_verdicts, o.verdicts)
+        })?;
+        println!(
+            "A/A false-verdict rate: {:.1} % ({} of {} case verdicts over {} runs; goal <= 5 %); median 95 % CI width {:.2} points",
+            aa.rate() * 100.0,
+            aa.false_verdicts,
+            aa.verdicts,
+            aa.runs,
+            aa.median_ci_width_pct
+        );
+        json.insert("aa".into(), serde_json::to_value(&aa)?);
+    }
+    eprintln!(
+        "power: {} comparisons per slowdown ({} rounds each, as the engine's first pass)",
+        args.power_reps, config.min_rounds
+    );
+    let points = selfcheck::power(args.power_reps, config, |p| {
+        println!(
+            "  +{:>2} insns: true slowdown {:+.2} %: detected {}/{} (wrong direction {})",
+            p.extra_insns, p.true_delta_pct, p.detected, p.reps, p.wrong
+        )
+    })?;
+    match bench_harness::selfcheck::smallest_detected(&points) {
+        Some(d) => println!("smallest slowdown detected 9 times out of 10: {d:.2} % (goal <= 2 %)"),
+        None => println!("no slowdown tried was detected 9 times out of 10"),
+    }
+    json.insert("power".into(), serde_json::to_value(&points)?);
+    if let Some(path) = &args.json_output {
+        write_atomic(path, &serde_json::to_vec_pretty(&json)?)?;
+        println!("JSON: {}", path.display());
+    }
+    Ok(())
 }
 
 fn cmd_history(args: HistoryArgs) -> Result<i32> {
