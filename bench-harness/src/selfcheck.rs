@@ -72,8 +72,9 @@ fn rounds(a: &Program, b: &Program, input: &RunInput, repeat: u32, n: usize) -> 
     Ok((xs, ys))
 }
 
-/// For each padding in `extras`, run `reps` comparisons of `config.min_rounds`
-/// rounds (the engine's first pass) against the base program.
+/// For each padding in `extras`, run `reps` comparisons against the base
+/// program with the engine's adaptive rounds (`min_rounds`, then batches
+/// until the interval is narrower than `target_ci_pct` or `max_rounds`).
 pub fn power(
     base_padding: u32,
     extras: &[u32],
@@ -100,8 +101,17 @@ pub fn power(
         let mut point =
             PowerPoint { extra_insns: extra, true_delta_pct: truth.delta_pct(), detected: 0, wrong: 0, reps };
         for _ in 0..reps {
-            let (xs, ys) = rounds(&base, &slower, &input, repeat, config.min_rounds)?;
-            match compare::classify(&compare::paired_ratio(&xs, &ys, config.level), config.threshold_pct) {
+            // As the engine does for one case: a first pass, then more rounds
+            // until the interval is narrow enough or the round cap is hit.
+            let (mut xs, mut ys) = rounds(&base, &slower, &input, repeat, config.min_rounds)?;
+            let mut est = compare::paired_ratio(&xs, &ys, config.level);
+            while (est.hi - est.lo) / est.ratio * 100.0 > config.target_ci_pct && xs.len() < config.max_rounds {
+                let (more_x, more_y) = rounds(&base, &slower, &input, repeat, 4)?;
+                xs.extend(more_x);
+                ys.extend(more_y);
+                est = compare::paired_ratio(&xs, &ys, config.level);
+            }
+            match compare::classify(&est, config.threshold_pct) {
                 Change::Slower => point.detected += 1,
                 Change::Faster => point.wrong += 1,
                 Change::NoChange => {}

@@ -9,6 +9,7 @@ pub mod compare;
 pub mod history;
 pub mod host;
 pub mod lock;
+pub mod optimize;
 pub mod progress;
 pub mod report;
 pub mod selfcheck;

@@ -8,7 +8,7 @@ use bench_harness::results::write_atomic;
 use bench_harness::{results::Status, runner::SamplingConfig, suite};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use xtask::{bench, compare, history, host, lock, report, selfcheck, workspace};
+use xtask::{bench, compare, history, host, lock, optimize, report, selfcheck, workspace};
 
 /// Performance tooling for bpfilter's generated BPF programs.
 #[derive(Parser, Debug)]
@@ -51,6 +51,91 @@ enum Command {
         cargo xtask bench-selfcheck --bfcli ./bfcli --aa-runs 10 --filter prologue\n  \
         cargo xtask bench-selfcheck --power-only --quick")]
     BenchSelfcheck(SelfcheckArgs),
+    /// Let a model propose codegen optimizations; keep only those measured faster.
+    #[command(after_help = "Examples:\n  \
+        ANTHROPIC_API_KEY=... cargo xtask optimize --sources ~/bpfilter --iterations 5 --budget-usd 10\n  \
+        cargo xtask optimize --hint 'look at the IPv6 prologue' --effort high --model claude-opus-4-5\n  \
+        cargo xtask optimize --resume 20261125-221500          # continue after Ctrl-C or a crash\n  \
+        cargo xtask optimize --backend openai --api-base-url http://127.0.0.1:8080 --model qwen\n  \
+        cargo xtask optimize --agent-command 'my-agent --prompt-file \"$BFPERF_PROMPT_FILE\"'\n\n\
+        The run works in its own worktree on branch optimize/<run-id>; merge that branch to keep the wins.\n\
+        Everything is recorded in <cache>/optimize/<run-id>/history.json and report.html.")]
+    Optimize(OptimizeArgs),
+}
+
+#[derive(Args, Debug)]
+struct OptimizeArgs {
+    /// The bpfilter checkout (must be clean) [default: $BPFILTER_SOURCES].
+    #[arg(long, value_name = "PATH")]
+    sources: Option<PathBuf>,
+    /// Attempts to make.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    iterations: usize,
+    /// A hint for the proposals.
+    #[arg(long, value_name = "TEXT")]
+    hint: Option<String>,
+    /// Model id.
+    #[arg(long, default_value = "claude-sonnet-4-5", value_name = "MODEL")]
+    model: String,
+    /// Thinking effort: low, medium, high, max.
+    #[arg(long, default_value = "medium", value_name = "EFFORT")]
+    effort: xtask::agent::Effort,
+    /// Stop the run before a model call would exceed this many USD.
+    #[arg(long, value_name = "USD")]
+    budget_usd: Option<f64>,
+    /// The directory the model may change, relative to the tree.
+    #[arg(long, default_value = "src/libbpfilter/cgen", value_name = "DIR")]
+    scope: String,
+    /// What counts as better.
+    #[arg(long, value_enum, default_value = "runtime")]
+    objective: optimize::Objective,
+    /// Largest significant per-case slowdown accepted, in %.
+    #[arg(long, default_value_t = 2.0, value_name = "PCT")]
+    max_regression: f64,
+    /// Continue the run with this id.
+    #[arg(long, value_name = "RUN_ID")]
+    resume: Option<String>,
+    /// Id of a new run (its branch is optimize/<RUN_ID>) [default: the time].
+    #[arg(long, value_name = "RUN_ID", conflicts_with = "resume")]
+    run_id: Option<String>,
+    /// Fix rounds after a build or test failure.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    max_fix_attempts: usize,
+    /// Model API base URL [default: $ANTHROPIC_BASE_URL or https://api.anthropic.com].
+    #[arg(long, value_name = "URL")]
+    api_base_url: Option<String>,
+    /// `anthropic` (Messages API) or `openai` (chat-completions, e.g. a local model).
+    #[arg(long, default_value = "anthropic", value_name = "BACKEND")]
+    backend: String,
+    /// Use an external coding agent run in the worktree instead (scope still enforced on its diff).
+    #[arg(long, value_name = "CMD")]
+    agent_command: Option<String>,
+    /// Validation command, repeatable; {build}, {source} and {jobs} are expanded
+    /// [default: bpfilter's: make, fixstyle, test_bin, test].
+    #[arg(long, value_name = "CMD")]
+    validate: Vec<String>,
+    /// Only cases whose name contains one of these comma-separated substrings.
+    #[arg(long, short, value_name = "PATTERNS")]
+    filter: Option<String>,
+    /// Also judge cases flagged use_set, use_log or userspace_only.
+    #[arg(long)]
+    include_flagged: bool,
+    /// Model requests allowed per conversation.
+    #[arg(long, default_value_t = 40, value_name = "N")]
+    max_turns: usize,
+    /// Quicker evaluations (fewer rounds, wider intervals).
+    #[arg(long)]
+    quick: bool,
+    /// Smallest |Δ| in % counted as a change.
+    #[arg(long, default_value_t = CompareConfig::default().threshold_pct, value_name = "PCT")]
+    threshold: f64,
+    /// Measuring budget per evaluation, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    time_budget: Option<f64>,
+    #[command(flatten)]
+    host: HostArgs,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Args, Debug)]
@@ -289,6 +374,7 @@ fn main() {
         Command::BenchCompare(args) => cmd_compare(args),
         Command::BenchHistory(args) => cmd_history(args),
         Command::BenchSelfcheck(args) => cmd_selfcheck(args).map(|()| 0),
+        Command::Optimize(args) => cmd_optimize(args).map(|()| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -298,6 +384,66 @@ fn main() {
             std::process::exit(code);
         }
     }
+}
+
+fn cmd_optimize(args: OptimizeArgs) -> Result<()> {
+    let cache = workspace::cache_dir(args.common.cache_dir.as_deref())?;
+    let _lock = args.host.enter(&cache, "optimize")?;
+    let mut config = if args.quick { CompareConfig::quick() } else { CompareConfig::default() };
+    config.threshold_pct = args.threshold;
+    if let Some(b) = args.time_budget {
+        config.time_budget_s = b;
+    }
+    let backend = match (&args.agent_command, args.backend.as_str()) {
+        (Some(cmd), _) => optimize::Backend::Command(cmd.clone()),
+        (None, "anthropic") => optimize::Backend::Anthropic,
+        (None, "openai") => optimize::Backend::OpenAi,
+        (None, other) => anyhow::bail!("--backend {other}: use anthropic or openai (or --agent-command)"),
+    };
+    let validate = if args.validate.is_empty() {
+        optimize::validate::BPFILTER_COMMANDS.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.validate
+    };
+    let opts = optimize::OptimizeOptions {
+        sources: args.sources,
+        iterations: args.iterations,
+        hint: args.hint,
+        model: args.model,
+        effort: args.effort,
+        budget_usd: args.budget_usd,
+        scope: args.scope,
+        objective: args.objective,
+        max_regression_pct: args.max_regression,
+        resume: args.resume,
+        run_id: args.run_id,
+        max_fix_attempts: args.max_fix_attempts,
+        api_base_url: args.api_base_url,
+        backend,
+        validate,
+        filter: args.filter,
+        include_flagged: args.include_flagged,
+        config,
+        cache: cache.clone(),
+        max_turns: args.max_turns,
+    };
+    let record = optimize::run(&opts)?;
+    println!(
+        "run {}: {} attempts, {} kept, cumulative {:+.2} % vs baseline, ${:.2} spent ({})",
+        record.run_id,
+        record.attempts.len(),
+        record.kept(),
+        (record.cumulative_ratio - 1.0) * 100.0,
+        record.spent_usd,
+        record.stopped.as_deref().unwrap_or("")
+    );
+    for a in &record.attempts {
+        println!("  {:>2}. {:<16} {}", a.index, a.outcome.as_ref().map(|o| o.name()).unwrap_or("running"), a.title());
+    }
+    let dir = cache.join("optimize").join(&record.run_id);
+    println!("branch to merge: {} (worktree {})", record.branch, record.worktree.display());
+    println!("history: {}\nreport:  {}", dir.join("history.json").display(), dir.join("report.html").display());
+    Ok(())
 }
 
 fn cmd_selfcheck(args: SelfcheckArgs) -> Result<()> {

@@ -1,0 +1,289 @@
+//! `history.json`: everything an optimize run did — every plan, diff, log,
+//! result and cost — written atomically after every step, so a crash or
+//! Ctrl-C loses nothing and `--resume` continues where the run stopped.
+
+use anyhow::{Context as _, Result};
+use bench_harness::compare::RatioEstimate;
+use bench_harness::results::write_atomic;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Schema identifier of a run record.
+pub const SCHEMA: &str = "bfperf.optimize-run.v1";
+
+/// Where an attempt is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Asking for a plan.
+    Propose,
+    /// The model edits the scope.
+    Implement,
+    /// Build, style, tests.
+    Validate,
+    /// Committing the scope files.
+    Commit,
+    /// A/B against the parent.
+    Evaluate,
+    /// Finished.
+    Done,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Measurably better: the branch advanced.
+    Kept,
+    /// Measured and not good enough (not faster, or a case regressed).
+    Rejected {
+        /// Why, in one line.
+        reason: String,
+    },
+    /// The model returned no usable plan.
+    EmptyPlan,
+    /// The implementation changed nothing.
+    NoChange,
+    /// The implementation touched files outside the scope.
+    OutOfScope {
+        /// The offending paths.
+        files: Vec<String>,
+    },
+    /// Still failing to build after the allowed fixes.
+    BuildFailed {
+        /// Last log tail.
+        tail: String,
+    },
+    /// Tests failing (relative to the baseline) after the allowed fixes.
+    TestFailed {
+        /// Last log tail.
+        tail: String,
+    },
+    /// The benchmark could not run.
+    BenchmarkFailed {
+        /// The error.
+        reason: String,
+    },
+    /// The model API failed (after retries) or the budget ran out.
+    ModelError {
+        /// The error (never contains the key).
+        reason: String,
+    },
+    /// Ctrl-C during the attempt; its changes were reset.
+    Interrupted,
+}
+
+impl Outcome {
+    /// Short name for tables (`kept`, `test_failed`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Kept => "kept",
+            Outcome::Rejected { .. } => "rejected",
+            Outcome::EmptyPlan => "empty_plan",
+            Outcome::NoChange => "no_change",
+            Outcome::OutOfScope { .. } => "out_of_scope",
+            Outcome::BuildFailed { .. } => "build_failed",
+            Outcome::TestFailed { .. } => "test_failed",
+            Outcome::BenchmarkFailed { .. } => "benchmark_failed",
+            Outcome::ModelError { .. } => "model_error",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One case's delta in an evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseDelta {
+    /// Case name.
+    pub case: String,
+    /// REF/BASE with its interval.
+    pub estimate: Option<RatioEstimate>,
+    /// Verdict word.
+    pub verdict: String,
+    /// Exact instruction delta.
+    pub insns_delta: Option<i64>,
+}
+
+/// One attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1-based, across resumes.
+    pub index: usize,
+    /// Last step reached.
+    pub step: Step,
+    /// The plan (first line: its title).
+    pub plan: String,
+    /// The model's thinking, when it gave any.
+    pub thinking: Option<String>,
+    /// The diff of the attempt (scope only).
+    pub diff: String,
+    /// Fix rounds used after validation failures.
+    pub fix_rounds: usize,
+    /// Paths of the validation logs.
+    pub logs: Vec<PathBuf>,
+    /// Paths the model tried to reach outside its confinement.
+    pub refusals: Vec<String>,
+    /// The commit, when one was made.
+    pub commit: Option<String>,
+    /// Per-case deltas of the evaluation.
+    pub deltas: Vec<CaseDelta>,
+    /// Suite geometric mean REF/BASE.
+    pub geomean: Option<RatioEstimate>,
+    /// Exact xlated-instruction delta over the evaluated cases.
+    pub insns_delta: Option<i64>,
+    /// Tokens in / out.
+    pub tokens: (u64, u64),
+    /// Cost of the model calls, USD.
+    pub cost_usd: f64,
+    /// How it ended (None while running).
+    pub outcome: Option<Outcome>,
+    /// Seconds per step.
+    pub timings: Vec<(Step, f64)>,
+}
+
+impl Attempt {
+    /// A new attempt.
+    pub fn new(index: usize) -> Self {
+        Attempt {
+            index,
+            step: Step::Propose,
+            plan: String::new(),
+            thinking: None,
+            diff: String::new(),
+            fix_rounds: 0,
+            logs: vec![],
+            refusals: vec![],
+            commit: None,
+            deltas: vec![],
+            geomean: None,
+            insns_delta: None,
+            tokens: (0, 0),
+            cost_usd: 0.0,
+            outcome: None,
+            timings: vec![],
+        }
+    }
+
+    /// The plan's title (its first non-empty line).
+    pub fn title(&self) -> &str {
+        self.plan
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(|l| l.trim_start_matches("TITLE:").trim())
+            .unwrap_or("")
+    }
+}
+
+/// A whole optimize run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// The run id (`YYYYmmdd-HHMMSS`).
+    pub run_id: String,
+    /// The user's checkout.
+    pub sources: PathBuf,
+    /// The branch the run works on.
+    pub branch: String,
+    /// The run's worktree.
+    pub worktree: PathBuf,
+    /// The commit the run started from.
+    pub base_commit: String,
+    /// The scope directory, relative to the worktree.
+    pub scope: String,
+    /// Model id (or the agent command).
+    pub model: String,
+    /// `runtime` or `insns`.
+    pub objective: String,
+    /// Tests that already failed on the baseline.
+    pub baseline_failures: Vec<String>,
+    /// Validation commands that already failed on the baseline (whole command).
+    pub baseline_failed_commands: Vec<String>,
+    /// Attempts, in order.
+    pub attempts: Vec<Attempt>,
+    /// Total model cost, USD.
+    pub spent_usd: f64,
+    /// Product of the kept attempts' geometric means: < 1 is faster than the baseline.
+    pub cumulative_ratio: f64,
+    /// Why the run stopped, once it did.
+    pub stopped: Option<String>,
+}
+
+impl RunRecord {
+    /// Write `history.json` atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        write_atomic(path, &serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Load a run record, with a clear error for a missing, corrupt or foreign file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("no optimize run at {}: check the run id", path.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("{} is corrupt ({e}): it cannot be resumed; start a new run", path.display())
+        })?;
+        let schema = value.get("schema").and_then(|s| s.as_str()).unwrap_or("<none>");
+        anyhow::ensure!(
+            schema == SCHEMA,
+            "{} has schema {schema}, expected {SCHEMA}: it cannot be resumed",
+            path.display()
+        );
+        serde_json::from_value(value)
+            .map_err(|e| anyhow::anyhow!("{} is corrupt ({e}): start a new run", path.display()))
+    }
+
+    /// Attempts kept.
+    pub fn kept(&self) -> usize {
+        self.attempts.iter().filter(|a| a.outcome == Some(Outcome::Kept)).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> RunRecord {
+        RunRecord {
+            schema: SCHEMA.into(),
+            run_id: "20261125-000000".into(),
+            sources: "/src".into(),
+            branch: "optimize/20261125-000000".into(),
+            worktree: "/cache/wt".into(),
+            base_commit: "abc".into(),
+            scope: "src/libbpfilter/cgen".into(),
+            model: "claude-sonnet-4-5".into(),
+            objective: "runtime".into(),
+            baseline_failures: vec![],
+            baseline_failed_commands: vec![],
+            attempts: vec![Attempt::new(1)],
+            spent_usd: 0.0,
+            cumulative_ratio: 1.0,
+            stopped: None,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_refuses_corrupt_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.json");
+        let mut r = record();
+        r.attempts[0].outcome = Some(Outcome::OutOfScope { files: vec!["README.md".into()] });
+        r.save(&path).unwrap();
+        assert_eq!(RunRecord::load(&path).unwrap(), r);
+        std::fs::write(&path, "{\"schema\": \"bfperf.optimize-run.v1\", \"run_").unwrap();
+        let err = RunRecord::load(&path).unwrap_err().to_string();
+        assert!(err.contains("is corrupt"), "{err}");
+        let err = RunRecord::load(&dir.path().join("nope.json")).unwrap_err().to_string();
+        assert!(err.contains("no optimize run"), "{err}");
+    }
+
+    #[test]
+    fn titles_come_from_the_first_line() {
+        let mut a = Attempt::new(1);
+        a.plan = "\nTITLE: hoist the ctx load\nbecause ...".into();
+        assert_eq!(a.title(), "hoist the ctx load");
+        assert_eq!(Outcome::TestFailed { tail: String::new() }.name(), "test_failed");
+    }
+}
