@@ -162,16 +162,27 @@ fn revisions(repo: &Repo, opts: &HistoryOptions) -> Result<Vec<Rev>> {
     let since = repo.resolve(&opts.since)?;
     let until = repo.resolve(&opts.until)?;
     let wip = matches!(until, Rev::Wip { .. });
+    // The range is oldest first already (first-parent order). Commit times
+    // are not a safe order: scripted commits and rebases give many commits the
+    // same second, and clocks are skewed. So each extra commit goes before the
+    // first commit of the range that descends from it, or after the last one
+    // it descends from; only a commit related to none is placed by time.
     let mut oids = repo.range(since.oid(), until.oid())?;
+    let git = repo.git();
+    let time = |o: git2::Oid| git.find_commit(o).map(|c| c.time().seconds()).unwrap_or(0);
+    let descends = |a: git2::Oid, b: git2::Oid| git.graph_descendant_of(a, b).unwrap_or(false);
     for extra in &opts.include {
         let oid = repo.resolve(extra)?.oid();
-        if !oids.contains(&oid) {
-            oids.push(oid);
+        if oids.contains(&oid) {
+            continue;
         }
+        let at = oids
+            .iter()
+            .position(|&o| descends(o, oid))
+            .or_else(|| oids.iter().rposition(|&o| descends(oid, o)).map(|i| i + 1))
+            .unwrap_or_else(|| oids.iter().rposition(|&o| time(o) <= time(oid)).map_or(0, |i| i + 1));
+        oids.insert(at, oid);
     }
-    // Oldest first by commit time; the sort is stable, so the range keeps its order on ties.
-    let time = |o: &git2::Oid| repo.git().find_commit(*o).map(|c| c.time().seconds()).unwrap_or(0);
-    oids.sort_by_key(time);
     let mut revs: Vec<Rev> = oids.into_iter().map(|oid| Rev::Commit { oid, spec: oid.to_string() }).collect();
     if wip {
         revs.push(until);
@@ -295,6 +306,13 @@ pub fn run(opts: &HistoryOptions) -> Result<History> {
             || !b.cached;
         let key = (a.rev.oid().to_string(), b.rev.oid().to_string());
         let cached = if is_wip || force { None } else { store.load_pair(&key.0, &key.1, |w| progress::note(&bar, w)) };
+        // `--retry failed` also measures again the pairs where a case failed to run.
+        let failed_run = |c: &Comparison| {
+            c.cases.iter().any(|x| {
+                matches!(x.base_status, Status::Failed { .. }) || matches!(x.ref_status, Status::Failed { .. })
+            })
+        };
+        let cached = cached.filter(|c| !(matches!(opts.retry, Some(Retry::Failed)) && failed_run(c)));
         let comparison = match cached {
             Some(c) => (c, true),
             None => {

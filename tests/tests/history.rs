@@ -1,0 +1,623 @@
+//! `cargo xtask bench-history` end to end, against the minifilter test double
+//! and the real kernel: the one commit that really changed performance is
+//! found (and README commits are not), the JSON and HTML outputs, every exit
+//! code flag, cache reuse (nothing built or measured twice), `--include`,
+//! commits that do not build, `--retry failed`, `wip`, each bad input (one
+//! `error: ` line), a corrupt cache entry and Ctrl-C.
+//!
+//! Every run is kept cheap: two prologue cases, `--quick`, a 5 s budget per
+//! pair. Runs take the host-wide benchmark lock and wait for each other, so
+//! the tests of this file effectively run one after the other.
+
+use bfperf_tests::{require_bpf, xtask_bin, FixtureRepo, Run};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Two cases, short rounds, a short budget: about a second of measuring per pair.
+const CHEAP: &[&str] = &["--filter", "xdp__prologue,tc__prologue", "--quick", "--time-budget", "5"];
+
+/// Where a test asserts "exactly one change" the threshold is raised to 10 %.
+/// A history is one test per commit and case: at the default 1 % a README-only
+/// commit (the same programs) is flagged whenever the noise of one `--quick`
+/// pair happens to exceed 1 % with a tight interval, and CI must not flake.
+/// The real change tested here (300 instead of 16 padding instructions per
+/// prologue) is above +100 %, ten times this threshold.
+const ONE_CHANGE: &[&str] = &["--threshold", "10"];
+
+/// The selected cases, in suite order.
+const CASES: [&str; 2] = ["xdp__prologue", "tc__prologue"];
+
+/// Schema of a cached pair comparison under `<cache>/results/`.
+const PAIR_SCHEMA: &str = "bfperf.history-pair.v1";
+
+/// The bfperf bpffs mounts of process `pid` (`bfperf-bpffs-<pid>-*`) in /proc/self/mountinfo.
+fn mounts_of(pid: u32) -> Vec<PathBuf> {
+    let needle = format!("/bfperf-bpffs-{pid}-");
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mount_point| mount_point.contains(&needle))
+        .map(PathBuf::from)
+        .collect()
+}
+
+fn xtask_command(sources: &Path, args: &[&str], cache: &Path) -> Command {
+    let mut cmd = Command::new(xtask_bin());
+    cmd.arg("bench-history")
+        .args(args)
+        .arg("--sources")
+        .arg(sources)
+        .arg("--cache-dir")
+        .arg(cache)
+        .env("NO_COLOR", "1")
+        .env_remove("BPFILTER_SOURCES")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// `xtask bench-history ARGS --sources SOURCES --cache-dir CACHE`. Whatever
+/// the outcome, the process must have left no bpffs mount behind.
+fn history(sources: &Path, args: &[&str], cache: &Path) -> Run {
+    let child = xtask_command(sources, args, cache).spawn().expect("xtask runs");
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(mounts_of(pid), Vec::<PathBuf>::new(), "bpffs left mounted by:\n{}", show(&run));
+    run
+}
+
+fn show(run: &Run) -> String {
+    format!("exit {}\nstdout:\n{}\nstderr:\n{}", run.code, run.stdout, run.stderr)
+}
+
+/// The failure's one `error: ` line; there must be exactly one.
+fn error_line(run: &Run) -> &str {
+    assert_ne!(run.code, 0, "expected a failure:\n{}", show(run));
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "one error line:\n{}", show(run));
+    errors[0]
+}
+
+/// The history JSON written by `--json-output`.
+fn read_json(path: &Path) -> Value {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("valid JSON");
+    assert_eq!(v["cases"], serde_json::json!(CASES), "the selected cases, in suite order");
+    v
+}
+
+/// The first 12 hex digits of a commit id: the label of its point.
+fn short(sha: &str) -> &str {
+    &sha[..12]
+}
+
+/// What the summary on stdout says of the point labelled `label`:
+/// `cached`, `measured` or `BUILD FAILED`.
+fn state_of<'a>(run: &'a Run, label: &str) -> &'a str {
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(label))
+        .unwrap_or_else(|| panic!("no line for {label}:\n{}", show(run)));
+    let rest = line[label.len()..].trim_start();
+    ["cached", "measured", "BUILD FAILED"]
+        .into_iter()
+        .find(|s| rest.starts_with(s))
+        .unwrap_or_else(|| panic!("no state in {line:?}"))
+}
+
+/// `(case, commit label, change)` of every significant change in the JSON.
+fn changes(v: &Value) -> Vec<(String, String, String)> {
+    v["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            let s = |x: &Value| x.as_str().unwrap().to_owned();
+            (s(&c["case"]), s(&c["commit"]), s(&c["change"]["change"]))
+        })
+        .collect()
+}
+
+/// Exactly one change per selected case, each at `label` and `slower`, with
+/// an interval above 1 and the point index `index`.
+fn assert_only_slower_at(v: &Value, label: &str, index: u64) {
+    let got = changes(v);
+    let want: Vec<(String, String, String)> =
+        CASES.iter().map(|c| (c.to_string(), label.to_owned(), "slower".to_owned())).collect();
+    assert_eq!(got, want, "one slower change per case, at {label}");
+    for c in v["changes"].as_array().unwrap() {
+        assert_eq!(c["change"]["index"], index, "{c}");
+        assert!(c["change"]["estimate"]["lo"].as_f64().unwrap() > 1.0, "interval above 1: {c}");
+    }
+}
+
+/// Commit a README change; returns the new HEAD.
+fn readme_commit(repo: &FixtureRepo, line: &str, message: &str) -> String {
+    let readme = std::fs::read_to_string(repo.path().join("README.md")).unwrap_or_default();
+    repo.write("README.md", &format!("{readme}\n{line}\n"));
+    repo.commit(message)
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Size and mtime of every per-commit build log,
+/// `<cache>/builds/*/commits/<sha>/bfperf-build.log`, by commit.
+fn build_logs(cache: &Path) -> BTreeMap<String, (u64, SystemTime)> {
+    let mut logs = BTreeMap::new();
+    for repo in std::fs::read_dir(cache.join("builds")).unwrap() {
+        let Ok(commits) = std::fs::read_dir(repo.unwrap().path().join("commits")) else { continue };
+        for commit in commits {
+            let commit = commit.unwrap();
+            if let Ok(meta) = std::fs::metadata(commit.path().join("bfperf-build.log")) {
+                let name = commit.file_name().to_string_lossy().into_owned();
+                logs.insert(name, (meta.len(), meta.modified().unwrap()));
+            }
+        }
+    }
+    logs
+}
+
+/// Every file under `<cache>/results/`.
+fn result_files(cache: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                walk(&entry.path(), out);
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    let mut out = vec![];
+    walk(&cache.join("results"), &mut out);
+    out.sort();
+    out
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Every file under `<cache>/results/` is a complete cached pair (no
+/// half-written JSON, no leftover temporary file).
+fn assert_results_parse(cache: &Path) -> Vec<PathBuf> {
+    let files = result_files(cache);
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} does not parse: {e}", f.display()));
+        assert_eq!(v["schema"], PAIR_SCHEMA, "{}", f.display());
+    }
+    files
+}
+
+/// Every file of the work tree (not .git) with its bytes.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name() == ".git" {
+                continue;
+            }
+            if entry.file_type().unwrap().is_dir() {
+                walk(&entry.path(), root, out);
+            } else {
+                out.insert(entry.path().strip_prefix(root).unwrap().to_owned(), std::fs::read(entry.path()).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+#[test]
+fn the_one_slower_commit_is_found_and_a_second_run_reuses_everything() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let c0 = repo.head();
+    let c1 = readme_commit(&repo, "How to build the fixture.", "docs: how to build");
+    let c2 = readme_commit(&repo, "How to run its tests.", "docs: how to test");
+    repo.set_padding(300);
+    let c3_subject = "cgen: 300 redundant instructions per prologue";
+    let c3 = repo.commit(c3_subject);
+    let c4 = readme_commit(&repo, "A last line.", "docs: a last line");
+    let commits = [&c0, &c1, &c2, &c3, &c4];
+    let subjects =
+        ["initial import of minifilter", "docs: how to build", "docs: how to test", c3_subject, "docs: a last line"];
+
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (src, cache) = (repo.path(), cache.path());
+    let json = out.path().join("history.json");
+    let j = json.to_str().unwrap();
+    let html = out.path().join("history.html");
+    let args = |fail_on: &'static str| -> Vec<String> {
+        [CHEAP, ONE_CHANGE, &["--since", &c0, "--until", "HEAD", "--fail-on-significant-change", fail_on]]
+            .concat()
+            .into_iter()
+            .map(str::to_owned)
+            .chain(["--json-output".into(), json.display().to_string(), "--html".into(), html.display().to_string()])
+            .collect()
+    };
+    let run_with = |fail_on: &'static str| {
+        let a = args(fail_on);
+        history(src, &a.iter().map(String::as_str).collect::<Vec<_>>(), cache)
+    };
+
+    // First run: everything built and measured; the padding commit is slower.
+    let run = run_with("worse");
+    assert_eq!(run.code, 2, "--fail-on-significant-change worse with a slower commit:\n{}", show(&run));
+    let v = read_json(&json);
+    let points = v["points"].as_array().unwrap();
+    assert_eq!(points.len(), 5, "{v:#}");
+    for (i, p) in points.iter().enumerate() {
+        assert_eq!(p["commit"], commits[i].as_str(), "oldest first: point {i}");
+        assert_eq!(p["label"], short(commits[i]));
+        assert_eq!(p["subject"], subjects[i]);
+        assert_eq!(p["status"], serde_json::json!({"state": "measured", "cached": false}), "point {i}");
+        assert_eq!(p["results"]["source"]["commit"], commits[i].as_str());
+        for case in p["results"]["cases"].as_array().unwrap() {
+            assert_eq!(case["status"]["state"], "ok", "point {i}: {}", case["name"]);
+            assert!(!case["samples"].as_array().unwrap().is_empty(), "point {i}: {}", case["name"]);
+        }
+        assert_eq!(state_of(&run, short(commits[i])), "measured");
+    }
+    assert_only_slower_at(&v, short(&c3), 3);
+    let slower: Vec<&str> = run.stdout.lines().filter(|l| l.trim_start().starts_with("slower")).collect();
+    assert_eq!(slower.len(), 2, "{}", show(&run));
+    assert!(slower.iter().all(|l| l.contains(short(&c3))), "{}", show(&run));
+
+    // The report: one file, nothing fetched from the network, names the commit.
+    let page = std::fs::read_to_string(&html).unwrap();
+    for remote in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
+        assert!(!page.contains(remote), "the report loads {remote}…: not self-contained");
+    }
+    assert!(page.contains(c3_subject), "the report names the slower commit");
+    assert!(run.stdout.contains(&format!("report: {}", html.display())), "{}", show(&run));
+
+    // Second, identical run: every build and every pair comes from the cache.
+    let logs = build_logs(cache);
+    let want: Vec<&str> = {
+        let mut w: Vec<&str> = commits.iter().map(|c| c.as_str()).collect();
+        w.sort();
+        w
+    };
+    assert_eq!(logs.keys().map(String::as_str).collect::<Vec<_>>(), want, "one build directory per commit");
+    let run = run_with("better");
+    assert_eq!(run.code, 0, "--fail-on-significant-change better with only a slower commit:\n{}", show(&run));
+    for c in commits {
+        assert_eq!(state_of(&run, short(c)), "cached", "{}", show(&run));
+    }
+    assert_eq!(build_logs(cache), logs, "cmake or make ran again on an identical history");
+    let v = read_json(&json);
+    assert_only_slower_at(&v, short(&c3), 3);
+    assert!(v["points"].as_array().unwrap().iter().all(|p| p["status"]["cached"] == true), "{v:#}");
+
+    let run = run_with("any");
+    assert_eq!(run.code, 2, "--fail-on-significant-change any with a slower commit:\n{}", show(&run));
+    assert_eq!(build_logs(cache), logs);
+
+    // --include puts an older commit first, whatever the commit times (these
+    // were all made within a second or two): only the new pair, c0 → c2, is measured.
+    let args = [CHEAP, ONE_CHANGE, &["--since", &c2, "--until", &c4, "--include", &c0], &["--json-output", j]].concat();
+    let run = history(src, &args, cache);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let v = read_json(&json);
+    let labels: Vec<&str> = v["points"].as_array().unwrap().iter().map(|p| p["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, [&c0, &c2, &c3, &c4].map(|c| short(c)), "oldest first");
+    assert_eq!(state_of(&run, short(&c2)), "measured", "{}", show(&run));
+    for c in [&c0, &c3, &c4] {
+        assert_eq!(state_of(&run, short(c)), "cached", "{}", show(&run));
+    }
+    assert_only_slower_at(&v, short(&c3), 2);
+    assert_eq!(build_logs(cache), logs);
+
+    // The user's tree and branches are untouched.
+    assert_eq!(repo.status(), "", "the user's tree is untouched");
+    assert_eq!(repo.head(), c4);
+    assert!(!git(src, &["branch", "--list"]).contains("bfperf"), "a bfperf branch was left");
+}
+
+#[test]
+fn a_commit_that_does_not_build_is_skipped_and_retried_on_request() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let c0 = repo.head();
+    let c1 = readme_commit(&repo, "How to build the fixture.", "docs: how to build");
+    let prologue = "src/libbpfilter/cgen/prologue.c";
+    let good = std::fs::read_to_string(repo.path().join(prologue)).unwrap();
+    repo.write(prologue, "this is not C;\n");
+    let c2 = repo.commit("cgen: break the build");
+    repo.write(prologue, &good);
+    let c3 = repo.commit("cgen: fix the build");
+
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (src, cache) = (repo.path(), cache.path());
+    let json = out.path().join("history.json");
+    let j = json.to_str().unwrap();
+    let upto = |until: &str, extra: &[&str]| -> Run {
+        let args = [CHEAP, ONE_CHANGE, &["--since", &c0, "--until", until], extra].concat();
+        history(src, &args, cache)
+    };
+
+    let run = upto(&c3, &["--fail-on-any-commit-failure", "--json-output", j]);
+    assert_eq!(run.code, 3, "--fail-on-any-commit-failure with a broken commit:\n{}", show(&run));
+    assert_eq!(state_of(&run, short(&c2)), "BUILD FAILED", "{}", show(&run));
+    for c in [&c0, &c1, &c3] {
+        assert_eq!(state_of(&run, short(c)), "measured", "{}", show(&run));
+    }
+    assert!(
+        run.stderr.lines().any(|l| l.contains(short(&c2)) && l.contains("does not build, skipped")),
+        "{}",
+        show(&run)
+    );
+    assert!(!run.stderr.lines().any(|l| l.starts_with("error")), "a broken commit is not an error:\n{}", show(&run));
+    let v = read_json(&json);
+    let points = v["points"].as_array().unwrap();
+    assert_eq!(points.len(), 4);
+    assert_eq!(points[2]["status"]["state"], "build_failed");
+    assert!(points[2]["status"]["reason"].as_str().unwrap().contains("prologue.c"), "{}", points[2]);
+    assert!(points[2]["results"].is_null());
+    assert!(!points[3]["results"].is_null());
+    // c3 has the same programs as c1, against which it is compared: no change.
+    assert_eq!(changes(&v), vec![], "{v:#}");
+    // The pairs measured: c0 → c1 and c1 → c3 (c2 skipped).
+    let pairs: Vec<String> = result_files(cache).iter().map(|p| file_name(p)).collect();
+    assert_eq!(pairs.len(), 2, "{pairs:?}");
+    assert!(pairs.iter().any(|n| n.starts_with(&format!("{}-{c1}-", short(&c0)))), "c1 vs c0: {pairs:?}");
+    assert!(pairs.iter().any(|n| n.starts_with(&format!("{}-{c3}-", short(&c1)))), "c3 vs c1: {pairs:?}");
+    assert!(!pairs.iter().any(|n| n.contains(short(&c2))), "c2 is in no pair: {pairs:?}");
+
+    // Again, failing only on the last commit: it built, exit 0; the cached
+    // failure is reported without building c2 again.
+    let logs = build_logs(cache);
+    assert_eq!(logs.len(), 4, "{logs:?}");
+    let run = upto(&c3, &["--fail-on-last-commit-failure"]);
+    assert_eq!(run.code, 0, "the last commit built:\n{}", show(&run));
+    assert_eq!(state_of(&run, short(&c2)), "BUILD FAILED", "{}", show(&run));
+    for c in [&c0, &c1, &c3] {
+        assert_eq!(state_of(&run, short(c)), "cached", "{}", show(&run));
+    }
+    assert_eq!(build_logs(cache), logs, "nothing rebuilt without --retry");
+
+    // The broken commit last: the flag triggers.
+    let run = upto(&c2, &["--fail-on-last-commit-failure"]);
+    assert_eq!(run.code, 3, "--fail-on-last-commit-failure with a broken last commit:\n{}", show(&run));
+    assert_eq!(state_of(&run, short(&c2)), "BUILD FAILED", "{}", show(&run));
+
+    // --retry failed builds c2 again (its log grows), and nothing else.
+    let run = upto(&c3, &["--retry", "failed"]);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    assert_eq!(state_of(&run, short(&c2)), "BUILD FAILED", "still broken:\n{}", show(&run));
+    for c in [&c0, &c1, &c3] {
+        assert_eq!(state_of(&run, short(c)), "cached", "{}", show(&run));
+    }
+    let after = build_logs(cache);
+    for (commit, before) in &logs {
+        if commit == &c2 {
+            assert!(after[commit].0 > before.0, "c2 was built again: its log grew");
+        } else {
+            assert_eq!(&after[commit], before, "{commit} was rebuilt by --retry failed");
+        }
+    }
+    assert_eq!(repo.status(), "", "the user's tree is untouched");
+}
+
+#[test]
+fn wip_is_the_last_point_and_the_tree_is_untouched() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    readme_commit(&repo, "How to build the fixture.", "docs: how to build");
+    repo.set_padding(300);
+    repo.write("notes.txt", "an untracked file\n");
+    let status = repo.status();
+    assert!(status.contains("knobs.h") && status.contains("notes.txt"), "{status}");
+    let files = snapshot(repo.path());
+    let head = repo.head();
+
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("history.json");
+    let args = [
+        CHEAP,
+        ONE_CHANGE,
+        &["--since", "HEAD~1", "--until", "wip", "--fail-on-significant-change", "worse"],
+        &["--json-output", json.to_str().unwrap()],
+    ]
+    .concat();
+    let run = history(repo.path(), &args, cache.path());
+    assert_eq!(run.code, 2, "{}", show(&run));
+    assert_eq!(state_of(&run, "wip"), "measured", "{}", show(&run));
+    let v = read_json(&json);
+    let points = v["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3, "{v:#}");
+    let last = &points[2];
+    assert_eq!(last["label"], "wip");
+    assert_eq!(last["commit"], head.as_str(), "a wip point carries HEAD's id");
+    assert_eq!(last["results"]["source"]["dirty"], true);
+    assert_only_slower_at(&v, "wip", 2);
+
+    assert_eq!(repo.status(), status, "git status unchanged");
+    assert_eq!(repo.head(), head);
+    let after = snapshot(repo.path());
+    assert_eq!(after.keys().collect::<Vec<_>>(), files.keys().collect::<Vec<_>>(), "no file added or removed");
+    assert!(after == files, "a file of the user's tree changed");
+}
+
+#[test]
+fn bad_ranges_are_one_clear_error() {
+    let repo = FixtureRepo::new();
+    readme_commit(&repo, "How to build the fixture.", "docs: how to build");
+    let cache = tempfile::tempdir().unwrap();
+    let (src, cache) = (repo.path(), cache.path());
+
+    let run = history(src, &["--since", "no-such-ref", "--until", "HEAD"], cache);
+    assert_eq!(run.code, 1, "{}", show(&run));
+    assert!(error_line(&run).contains("unknown ref \"no-such-ref\""), "{}", show(&run));
+
+    let run = history(src, &["--since", "HEAD", "--until", "HEAD"], cache);
+    assert_eq!(run.code, 1, "{}", show(&run));
+    assert!(error_line(&run).contains("holds one commit"), "{}", show(&run));
+
+    let run = history(src, &["--since", "HEAD", "--until", "HEAD~1"], cache);
+    assert_eq!(run.code, 1, "{}", show(&run));
+    assert!(error_line(&run).contains("is not an ancestor"), "{}", show(&run));
+
+    // Nothing was built for a range that was refused.
+    assert!(!cache.join("builds").exists(), "a refused range built something");
+    assert_eq!(repo.status(), "");
+}
+
+#[test]
+fn a_corrupt_cache_entry_is_measured_again_with_a_warning_and_retry_failed_reruns_failed_runs() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let c0 = repo.head();
+    let c1 = readme_commit(&repo, "How to build the fixture.", "docs: how to build");
+    let c2 = readme_commit(&repo, "How to run its tests.", "docs: how to test");
+    let cache = tempfile::tempdir().unwrap();
+    let (src, cache) = (repo.path(), cache.path());
+    let args = [CHEAP, ONE_CHANGE, &["--since", &c0, "--until", &c2]].concat();
+
+    let run = history(src, &args, cache);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let entries = assert_results_parse(cache);
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let corrupt = entries
+        .iter()
+        .find(|p| file_name(p).starts_with(&format!("{}-{c2}-", short(&c1))))
+        .unwrap_or_else(|| panic!("no entry for c2 vs c1: {entries:?}"))
+        .clone();
+    std::fs::write(&corrupt, "{\"schema\": \"bfperf.history-pa").unwrap();
+
+    let run = history(src, &args, cache);
+    assert_eq!(run.code, 0, "a corrupt entry is not fatal:\n{}", show(&run));
+    let warning = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("warning: ") && l.contains("ignoring cache entry"))
+        .unwrap_or_else(|| panic!("no warning:\n{}", show(&run)));
+    assert!(warning.contains(&corrupt.display().to_string()), "the warning names the file: {warning}");
+    assert!(!run.stderr.lines().any(|l| l.starts_with("error")), "{}", show(&run));
+    assert_eq!(state_of(&run, short(&c2)), "measured", "the pair is measured again:\n{}", show(&run));
+    assert_eq!(state_of(&run, short(&c1)), "cached", "the other pair is not:\n{}", show(&run));
+    // Rewritten, whole.
+    let entries = assert_results_parse(cache);
+    assert_eq!(entries.len(), 2);
+
+    // A pair where a case failed to run is reported from the cache as it is,
+    // and measured again by --retry failed.
+    let first = entries.iter().find(|p| file_name(p).starts_with(&format!("{}-{c1}-", short(&c0)))).unwrap();
+    let mut entry: Value = serde_json::from_str(&std::fs::read_to_string(first).unwrap()).unwrap();
+    entry["comparison"]["cases"][0]["ref_status"] = serde_json::json!({"state": "failed", "reason": "injected"});
+    std::fs::write(first, serde_json::to_vec(&entry).unwrap()).unwrap();
+    let run = history(src, &args, cache);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    assert_eq!(state_of(&run, short(&c1)), "cached", "{}", show(&run));
+    let run = history(src, &[&args[..], &["--retry", "failed"]].concat(), cache);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    assert_eq!(state_of(&run, short(&c1)), "measured", "the failed run is measured again:\n{}", show(&run));
+    assert_eq!(state_of(&run, short(&c2)), "cached", "{}", show(&run));
+    let entry: Value = serde_json::from_str(&std::fs::read_to_string(first).unwrap()).unwrap();
+    assert_eq!(entry["comparison"]["cases"][0]["ref_status"]["state"], "ok", "{entry:#}");
+}
+
+/// Kills the child (SIGKILL, by its pid) if the test fails before it exits.
+struct Reap(Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_while_measuring_exits_130_unmounts_and_keeps_finished_pairs() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let c0 = repo.head();
+    let c1 = readme_commit(&repo, "one", "docs: one");
+    for line in ["two", "three", "four"] {
+        readme_commit(&repo, line, &format!("docs: {line}"));
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let (src, cache) = (repo.path(), cache.path());
+    // Not --quick and a 60 s budget: each of the four pairs takes seconds
+    // (up to 80 rounds of 10 ms samples), so a pair is still running when
+    // the signal arrives after the first one was stored.
+    let filter = ["--filter", "xdp__prologue,tc__prologue", "--time-budget", "60"];
+    let args = [&filter[..], &["--since", &c0, "--until", "HEAD"]].concat();
+    let mut child = Reap(xtask_command(src, &args, cache).spawn().expect("xtask runs"));
+    let pid = child.0.id();
+    let output = |child: &mut Reap| {
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        child.0.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+        child.0.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        format!("stdout:\n{stdout}\nstderr:\n{stderr}")
+    };
+
+    // Wait until the first pair is stored and the next one is being measured
+    // (after the host lock, which other tests may hold for a while, and the builds).
+    let deadline = Instant::now() + Duration::from_secs(480);
+    while result_files(cache).is_empty() || mounts_of(pid).is_empty() {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            panic!("xtask ended before it was interrupted ({status}):\n{}", output(&mut child));
+        }
+        assert!(Instant::now() < deadline, "xtask never got to its second pair");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mounts = mounts_of(pid);
+    kill(Pid::from_raw(pid as i32), Signal::SIGINT).unwrap();
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(15), "xtask did not stop within 15 s of SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = output(&mut child);
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(text.contains("interrupted"), "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("error: ")).count(), 1, "{text}");
+    assert_eq!(mounts_of(pid), Vec::<PathBuf>::new(), "bpffs left mounted after Ctrl-C");
+    for m in mounts {
+        assert!(!m.exists(), "mount directory {} left behind", m.display());
+    }
+
+    // No half-written entry; the pairs finished before the signal are kept
+    // (at most three of four: the run was interrupted)...
+    let kept = assert_results_parse(cache);
+    assert!((1..4).contains(&kept.len()), "{kept:?}");
+    assert!(kept.iter().any(|p| file_name(p).starts_with(&format!("{}-{c1}-", short(&c0)))), "{kept:?}");
+    // ...and reused: the first pair again is all cache, no build, no measuring.
+    let logs = build_logs(cache);
+    let run = history(src, &[&filter[..], &["--since", &c0, "--until", &c1]].concat(), cache);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    assert_eq!(state_of(&run, short(&c1)), "cached", "{}", show(&run));
+    assert_eq!(build_logs(cache), logs);
+    assert_eq!(repo.status(), "");
+}
