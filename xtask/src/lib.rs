@@ -6,6 +6,7 @@ pub mod agent;
 pub mod bench;
 pub mod build;
 pub mod compare;
+pub mod doctor;
 pub mod history;
 pub mod host;
 pub mod lock;

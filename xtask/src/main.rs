@@ -61,6 +61,18 @@ enum Command {
         The run works in its own worktree on branch optimize/<run-id>; merge that branch to keep the wins.\n\
         Everything is recorded in <cache>/optimize/<run-id>/history.json and report.html.")]
     Optimize(OptimizeArgs),
+    /// Check everything a run needs; print the command that fixes each problem.
+    #[command(
+        after_help = "Examples:\n  cargo xtask doctor\n  cargo xtask doctor --sources ~/bpfilter\n\nExit code 1 when a required check fails (✘); `!` lines are advice."
+    )]
+    Doctor(DoctorArgs),
+}
+
+#[derive(Args, Debug)]
+struct DoctorArgs {
+    /// The bpfilter checkout to check [default: $BPFILTER_SOURCES].
+    #[arg(long, value_name = "PATH")]
+    sources: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -375,6 +387,7 @@ fn main() {
         Command::BenchHistory(args) => cmd_history(args),
         Command::BenchSelfcheck(args) => cmd_selfcheck(args).map(|()| 0),
         Command::Optimize(args) => cmd_optimize(args).map(|()| 0),
+        Command::Doctor(args) => Ok(cmd_doctor(args)),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -383,6 +396,21 @@ fn main() {
             let code = if bench_harness::interrupt::requested() { 130 } else { 1 };
             std::process::exit(code);
         }
+    }
+}
+
+fn cmd_doctor(args: DoctorArgs) -> i32 {
+    let checks = xtask::doctor::run(args.sources.as_deref());
+    for c in &checks {
+        println!("{}", c.line());
+    }
+    let failed = checks.iter().filter(|c| !c.ok && c.level == xtask::doctor::Level::Required).count();
+    if failed > 0 {
+        println!("{failed} required check(s) failed");
+        1
+    } else {
+        println!("ready");
+        0
     }
 }
 
