@@ -66,6 +66,39 @@ enum Command {
         after_help = "Examples:\n  cargo xtask doctor\n  cargo xtask doctor --sources ~/bpfilter\n\nExit code 1 when a required check fails (✘); `!` lines are advice."
     )]
     Doctor(DoctorArgs),
+    /// Install a git pre-push hook in the bpfilter checkout that blocks pushes with a significant regression.
+    #[command(
+        after_help = "Examples:\n  cargo xtask install-hook --sources ~/bpfilter\n  cargo xtask install-hook --uninstall\n\n\
+        The hook runs `cargo xtask bench-compare --quick @{upstream} HEAD --fail-on regression`.\n\
+        Bypass it once with `git push --no-verify`. A hook bfperf did not install is never overwritten."
+    )]
+    InstallHook(HookArgs),
+    /// The whole product without a bpfilter checkout: minifilter, bench-compare, two optimize attempts.
+    #[command(after_help = "Examples:\n  cargo xtask demo\n\n\
+        Builds the bundled minifilter test double in a temporary repository with two commits (the second one\n\
+        slower), compares them with the real bench-compare, then runs two optimize attempts against a local\n\
+        scripted model server (no API key or network needed): one is kept, one is measured slower and dropped.")]
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    #[command(flatten)]
+    host: HostArgs,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+struct HookArgs {
+    /// The bpfilter checkout [default: $BPFILTER_SOURCES].
+    #[arg(long, value_name = "PATH")]
+    sources: Option<PathBuf>,
+    /// Remove the hook (only if bfperf installed it).
+    #[arg(long)]
+    uninstall: bool,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Args, Debug)]
@@ -73,6 +106,8 @@ struct DoctorArgs {
     /// The bpfilter checkout to check [default: $BPFILTER_SOURCES].
     #[arg(long, value_name = "PATH")]
     sources: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Args, Debug)]
@@ -388,6 +423,8 @@ fn main() {
         Command::BenchSelfcheck(args) => cmd_selfcheck(args).map(|()| 0),
         Command::Optimize(args) => cmd_optimize(args).map(|()| 0),
         Command::Doctor(args) => Ok(cmd_doctor(args)),
+        Command::InstallHook(args) => cmd_hook(args).map(|()| 0),
+        Command::Demo(args) => cmd_demo(args).map(|()| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -397,6 +434,39 @@ fn main() {
             std::process::exit(code);
         }
     }
+}
+
+fn cmd_demo(args: DemoArgs) -> Result<()> {
+    let cache = workspace::cache_dir(args.common.cache_dir.as_deref())?;
+    let _lock = args.host.enter(&cache, "demo")?;
+    let demo = xtask::demo::run(&cache, true)?;
+    println!("── bench-compare HEAD~1 HEAD (minifilter: the second commit pads every prologue) ──");
+    println!("{}", report::compare_table(&demo.comparison, color()));
+    print!("{}", report::summary(&demo.comparison));
+    println!("\n── optimize: 2 attempts against a local scripted model ──");
+    let r = &demo.run;
+    for a in &r.attempts {
+        let g = a.geomean.map(|g| report::delta(&g)).unwrap_or_default();
+        println!("  {}. {:<12} {:<45} {g}", a.index, a.outcome.as_ref().map(|o| o.name()).unwrap_or(""), a.title());
+    }
+    let run_dir = cache.join("optimize").join(&r.run_id);
+    println!("branch to merge: {} in {}", r.branch, r.sources.display());
+    println!("optimize report: {}", run_dir.join("report.html").display());
+    println!("demo files:      {}", demo.dir.display());
+    Ok(())
+}
+
+fn cmd_hook(args: HookArgs) -> Result<()> {
+    let sources = xtask::sources::Sources::from_arg_or_env(args.sources.as_deref())?;
+    if args.uninstall {
+        let path = xtask::hook::uninstall(sources.root())?;
+        println!("removed {}", path.display());
+    } else {
+        let bfperf = xtask::workspace::root()?;
+        let path = xtask::hook::install(sources.root(), &bfperf)?;
+        println!("installed {} (bypass once with git push --no-verify)", path.display());
+    }
+    Ok(())
 }
 
 fn cmd_doctor(args: DoctorArgs) -> i32 {

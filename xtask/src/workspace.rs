@@ -23,6 +23,16 @@ pub fn cache_dir(arg: Option<&Path>) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// The bfperf workspace root (where `cargo xtask` runs), via cargo metadata.
+pub fn root() -> Result<PathBuf> {
+    let meta = cargo_metadata::MetadataCommand::new()
+        .manifest_path(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .no_deps()
+        .exec()
+        .context("cannot locate the bfperf workspace (cargo metadata failed)")?;
+    Ok(meta.workspace_root.into_std_path_buf())
+}
+
 /// A stable, filesystem-safe key for a path (build directories per source tree).
 pub fn path_key(path: &Path) -> String {
     use std::hash::{Hash, Hasher};
