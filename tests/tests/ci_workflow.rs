@@ -1,0 +1,104 @@
+//! doc/ci/bfperf.yml is a real workflow: parse it, check its shape, and run
+//! the exact `cargo xtask` commands of its steps against minifilter.
+
+use bfperf_tests::{require_bpf, workspace_root, xtask_bin, FixtureRepo};
+use serde_yaml::Value;
+use std::process::Command;
+use xshell::cmd;
+
+fn workflow() -> Value {
+    let text = std::fs::read_to_string(workspace_root().join("doc/ci/bfperf.yml")).unwrap();
+    serde_yaml::from_str(&text).expect("the workflow is valid YAML")
+}
+
+fn steps(w: &Value) -> Vec<Value> {
+    w["jobs"]["perf"]["steps"].as_sequence().expect("jobs.perf.steps").clone()
+}
+
+/// The `cargo xtask` command lines of the workflow, in order.
+fn xtask_commands(w: &Value) -> Vec<String> {
+    steps(w).iter().filter_map(|s| s["run"].as_str()).filter(|r| r.contains("cargo xtask")).map(str::to_owned).collect()
+}
+
+#[test]
+fn the_workflow_has_the_shape_ci_needs() {
+    let w = workflow();
+    assert!(w["on"]["pull_request"].is_mapping(), "runs on pull requests");
+    let job = &w["jobs"]["perf"];
+    let labels: Vec<&str> = job["runs-on"].as_sequence().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(labels.contains(&"self-hosted") && labels.contains(&"bpf"), "{labels:?}");
+    assert_eq!(job["permissions"]["pull-requests"].as_str(), Some("write"));
+    let commands = xtask_commands(&w);
+    assert_eq!(commands.len(), 2, "{commands:?}");
+    assert!(commands[1].contains("bench-compare") && commands[1].contains("--fail-on regression"));
+    assert!(commands[1].contains("--markdown perf.md"));
+    // The comment step posts the Markdown the comparison wrote.
+    assert!(steps(&w).iter().any(|s| s["run"].as_str().is_some_and(|r| r.contains("--body-file bfperf/perf.md"))));
+    let checkout = &steps(&w)[0];
+    assert_eq!(checkout["with"]["fetch-depth"].as_i64(), Some(0), "history is needed for the base commit");
+}
+
+/// Run one workflow command as the workflow would, in `bfperf_dir`.
+fn run_step(
+    command: &str,
+    sources: &std::path::Path,
+    base_ref: &str,
+    cache: &std::path::Path,
+    dir: &std::path::Path,
+) -> i32 {
+    let line = command
+        .replace("${{ github.base_ref }}", base_ref)
+        .replace("sudo -E ", "")
+        .replace("cargo xtask", &xtask_bin().display().to_string());
+    let out = Command::new("sh")
+        .args(["-c", &format!("{line} --cache-dir {} --quick --filter xdp__prologue,tc__prologue", cache.display())])
+        .current_dir(dir)
+        .env("BPFILTER_SOURCES", sources)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    eprintln!("$ {line}\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out.status.code().unwrap_or(-1)
+}
+
+#[test]
+fn the_workflow_commands_fail_a_slower_pull_request_and_pass_a_harmless_one() {
+    require_bpf!();
+    let w = workflow();
+    let commands = xtask_commands(&w);
+    // The bpfilter checkout as actions/checkout leaves it: origin/<base> and the PR's HEAD.
+    let repo = FixtureRepo::new();
+    let remote = tempfile::tempdir().unwrap();
+    let sh = repo.shell();
+    let bare = remote.path();
+    cmd!(sh, "git init -q --bare {bare}").run().unwrap();
+    cmd!(sh, "git remote add origin {bare}").run().unwrap();
+    cmd!(sh, "git push -q origin main").run().unwrap();
+    cmd!(sh, "git fetch -q origin").run().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap(); // the job's bfperf/ working directory
+
+    // `doctor` (the first command) passes on this machine.
+    let doctor = commands[0].replace("sudo -E ", "").replace("cargo xtask", &xtask_bin().display().to_string());
+    let out = Command::new("sh").args(["-c", &doctor]).env("BPFILTER_SOURCES", repo.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    repo.set_padding(400);
+    repo.commit("cgen: a slower prologue");
+    assert_eq!(
+        run_step(&commands[1], repo.path(), "main", cache.path(), work.path()),
+        2,
+        "a regression fails the check"
+    );
+    let md = std::fs::read_to_string(work.path().join("perf.md")).expect("perf.md written");
+    assert!(md.contains("xdp__prologue") && md.contains("slower"), "{md}");
+    assert!(work.path().join("perf.json").exists());
+
+    // A harmless pull request on top of the same base passes.
+    cmd!(sh, "git reset -q --hard origin/main").run().unwrap();
+    repo.write("README.md", "docs only\n");
+    repo.commit("doc: reword");
+    // A wide threshold: a docs-only change must not fail CI on noise in this test.
+    let harmless = format!("{} --threshold 10", commands[1]);
+    assert_eq!(run_step(&harmless, repo.path(), "main", cache.path(), work.path()), 0);
+}
