@@ -59,7 +59,7 @@ impl Default for CompareConfig {
             time_budget_s: 150.0,
             threshold_pct: 1.0,
             level: 0.95,
-            instances: 3,
+            instances: 6,
         }
     }
 }

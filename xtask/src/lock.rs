@@ -55,7 +55,9 @@ impl RunLock {
                 ),
                 Wait::Yes => {
                     eprintln!("waiting for another benchmark on this host to finish ({holder})...");
+                    let waited = std::time::Instant::now();
                     FileExt::lock_exclusive(&file).context("cannot wait for the benchmark lock")?;
+                    eprintln!("lock obtained after {:.0} s of waiting", waited.elapsed().as_secs_f64());
                 }
             }
         }

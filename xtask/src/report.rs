@@ -27,7 +27,9 @@ fn unit(u: Unit) -> &'static str {
 /// `+3.1 % [+2.2, +4.0]`.
 pub fn delta(est: &RatioEstimate) -> String {
     let (lo, hi) = est.ci_pct();
-    format!("{:+.1} % [{lo:+.1}, {hi:+.1}]", est.delta_pct())
+    // Bounds near 0 get more digits: "[+0.0, +2.7]" would hide that 0 is excluded.
+    let bound = |v: f64| if v.abs() < 0.1 { format!("{v:+.2}") } else { format!("{v:+.1}") };
+    format!("{:+.1} % [{}, {}]", est.delta_pct(), bound(lo), bound(hi))
 }
 
 /// The verdict word of a case.
@@ -40,6 +42,7 @@ pub fn verdict(c: &CaseComparison) -> String {
             let side = |s: &Status| match s {
                 Status::Ok => "ok".to_string(),
                 Status::Failed { reason } => format!("failed: {reason}"),
+                Status::Unsupported { reason } if reason.starts_with("unsupported") => reason.clone(),
                 Status::Unsupported { reason } => format!("unsupported: {reason}"),
             };
             format!("BASE {} / REF {}", side(b), side(r))
@@ -64,7 +67,16 @@ pub fn compare_table(c: &Comparison, color: bool) -> Table {
     } else {
         t.force_no_tty();
     }
-    t.set_header(["case", "BASE", "REF", "Δ [95 % CI]", "verdict", "rounds", "Δ insns", "Δ jited B"]);
+    t.set_header([
+        "case",
+        "BASE median",
+        "REF median",
+        "Δ paired [95 % CI]",
+        "verdict",
+        "rounds",
+        "Δ insns",
+        "Δ jited B",
+    ]);
     for case in &c.cases {
         let med = |v: Option<f64>| v.map(|m| format!("{} {}", num(m), unit(case.unit))).unwrap_or_default();
         let word = verdict(case);
@@ -110,6 +122,10 @@ pub fn summary(c: &Comparison) -> String {
         c.config.level * 100.0,
         c.wall_time_s
     );
+    let _ = writeln!(
+        out,
+        "Δ is the median of per-round REF/BASE ratios (paired rounds), not the ratio of the two medians shown."
+    );
     if c.same_build {
         let _ =
             writeln!(out, "A/A run (same build on both sides): any verdict other than `no change` is a false positive");
@@ -131,7 +147,7 @@ pub fn markdown(c: &Comparison) -> String {
     if let Some(g) = &c.geomean {
         let _ = writeln!(out, "Suite geometric mean REF/BASE: **{:.4}** ({})\n", g.ratio, delta(g));
     }
-    let _ = writeln!(out, "| case | BASE | REF | Δ [95 % CI] | verdict | Δ insns |");
+    let _ = writeln!(out, "| case | BASE median | REF median | Δ paired [95 % CI] | verdict | Δ insns |");
     let _ = writeln!(out, "|---|---:|---:|---:|---|---:|");
     // Significant changes first: what a reviewer must look at.
     let mut rows: Vec<&CaseComparison> = c.cases.iter().collect();

@@ -1132,6 +1132,7 @@ mod tests {
         ];
         let estimate = RatioEstimate { ratio: 1.25, lo: 1.2, hi: 1.3, n: 10, level: 0.99 };
         History {
+            schema: crate::history::SCHEMA.into(),
             repo: "/src/bpfilter".into(),
             cases: vec!["xdp__ip4".into(), "load".into()],
             changes: vec![CaseChange {
@@ -1299,6 +1300,7 @@ mod tests {
             points.push(p);
         }
         let mut history = History {
+            schema: crate::history::SCHEMA.into(),
             repo: "/home/dev/bpfilter".into(),
             cases: cases.iter().map(|c| c.0.to_owned()).collect(),
             points,

@@ -23,7 +23,7 @@ use anyhow::{Context as _, Result};
 use bench_harness::compare::{Change, HistoryChange};
 use bench_harness::interleave::{self, CaseComparison, CompareConfig, Comparison, SideInfo};
 use bench_harness::program::Bfcli;
-use bench_harness::results::{CaseResult, RunResults, SourceInfo, Status, HARNESS_VERSION, SCHEMA};
+use bench_harness::results::{self, CaseResult, RunResults, SourceInfo, Status, HARNESS_VERSION};
 use bench_harness::stats::Summary;
 use bench_harness::suite::{self, Case};
 use serde::{Deserialize, Serialize};
@@ -114,9 +114,15 @@ pub struct CaseChange {
     pub change: HistoryChange,
 }
 
+/// Schema identifier of [`History`] as written by `--json-output`.
+pub const SCHEMA: &str = "bfperf.history.v1";
+
 /// A whole history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct History {
+    /// Always [`SCHEMA`].
+    #[serde(default)]
+    pub schema: String,
     /// The repository.
     pub repo: String,
     /// Case names, in suite order.
@@ -285,6 +291,7 @@ pub fn run(opts: &HistoryOptions) -> Result<History> {
 
     // 2. Each commit that built against the previous one that built.
     let mut history = History {
+        schema: SCHEMA.into(),
         repo: repo.root().display().to_string(),
         cases: selected.iter().map(|c| c.name.clone()).collect(),
         points: vec![],
@@ -409,7 +416,7 @@ fn side_results(c: &Comparison, base: bool) -> RunResults {
         }
     };
     RunResults {
-        schema: SCHEMA.into(),
+        schema: results::SCHEMA.into(),
         harness_version: HARNESS_VERSION.into(),
         started_at: c.started_at.clone(),
         wall_time_s: c.wall_time_s,

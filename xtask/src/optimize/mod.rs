@@ -11,6 +11,7 @@
 pub mod html;
 pub mod prompt;
 pub mod record;
+pub mod serve;
 pub mod validate;
 
 use crate::agent::{self, AgentError, Conversation, Effort, FileTools, Model};
@@ -93,6 +94,8 @@ pub struct OptimizeOptions {
     pub cache: PathBuf,
     /// Model requests allowed per conversation.
     pub max_turns: usize,
+    /// Serve a live dashboard on this (loopback) address.
+    pub serve: Option<std::net::SocketAddr>,
 }
 
 fn run_dir(cache: &Path, run_id: &str) -> PathBuf {
@@ -103,9 +106,10 @@ fn history_path(cache: &Path, run_id: &str) -> PathBuf {
     run_dir(cache, run_id).join("history.json")
 }
 
-/// The model backend for `opts`. The key is read here and never stored elsewhere.
-pub fn make_model(opts: &OptimizeOptions, worktree: &Path) -> Result<Box<dyn Model>> {
-    let budget = agent::Budget::new(opts.budget_usd);
+/// The model backend for `opts`, `spent_usd` already spent by the run (a resumed
+/// run's budget covers the whole run). The key is read here and never stored elsewhere.
+pub fn make_model(opts: &OptimizeOptions, worktree: &Path, spent_usd: f64) -> Result<Box<dyn Model>> {
+    let budget = agent::Budget { spent_usd, ..agent::Budget::new(opts.budget_usd) };
     Ok(match &opts.backend {
         Backend::Anthropic => {
             let config = agent::anthropic::AnthropicConfig::new(&opts.model, opts.api_base_url.as_deref());
@@ -142,6 +146,10 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
     if opts.backend == Backend::Anthropic {
         agent::ApiKey::from_env("ANTHROPIC_API_KEY").ok_or(AgentError::MissingApiKey)?;
     }
+    let live = opts.serve.map(serve::Dashboard::start).transpose()?;
+    if let Some(d) = &live {
+        eprintln!("dashboard: {} (stop token: {})", d.url(), d.token());
+    }
     let mut record = match &opts.resume {
         Some(id) => resume(&repo, opts, id)?,
         None => start(&repo, opts)?,
@@ -149,20 +157,23 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
     let dir = run_dir(&opts.cache, &record.run_id);
     let history = history_path(&opts.cache, &record.run_id);
     let worktree = record.worktree.clone();
-    let mut model = make_model(opts, &worktree)?;
+    let mut model = make_model(opts, &worktree, record.spent_usd)?;
     let earlier = earlier_runs(&opts.cache, &record);
+    let publish = |r: &RunRecord| live.iter().for_each(|d| d.publish(r));
+    publish(&record);
 
     let first = record.attempts.len() + 1;
     for index in first..first + opts.iterations {
         let mut attempt = Attempt::new(index);
         let started = Instant::now();
-        let result =
-            attempt_once(&repo, opts, &selected, &mut record, &earlier, &mut attempt, model.as_mut(), &dir, &history);
+        let (m, dash) = (model.as_mut(), live.as_ref());
+        let result = attempt_once(&repo, opts, &selected, &mut record, &earlier, &mut attempt, m, &dir, &history, dash);
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(e) if bench_harness::interrupt::requested() => {
                 attempt.outcome = Some(Outcome::Interrupted);
-                reset_worktree(&worktree, None)?;
+                // Cut short after its commit (validating, evaluating): the commit goes too.
+                reset_worktree(&worktree, Some(kept_tip(&record)?))?;
                 record.attempts.push(attempt);
                 record.stopped = Some("interrupted (Ctrl-C); continue with --resume".into());
                 record.save(&history)?;
@@ -173,7 +184,7 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
             }
             Err(e) => {
                 // The run cannot go on (a broken baseline build, a full disk...): record and stop.
-                reset_worktree(&worktree, None)?;
+                reset_worktree(&worktree, Some(kept_tip(&record)?))?;
                 attempt.outcome = Some(Outcome::BenchmarkFailed { reason: format!("{e:#}") });
                 record.attempts.push(attempt);
                 record.stopped = Some(format!("error: {e:#}"));
@@ -182,7 +193,7 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
                 return Err(e);
             }
         };
-        attempt.timings.push((Step::Done, started.elapsed().as_secs_f64()));
+        let total_s = started.elapsed().as_secs_f64();
         let stop = matches!(&outcome, Outcome::ModelError { reason } if reason.contains("budget"));
         if outcome == Outcome::Kept {
             if let Some(g) = attempt.geomean {
@@ -193,7 +204,7 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
         attempt.step = Step::Done;
         record.spent_usd += attempt.cost_usd;
         eprintln!(
-            "attempt {index}: {} — {} (cost ${:.2}, run ${:.2}; kept {}; cumulative {:+.2} % vs baseline)",
+            "attempt {index}: {} — {} ({total_s:.0} s, cost ${:.2}, run ${:.2}; kept {}; cumulative {:+.2} % vs baseline)",
             outcome.name(),
             if attempt.title().is_empty() { "(no plan)" } else { attempt.title() },
             attempt.cost_usd,
@@ -204,10 +215,15 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
         record.attempts.push(attempt);
         record.save(&history)?;
         write_report(&dir, &record);
+        publish(&record);
         if stop {
             record.stopped = Some("budget exhausted".into());
             record.save(&history)?;
             write_report(&dir, &record);
+            break;
+        }
+        if live.as_ref().is_some_and(|d| d.stop_requested()) {
+            record.stopped = Some("stopped from the dashboard".into());
             break;
         }
     }
@@ -216,6 +232,7 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
     }
     record.save(&history)?;
     write_report(&dir, &record);
+    publish(&record);
     Ok(record)
 }
 
@@ -352,14 +369,7 @@ fn resume(repo: &Repo, opts: &OptimizeOptions, run_id: &str) -> Result<RunRecord
         record.worktree.display()
     );
     // An attempt cut short leaves changes or a commit under evaluation: back to the branch's last kept state.
-    let kept_tip = record
-        .attempts
-        .iter()
-        .rev()
-        .find(|a| a.outcome == Some(Outcome::Kept))
-        .and_then(|a| a.commit.clone())
-        .unwrap_or_else(|| record.base_commit.clone());
-    reset_worktree(&record.worktree, Some(Oid::from_str(&kept_tip)?))?;
+    reset_worktree(&record.worktree, Some(kept_tip(&record)?))?;
     record.stopped = None;
     eprintln!(
         "resuming run {run_id}: {} attempts so far, {} kept, ${:.2} spent",
@@ -368,6 +378,18 @@ fn resume(repo: &Repo, opts: &OptimizeOptions, run_id: &str) -> Result<RunRecord
         record.spent_usd
     );
     Ok(record)
+}
+
+/// The branch's last kept state: the last kept attempt's commit, else the base.
+fn kept_tip(record: &RunRecord) -> Result<Oid> {
+    let tip = record
+        .attempts
+        .iter()
+        .rev()
+        .find(|a| a.outcome == Some(Outcome::Kept))
+        .and_then(|a| a.commit.as_deref())
+        .unwrap_or(&record.base_commit);
+    Ok(Oid::from_str(tip)?)
 }
 
 fn configure(worktree: &Path, build: &Path) -> Result<()> {
@@ -504,6 +526,7 @@ fn attempt_once(
     model: &mut dyn Model,
     dir: &Path,
     history: &Path,
+    live: Option<&serve::Dashboard>,
 ) -> Result<Outcome> {
     let worktree = record.worktree.clone();
     let scope = record.scope.clone();
@@ -513,6 +536,7 @@ fn attempt_once(
         let mut snapshot = rec.clone();
         snapshot.attempts.push(a.clone());
         snapshot.save(history)?;
+        live.iter().for_each(|d| d.publish(&snapshot));
         Ok(Instant::now())
     };
 
@@ -531,6 +555,19 @@ fn attempt_once(
     spin.finish_and_clear();
     bench_harness::interrupt::check()?;
     attempt.refusals.extend(read_tools.refusals().iter().cloned());
+    // Proposing is read-only. Our tools cannot write, but an agent command can: what it
+    // changed is out of scope and goes, so it can neither leak into the implementation
+    // nor be left in the worktree for the next attempt.
+    let touched = changed_files(&worktree)?;
+    if !touched.is_empty() {
+        if let Ok(o) = &proposed {
+            account(attempt, o, &opts.model);
+            attempt.plan = o.text.trim().to_owned();
+        }
+        attempt.diff = worktree_diff(&worktree)?;
+        reset_worktree(&worktree, None)?;
+        return Ok(Outcome::OutOfScope { files: touched });
+    }
     let proposed = match proposed {
         Ok(o) => o,
         Err(e) => return Ok(model_error(e)),
@@ -539,7 +576,8 @@ fn attempt_once(
     attempt.plan = proposed.text.trim().to_owned();
     attempt.thinking = proposed.thinking.clone();
     attempt.timings.push((Step::Propose, t.elapsed().as_secs_f64()));
-    if attempt.title().is_empty() || attempt.plan.len() < 10 {
+    // One concrete plan in the asked form; anything else is not a plan.
+    if plan_field(&attempt.plan, "TITLE").is_none_or(str::is_empty) {
         return Ok(Outcome::EmptyPlan);
     }
     eprintln!("attempt {n}: plan: {}", attempt.title());
