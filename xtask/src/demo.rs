@@ -171,6 +171,7 @@ pub fn run(cache: &Path, keep: bool) -> Result<DemoOutcome> {
         config,
         cache: cache.to_owned(),
         max_turns: 10,
+        serve: None,
     };
     let run = optimize::run(&opts)?;
     if !keep {

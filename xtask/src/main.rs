@@ -57,7 +57,8 @@ enum Command {
         cargo xtask optimize --hint 'look at the IPv6 prologue' --effort high --model claude-opus-4-5\n  \
         cargo xtask optimize --resume 20261125-221500          # continue after Ctrl-C or a crash\n  \
         cargo xtask optimize --backend openai --api-base-url http://127.0.0.1:8080 --model qwen\n  \
-        cargo xtask optimize --agent-command 'my-agent --prompt-file \"$BFPERF_PROMPT_FILE\"'\n\n\
+        cargo xtask optimize --agent-command 'my-agent --prompt-file \"$BFPERF_PROMPT_FILE\"'\n  \
+        cargo xtask optimize --serve                           # follow it live in a browser (127.0.0.1)\n\n\
         The run works in its own worktree on branch optimize/<run-id>; merge that branch to keep the wins.\n\
         Everything is recorded in <cache>/optimize/<run-id>/history.json and report.html.")]
     Optimize(OptimizeArgs),
@@ -179,6 +180,12 @@ struct OptimizeArgs {
     /// Measuring budget per evaluation, in seconds.
     #[arg(long, value_name = "SECONDS")]
     time_budget: Option<f64>,
+    /// Follow the run live in a browser: a read-only dashboard on this loopback address
+    /// [default when given without a value: 127.0.0.1 and a free port]; its stop control needs
+    /// the token printed in the terminal.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = optimize::serve::DEFAULT_ADDR,
+          value_parser = optimize::serve::parse_addr)]
+    serve: Option<std::net::SocketAddr>,
     #[command(flatten)]
     host: HostArgs,
     #[command(flatten)]
@@ -524,6 +531,7 @@ fn cmd_optimize(args: OptimizeArgs) -> Result<()> {
         config,
         cache: cache.clone(),
         max_turns: args.max_turns,
+        serve: args.serve,
     };
     let record = optimize::run(&opts)?;
     println!(

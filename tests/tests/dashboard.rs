@@ -1,0 +1,324 @@
+//! The live dashboard of `cargo xtask optimize --serve`, started through the
+//! library on a synthetic run record (no optimize run needed): its routes over
+//! plain HTTP (fixed routes, no file ever served, the stop token enforced,
+//! loopback only), then the page in a real headless Chromium (Debian's
+//! `chromium` package): what it shows, and a screenshot.
+
+use bench_harness::compare::RatioEstimate;
+use serde_json::Value;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use xtask::optimize::record::{Attempt, CaseDelta, Outcome, RunRecord, Step, SCHEMA};
+use xtask::optimize::serve::{self, Dashboard, TOKEN_HEADER};
+
+const RUN_ID: &str = "20261125-221500";
+const KEPT_TITLE: &str = "Hoist the ctx load out of the rule loop";
+const REJECTED_TITLE: &str = "Merge the two IPv6 prologue loads";
+const RUNNING_TITLE: &str = "Drop the dead stack spill in the TC prologue";
+
+fn est(ratio: f64, half: f64) -> RatioEstimate {
+    RatioEstimate { ratio, lo: ratio - half, hi: ratio + half, n: 20, level: 0.95 }
+}
+
+fn delta(case: &str, ratio: f64, verdict: &str, insns: i64) -> CaseDelta {
+    CaseDelta { case: case.into(), estimate: Some(est(ratio, 0.01)), verdict: verdict.into(), insns_delta: Some(insns) }
+}
+
+/// A run of three attempts: one kept, one rejected, one under way (implementing).
+fn record() -> RunRecord {
+    let mut kept = Attempt::new(1);
+    kept.plan = format!("TITLE: {KEPT_TITLE}\nWHY: every rule reloads ctx->data.\nHOW: load it once in the prologue.");
+    kept.diff = "diff --git a/src/libbpfilter/cgen/prologue.c b/src/libbpfilter/cgen/prologue.c\n\
+                 @@ -10,2 +10,1 @@\n-    EMIT(load_ctx);\n-    EMIT(load_ctx);\n+    EMIT(load_ctx);\n"
+        .into();
+    kept.commit = Some("0123456789abcdef0123456789abcdef01234567".into());
+    kept.deltas = vec![delta("xdp__prologue", 0.95, "faster", -2), delta("tc__prologue", 0.97, "faster", -2)];
+    kept.geomean = Some(est(0.96, 0.01));
+    kept.insns_delta = Some(-4);
+    kept.tokens = (12_000, 3_000);
+    kept.cost_usd = 0.12;
+    kept.step = Step::Done;
+    kept.outcome = Some(Outcome::Kept);
+    kept.timings = vec![(Step::Propose, 20.0), (Step::Implement, 40.0), (Step::Evaluate, 60.0), (Step::Done, 125.0)];
+
+    let mut rejected = Attempt::new(2);
+    rejected.plan = format!("TITLE: {REJECTED_TITLE}\nWHY: one load instead of two.\nHOW: widen the load.");
+    rejected.diff = "@@ -1 +1 @@\n-a\n+b\n".into();
+    rejected.deltas = vec![delta("xdp__prologue", 1.001, "unchanged", 0)];
+    rejected.geomean = Some(est(1.0, 0.01));
+    rejected.cost_usd = 0.08;
+    rejected.step = Step::Done;
+    rejected.outcome = Some(Outcome::Rejected { reason: "not significantly faster".into() });
+    rejected.timings = vec![(Step::Done, 90.0)];
+
+    let mut running = Attempt::new(3);
+    running.plan = format!("TITLE: {RUNNING_TITLE}\nWHY: it is dead.\nHOW: remove it.");
+    running.step = Step::Implement;
+    running.timings = vec![(Step::Propose, 15.0)];
+
+    RunRecord {
+        schema: SCHEMA.into(),
+        run_id: RUN_ID.into(),
+        sources: "/home/dev/bpfilter".into(),
+        branch: format!("optimize/{RUN_ID}"),
+        worktree: format!("/root/.cache/bfperf/optimize/{RUN_ID}/worktree").into(),
+        base_commit: "f862b2a33140f862b2a33140f862b2a33140f862".into(),
+        scope: "src/libbpfilter/cgen".into(),
+        model: "claude-sonnet-4-5".into(),
+        objective: "runtime".into(),
+        baseline_failures: vec![],
+        baseline_failed_commands: vec![],
+        attempts: vec![kept, rejected, running],
+        spent_usd: 0.2,
+        cumulative_ratio: 0.96,
+        stopped: None,
+    }
+}
+
+fn dashboard() -> Dashboard {
+    let d = Dashboard::start(serve::DEFAULT_ADDR.parse().unwrap()).expect("the dashboard starts");
+    d.publish(&record());
+    d
+}
+
+/// One raw HTTP/1.1 exchange (the request line goes out exactly as written,
+/// `..` included): (status, body).
+fn http(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect to the dashboard");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("{raw}"));
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+fn get(addr: SocketAddr, target: &str) -> (u16, String) {
+    http(addr, "GET", target, &[], "")
+}
+
+#[test]
+fn routes_are_fixed_and_read_only() {
+    let d = dashboard();
+    let addr = d.addr();
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+    assert_eq!(d.url(), format!("http://{addr}/"));
+
+    let (status, page) = get(addr, "/");
+    assert_eq!(status, 200);
+    assert!(page.contains(RUN_ID) && page.contains(KEPT_TITLE) && page.contains(REJECTED_TITLE), "{page}");
+    assert!(page.contains("attempt 3: implementing"), "the live strip shows the current step");
+    assert!(page.contains("href=\"/stop\""), "the stop control");
+    assert!(!page.contains(d.token()), "the token is never on the page");
+
+    let (status, state) = get(addr, "/state.json");
+    assert_eq!(status, 200);
+    let state: Value = serde_json::from_str(&state).expect("state.json is JSON");
+    assert_eq!(state["record"]["run_id"], RUN_ID);
+    assert_eq!(state["record"]["attempts"].as_array().unwrap().len(), 3);
+    assert_eq!(state["current"]["attempt"], 3);
+    assert_eq!(state["current"]["step"], "implement");
+    assert_eq!(state["stop_requested"], false);
+    let version = state["version"].as_u64().unwrap();
+    let mut next = record();
+    next.attempts[2].step = Step::Validate;
+    d.publish(&next);
+    let state: Value = serde_json::from_str(&get(addr, "/state.json").1).unwrap();
+    assert_eq!(state["version"].as_u64().unwrap(), version + 1, "each publication is a new version");
+    assert_eq!(state["current"]["step"], "validate");
+
+    // No path from a request reaches the filesystem.
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_else(|_| "root:x:0:0".into());
+    let first_line = passwd.lines().next().unwrap_or("root:x:0:0");
+    for target in [
+        "/../../etc/passwd",
+        "/etc/passwd",
+        "/report.html?path=/etc/passwd",
+        "/history.json",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "//etc/passwd",
+        "/state.json/../../../etc/passwd",
+    ] {
+        let (status, body) = get(addr, target);
+        assert_eq!(status, 404, "{target}");
+        assert!(!body.contains(first_line) && !body.contains("root:"), "{target}: {body}");
+    }
+    // Known paths, other methods.
+    assert_eq!(http(addr, "POST", "/", &[], "").0, 405);
+    assert_eq!(http(addr, "DELETE", "/state.json", &[], "").0, 405);
+    assert_eq!(http(addr, "PUT", "/stop", &[(TOKEN_HEADER, d.token())], "").0, 405);
+    assert!(!d.stop_requested());
+
+    // A page of another site resolved to 127.0.0.1 (DNS rebinding) is refused.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /state.json HTTP/1.1\r\nHost: evil.example:80\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 403"), "{raw}");
+    assert!(!raw.contains(RUN_ID));
+}
+
+#[test]
+fn stop_needs_the_token() {
+    let d = dashboard();
+    let addr = d.addr();
+    assert_eq!(d.token().len(), 32, "128 bits in hex");
+    assert!(d.token().bytes().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(d.token(), dashboard().token(), "a new token per dashboard");
+
+    assert_eq!(http(addr, "POST", "/stop", &[], "").0, 403, "no token");
+    assert_eq!(http(addr, "POST", "/stop", &[(TOKEN_HEADER, "0123")], "").0, 403, "wrong token");
+    let wrong = "0".repeat(32);
+    assert_eq!(http(addr, "POST", "/stop", &[(TOKEN_HEADER, &wrong)], "").0, 403, "wrong token, right length");
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    assert_eq!(http(addr, "POST", "/stop", &form, &format!("token={wrong}")).0, 403, "wrong form token");
+    assert_eq!(http(addr, "GET", &format!("/stop?token={}", d.token()), &[], "").0, 200, "GET only shows the form");
+    assert!(!d.stop_requested(), "nothing but the right token stops the run");
+
+    let (status, form_page) = get(addr, "/stop");
+    assert_eq!(status, 200);
+    assert!(form_page.contains("<form method=\"post\" action=\"/stop\">") && !form_page.contains(d.token()));
+
+    let (status, body) = http(addr, "POST", "/stop", &[(TOKEN_HEADER, d.token())], "");
+    assert_eq!(status, 202, "{body}");
+    assert!(d.stop_requested());
+    let state: Value = serde_json::from_str(&get(addr, "/state.json").1).unwrap();
+    assert_eq!(state["stop_requested"], true);
+    assert!(get(addr, "/").1.contains("stop requested"));
+
+    // The form field works as well.
+    let d = dashboard();
+    let (status, _) = http(d.addr(), "POST", "/stop", &form, &format!("token={}", d.token()));
+    assert_eq!(status, 202);
+    assert!(d.stop_requested());
+}
+
+#[test]
+fn only_loopback_addresses_are_served() {
+    for addr in ["0.0.0.0:0", "[::]:0", "192.0.2.1:8080"] {
+        let err = Dashboard::start(addr.parse().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("--serve: only loopback addresses are allowed (127.0.0.1, ::1)"), "{addr}: {err}");
+    }
+    let err = serve::parse_addr("0.0.0.0:8080").unwrap_err();
+    assert!(err.contains("only loopback"), "{err}");
+    // The command line refuses it before anything else.
+    let out = Command::new(bfperf_tests::xtask_bin())
+        .args(["optimize", "--serve", "0.0.0.0:8080", "--iterations", "1"])
+        .env_remove("ANTHROPIC_API_KEY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("only loopback addresses are allowed"), "{stderr}");
+}
+
+#[test]
+fn the_page_starts_before_the_baseline() {
+    let d = Dashboard::start(serve::DEFAULT_ADDR.parse().unwrap()).unwrap();
+    let (status, page) = get(d.addr(), "/");
+    assert_eq!(status, 200);
+    assert!(page.contains("validating the baseline"), "{page}");
+    let state: Value = serde_json::from_str(&get(d.addr(), "/state.json").1).unwrap();
+    assert!(state["record"].is_null() && state["current"].is_null());
+}
+
+/// Debian's Chromium: installed here when missing and we are root (once).
+fn chromium() -> Option<&'static str> {
+    const BIN: &str = "/usr/bin/chromium";
+    if Path::new(BIN).exists() {
+        return Some(BIN);
+    }
+    if nix::unistd::geteuid().is_root() {
+        eprintln!("{BIN} is missing: apt-get install -y chromium");
+        let apt = |args: &[&str]| {
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !apt(&["install", "-y", "-qq", "chromium"]) {
+            // Empty package lists on a fresh machine: refresh them, then the one install.
+            let _ = apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "chromium"]);
+        }
+    }
+    Path::new(BIN).exists().then_some(BIN)
+}
+
+fn headless(browser: &str, profile: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("chromium runs")
+}
+
+#[test]
+fn a_real_browser_shows_the_run() {
+    let Some(browser) = chromium() else {
+        println!(
+            "SKIPPED: no browser can be installed here (no /usr/bin/chromium, and apt-get install chromium failed)"
+        );
+        eprintln!("SKIPPED: no browser can be installed here");
+        return;
+    };
+    let d = dashboard();
+    let url = d.url();
+    let tmp = tempfile::tempdir().unwrap();
+
+    // What the browser shows, after it ran the page (the DOM, not our bytes).
+    let out = headless(browser, &tmp.path().join("profile-dom"), &["--dump-dom", &url]);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "chromium --dump-dom failed: {}", String::from_utf8_lossy(&out.stderr));
+    for needle in [RUN_ID, KEPT_TITLE, REJECTED_TITLE, RUNNING_TITLE, "attempt 3: implementing"] {
+        assert!(dom.contains(needle), "the browser does not show {needle:?}:\n{dom}");
+    }
+    assert!(dom.contains("class=\"badge kept\""), "no kept badge:\n{dom}");
+    assert!(dom.contains("class=\"badge rejected\""), "no rejected badge");
+    assert!(dom.contains("<svg") && dom.contains("id=\"live\""), "plot and live strip");
+    assert!(dom.contains("xdp__prologue"), "per-case deltas");
+    assert!(dom.contains("EMIT(load_ctx)"), "the diff");
+    assert!(!dom.contains(d.token()), "the token never reaches the page");
+
+    // The live script runs (the page's Content-Security-Policy lets it) and polls /state.json.
+    let out = headless(browser, &tmp.path().join("profile-js"), &["--virtual-time-budget=5000", "--dump-dom", &url]);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let version = get(d.addr(), "/state.json").1;
+    let version = serde_json::from_str::<Value>(&version).unwrap()["version"].clone();
+    assert!(dom.contains(&format!("data-version=\"{version}\"")), "the live script did not run:\n{dom}");
+    assert!(dom.contains(&format!("data-polled=\"{version}\"")), "the live script did not poll /state.json:\n{dom}");
+
+    // A screenshot of it.
+    let png = tmp.path().join("dash.png");
+    let shot = format!("--screenshot={}", png.display());
+    let out = headless(browser, &tmp.path().join("profile-shot"), &[&shot, "--window-size=1200,1400", &url]);
+    assert!(out.status.success(), "chromium --screenshot failed: {}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&png).expect("the screenshot exists");
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+    assert!(bytes.len() > 10 * 1024, "a page worth looking at, not a blank one: {} bytes", bytes.len());
+    let keep = std::env::temp_dir().join("dashboard.png");
+    let _ = std::fs::copy(&png, &keep);
+    println!("screenshot: {} ({} bytes)", keep.display(), bytes.len());
+}
