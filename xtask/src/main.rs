@@ -581,8 +581,8 @@ fn cmd_selfcheck(args: SelfcheckArgs) -> Result<()> {
         json.insert("aa".into(), serde_json::to_value(&aa)?);
     }
     eprintln!(
-        "power: {} comparisons per slowdown ({} rounds each, as the engine's first pass)",
-        args.power_reps, config.min_rounds
+        "power: {} comparisons per slowdown ({} to {} adaptive rounds each, as the engine does per case)",
+        args.power_reps, config.min_rounds, config.max_rounds
     );
     let points = selfcheck::power(args.power_reps, config, |p| {
         println!(
