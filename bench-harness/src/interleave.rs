@@ -212,6 +212,7 @@ enum Subject {
 }
 
 struct Entry {
+    case: Case,
     result: CaseComparison,
     subject: Option<Subject>,
 }
@@ -404,14 +405,23 @@ fn prepare(a: &Side, b: &Side, case: &Case, config: &CompareConfig) -> Result<En
             }
         }
     };
-    Ok(Entry { result, subject })
+    Ok(Entry { case: case.clone(), result, subject })
 }
 
 /// One round: one sample per side, order alternating with the round number.
 fn round(a: &Side, b: &Side, entry: &mut Entry) -> Result<()> {
     crate::interrupt::check()?;
-    let Some(subject) = &entry.subject else { return Ok(()) };
     let done = entry.result.base_samples.len();
+    // Past the first pass, every AB/BA pair still gets a freshly loaded copy
+    // pair (replacing the oldest), so no two pairs share placement luck.
+    if let Some(Subject::Runtime { base, reference, .. }) = &mut entry.subject {
+        let slot = (done / 2) % base.len();
+        if done % 2 == 0 && done / 2 >= base.len() {
+            base[slot] = load_program(a, &entry.case)?;
+            reference[slot] = load_program(b, &entry.case)?;
+        }
+    }
+    let Some(subject) = &entry.subject else { return Ok(()) };
     let base_first = done % 2 == 0;
     let (x, y) = match subject {
         Subject::Runtime { base, reference, input, repeat } => {
