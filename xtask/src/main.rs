@@ -352,6 +352,9 @@ struct HostArgs {
 impl HostArgs {
     /// Enter the slice (re-exec), take the host lock, apply isolation.
     fn enter(&self, cache: &std::path::Path, what: &str) -> Result<Option<lock::RunLock>> {
+        // Privileges first: an unprivileged user gets the one line that says what to do,
+        // not an error about a lock file owned by root.
+        bench_harness::program::check_bpf_access()?;
         if let Some(slice) = &self.slice {
             if let Some(code) = host::reexec_in_slice(slice)? {
                 std::process::exit(code);
