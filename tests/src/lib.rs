@@ -195,3 +195,53 @@ pub fn loaded_programs_named(prefix: &str) -> Vec<String> {
         .filter(|n| n.starts_with(prefix))
         .collect()
 }
+
+/// The bfperf bpffs mounts of process `pid` (`bfperf-bpffs-<pid>-*`), from /proc/self/mountinfo.
+pub fn mounts_of(pid: u32) -> Vec<PathBuf> {
+    let needle = format!("/bfperf-bpffs-{pid}-");
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mount_point| mount_point.contains(&needle))
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// `xtask SUBCOMMAND ARGS --sources SOURCES --cache-dir CACHE`, output piped.
+pub fn subcommand(sub: &str, sources: &Path, args: &[&str], cache: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(xtask_bin());
+    cmd.arg(sub)
+        .args(args)
+        .arg("--sources")
+        .arg(sources)
+        .arg("--cache-dir")
+        .arg(cache)
+        .env("NO_COLOR", "1")
+        .env_remove("BPFILTER_SOURCES")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+/// Run [`subcommand`] to completion; whatever the outcome, the process must
+/// have left no bpffs mount behind.
+pub fn run_leaving_no_mount(sub: &str, sources: &Path, args: &[&str], cache: &Path) -> Run {
+    let child = subcommand(sub, sources, args, cache).spawn().expect("xtask runs");
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(
+        mounts_of(pid),
+        Vec::<PathBuf>::new(),
+        "bpffs left mounted by {sub}:\nstdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
+    );
+    run
+}

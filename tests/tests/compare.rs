@@ -7,12 +7,13 @@
 //! Runs take the host-wide benchmark lock and wait for each other, so the
 //! tests of this file effectively run one after the other.
 
-use bfperf_tests::{require_bpf, xtask_bin, FixtureRepo, Run};
+use bfperf_tests::mounts_of;
+use bfperf_tests::{require_bpf, FixtureRepo, Run};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// Two cases, few rounds, a short budget: a few seconds of measuring per run.
@@ -30,47 +31,14 @@ const CHEAP: &[&str] =
 /// counts, JITed bytes) are checked to be identical besides.
 const NO_CHANGE: &[&str] = &["--threshold", "10"];
 
-/// The bfperf bpffs mounts of process `pid` (`bfperf-bpffs-<pid>-*`) in /proc/self/mountinfo.
-fn mounts_of(pid: u32) -> Vec<PathBuf> {
-    let needle = format!("/bfperf-bpffs-{pid}-");
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|mount_point| mount_point.contains(&needle))
-        .map(PathBuf::from)
-        .collect()
-}
-
 fn xtask_command(sources: &Path, args: &[&str], cache: &Path) -> Command {
-    let mut cmd = Command::new(xtask_bin());
-    cmd.arg("bench-compare")
-        .args(args)
-        .arg("--sources")
-        .arg(sources)
-        .arg("--cache-dir")
-        .arg(cache)
-        .env("NO_COLOR", "1")
-        .env_remove("BPFILTER_SOURCES")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
+    bfperf_tests::subcommand("bench-compare", sources, args, cache)
 }
 
 /// `xtask bench-compare ARGS --sources SOURCES --cache-dir CACHE`. Whatever
 /// the outcome, the process must have left no bpffs mount behind.
 fn compare(sources: &Path, args: &[&str], cache: &Path) -> Run {
-    let child = xtask_command(sources, args, cache).spawn().expect("xtask runs");
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert_eq!(mounts_of(pid), Vec::<PathBuf>::new(), "bpffs left mounted by:\n{}", show(&run));
-    run
+    bfperf_tests::run_leaving_no_mount("bench-compare", sources, args, cache)
 }
 
 /// [`CHEAP`] followed by `extra`.
