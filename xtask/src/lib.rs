@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod history;
 pub mod hook;
 pub mod host;
+pub mod html;
 pub mod lock;
 pub mod optimize;
 pub mod progress;

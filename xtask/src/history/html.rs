@@ -17,13 +17,7 @@ use bench_harness::program::ProgramMetrics;
 use bench_harness::results::{CaseResult, Status, Unit};
 use bench_harness::stats::Summary;
 
-/// Append formatted text to a `String` (writing to a `String` cannot fail).
-macro_rules! put {
-    ($out:expr, $($arg:tt)*) => {{
-        use std::fmt::Write as _;
-        let _ = write!($out, $($arg)*);
-    }};
-}
+use crate::html::{escape, put};
 
 /// Render `history` as one HTML page with inline SVG plots (no network needed).
 pub fn render(history: &History) -> String {
@@ -92,23 +86,6 @@ svg.plot text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial
 .nw { white-space: nowrap; }
 .toc { columns: 3 260px; font-size: 13px; margin: 4px 0 8px; padding-left: 18px; }
 "#;
-
-/// Escape text for HTML element content and (double- or single-quoted)
-/// attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// An HTML id for a case's section (letters, digits, `-` and `_` only).
 fn case_id(case: &str) -> String {
@@ -599,7 +576,7 @@ fn case_section(out: &mut String, history: &History, case: &str, labels: &[Strin
 /// centre of slot `i` of `n` equal slots, so failed commits keep their place
 /// and show as gaps.
 mod svg {
-    use super::escape;
+    use crate::html::{escape, put};
     use bench_harness::compare::Change;
 
     /// A measured value with its spread.

@@ -8,13 +8,7 @@
 use super::record::{Attempt, CaseDelta, Outcome, RunRecord, Step};
 use bench_harness::compare::RatioEstimate;
 
-/// Append formatted text to a `String` (writing to a `String` cannot fail).
-macro_rules! put {
-    ($out:expr, $($arg:tt)*) => {{
-        use std::fmt::Write as _;
-        let _ = write!($out, $($arg)*);
-    }};
-}
+use crate::html::{escape, put};
 
 /// Render the run as one self-contained HTML page.
 pub fn render(record: &RunRecord) -> String {
@@ -98,23 +92,6 @@ svg.plot text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial
 .timings { display: block; font-size: 11px; color: #777; white-space: nowrap; }
 .nw { white-space: nowrap; }
 "#;
-
-/// Escape text for HTML element content and (double- or single-quoted)
-/// attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 8);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// How an outcome is shown: badge/colour class and a human word.
 fn outcome_class(outcome: Option<&Outcome>) -> (&'static str, &'static str) {
