@@ -1,0 +1,835 @@
+//! `cargo xtask optimize` end to end, against the minifilter test double, the
+//! real kernel and a scripted Messages API (wiremock on 127.0.0.1): a real
+//! optimization is kept, a real pessimization rejected, a change that breaks the
+//! fixture's tests is fed back and then given up, edits outside the scope are
+//! refused, the API's faults and the budget are handled, Ctrl-C is resumable,
+//! and each bad input gets one clear error. No test talks to the real API.
+//!
+//! Every run is kept cheap: two prologue cases, `--quick`, a 5 s measuring
+//! budget. Runs take the host-wide benchmark lock, so the tests of this file
+//! effectively run one after the other. After every test the user's checkout
+//! must be byte-for-byte what it was (the run works in its own worktree).
+
+use bfperf_tests::{require_bpf, xtask_bin, FixtureRepo, Run};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+/// The API key handed to xtask: it must never appear in any output.
+const KEY: &str = "sk-test-SECRET-optimize-4242";
+const MODEL: &str = "claude-sonnet-4-5";
+const KNOBS: &str = "src/libbpfilter/cgen/knobs.h";
+
+/// Two cases, quick rounds, a short budget, and minifilter's validation (build, test binary, ctest).
+const CHEAP: &[&str] = &[
+    "--quick",
+    "--filter",
+    "xdp__prologue,tc__prologue",
+    "--time-budget",
+    "5",
+    "--validate",
+    "make -C {build} -j{jobs}",
+    "--validate",
+    "make -C {build} test_bin",
+    "--validate",
+    "make -C {build} test",
+];
+
+// ---------------------------------------------------------------------------
+// The scripted Messages API.
+
+/// Which conversation of the optimize loop a request belongs to (told apart by
+/// the tools it offers: only the implementation gets the write tools).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Propose,
+    Implement,
+}
+
+/// One request to the mock, as the script sees it.
+struct Call {
+    phase: Phase,
+    /// 0-based number of this conversation among the phase's conversations
+    /// (counted on their first request, so a retried first request counts again).
+    conv: usize,
+    /// 0 for a conversation's first request, then one more per tool round.
+    turn: usize,
+}
+
+/// A wiremock server answering `POST /v1/messages` with a script, and the
+/// runtime that drives its set-up from these synchronous tests (the server
+/// itself runs on its own thread, so it answers while a test waits for xtask).
+struct ModelServer {
+    rt: tokio::runtime::Runtime,
+    server: MockServer,
+}
+
+impl ModelServer {
+    fn start(script: impl Fn(&Call) -> ResponseTemplate + Send + Sync + 'static) -> ModelServer {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let server = rt.block_on(MockServer::start());
+        let convs = [AtomicUsize::new(0), AtomicUsize::new(0)];
+        let responder = move |req: &Request| {
+            let body: Value = serde_json::from_slice(&req.body).expect("xtask sends JSON");
+            let phase = phase_of(&body);
+            let turn = body["messages"].as_array().map_or(0, |m| m.len() / 2);
+            let counter = &convs[phase as usize];
+            let conv =
+                if turn == 0 { counter.fetch_add(1, Ordering::SeqCst) } else { counter.load(Ordering::SeqCst) - 1 };
+            script(&Call { phase, conv, turn })
+        };
+        rt.block_on(Mock::given(method("POST")).and(path("/v1/messages")).respond_with(responder).mount(&server));
+        ModelServer { rt, server }
+    }
+
+    fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// The JSON bodies of the requests received so far.
+    fn bodies(&self) -> Vec<Value> {
+        self.rt
+            .block_on(self.server.received_requests())
+            .expect("recording is on")
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect()
+    }
+
+    /// The bodies of the first requests of `phase`'s conversations, in order.
+    fn first_requests(&self, phase: Phase) -> Vec<Value> {
+        self.bodies()
+            .into_iter()
+            .filter(|b| phase_of(b) == phase && b["messages"].as_array().unwrap().len() == 1)
+            .collect()
+    }
+}
+
+fn phase_of(body: &Value) -> Phase {
+    if tool_names(body).iter().any(|t| t == "write_file") {
+        Phase::Implement
+    } else {
+        Phase::Propose
+    }
+}
+
+fn tool_names(body: &Value) -> Vec<String> {
+    body["tools"].as_array().into_iter().flatten().filter_map(|t| t["name"].as_str().map(str::to_owned)).collect()
+}
+
+/// A Messages API response; every call costs 1,000 input and 200 output tokens.
+fn reply(content: Value, stop_reason: &str) -> ResponseTemplate {
+    reply_costing(content, stop_reason, 200)
+}
+
+/// A Messages API response with 1,000 input and `output_tokens` output tokens.
+fn reply_costing(content: Value, stop_reason: &str, output_tokens: u64) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": "msg_test", "type": "message", "role": "assistant", "model": MODEL,
+        "content": content, "stop_reason": stop_reason,
+        "usage": {"input_tokens": 1000, "output_tokens": output_tokens}
+    }))
+}
+
+fn text(t: &str) -> ResponseTemplate {
+    reply(json!([{"type": "text", "text": t}]), "end_turn")
+}
+
+/// One turn calling `calls` (tool name, input).
+fn tool_uses(calls: &[(&str, Value)]) -> ResponseTemplate {
+    let blocks: Vec<Value> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, (name, input))| json!({"type": "tool_use", "id": format!("toolu_{i}"), "name": name, "input": input}))
+        .collect();
+    reply(Value::Array(blocks), "tool_use")
+}
+
+/// The edit setting the prologue padding knob from `from` to `to`.
+fn set_padding_edit(from: u32, to: u32) -> (&'static str, Value) {
+    let line = |n: u32| format!("#define MF_PROLOGUE_PADDING {n}");
+    ("replace_in_file", json!({"path": KNOBS, "old": line(from), "new": line(to)}))
+}
+
+const PLAN_DROP_PADDING: &str = "TITLE: drop the redundant prologue padding\n\
+WHY: the padding instructions compute a value nothing reads, and every packet pays for them.\n\
+HOW: set MF_PROLOGUE_PADDING to 0 in src/libbpfilter/cgen/knobs.h.";
+
+/// The usual model: `plan` when asked for a plan; when asked to implement it,
+/// `edits` on the first turn and "done" once they were made.
+fn scripted(plan: &'static str, edits: Vec<(&'static str, Value)>) -> impl Fn(&Call) -> ResponseTemplate {
+    move |call: &Call| match (call.phase, call.turn) {
+        (Phase::Propose, _) => text(plan),
+        (Phase::Implement, 0) => tool_uses(&edits),
+        (Phase::Implement, _) => text("Done: edited the scope as planned."),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Running xtask optimize.
+
+/// `xtask optimize ARGS --sources SOURCES --cache-dir CACHE` with the test key
+/// (and no base URL from the environment: each test passes its mock's).
+fn optimize_command(sources: &Path, cache: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(xtask_bin());
+    cmd.arg("optimize")
+        .args(args)
+        .arg("--sources")
+        .arg(sources)
+        .arg("--cache-dir")
+        .arg(cache)
+        .env("NO_COLOR", "1")
+        .env("ANTHROPIC_API_KEY", KEY)
+        .env_remove("ANTHROPIC_BASE_URL")
+        .env_remove("BPFILTER_SOURCES")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// The bfperf bpffs mounts of process `pid` (`bfperf-bpffs-<pid>-*`) in /proc/self/mountinfo.
+fn mounts_of(pid: u32) -> Vec<PathBuf> {
+    let needle = format!("/bfperf-bpffs-{pid}-");
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mount_point| mount_point.contains(&needle))
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// Wait for xtask to end. Whatever the outcome, it must have left no bpffs mount behind.
+fn finish(child: std::process::Child) -> Run {
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(mounts_of(pid), Vec::<PathBuf>::new(), "bpffs left mounted by:\n{}", show(&run));
+    run
+}
+
+/// Run `cmd` to its end; its time and output go to the test's (captured) stderr.
+fn run(mut cmd: Command) -> Run {
+    let started = Instant::now();
+    let out = finish(cmd.spawn().expect("xtask runs"));
+    eprintln!("--- xtask ({:.1} s, exit {}):\n{}", started.elapsed().as_secs_f64(), out.code, out.stderr);
+    out
+}
+
+/// `--run-id RUN_ID` (or `--resume RUN_ID`) against the mock at `uri`, with [`CHEAP`] and `extra`.
+fn optimize_args<'a>(new: bool, run_id: &'a str, uri: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![if new { "--run-id" } else { "--resume" }, run_id, "--api-base-url", uri];
+    args.extend_from_slice(CHEAP);
+    args.extend_from_slice(extra);
+    args
+}
+
+/// A new run `run_id` against the mock.
+fn optimize(repo: &FixtureRepo, cache: &Path, server: &ModelServer, run_id: &str, extra: &[&str]) -> Run {
+    let uri = server.uri();
+    run(optimize_command(repo.path(), cache, &optimize_args(true, run_id, &uri, extra)))
+}
+
+/// `--resume run_id` against the mock at `uri`.
+fn resume(repo: &FixtureRepo, cache: &Path, uri: &str, run_id: &str, extra: &[&str]) -> Run {
+    run(optimize_command(repo.path(), cache, &optimize_args(false, run_id, uri, extra)))
+}
+
+fn show(run: &Run) -> String {
+    format!("exit {}\nstdout:\n{}\nstderr:\n{}", run.code, run.stdout, run.stderr)
+}
+
+/// The lines of `stderr` that are not the host lock's queueing messages
+/// (another benchmark of this host may hold the lock when a test starts).
+fn own_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| !l.starts_with("waiting for another benchmark") && !l.starts_with("lock obtained after"))
+        .collect()
+}
+
+/// The failure's `error: ` line, which must be the only one.
+fn error_line(run: &Run) -> &str {
+    assert_ne!(run.code, 0, "expected a failure:\n{}", show(run));
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "expected one error line:\n{}", show(run));
+    errors[0]
+}
+
+/// The `error: ` line of a refused run, which must be all it printed (lock messages aside).
+fn only_line(run: &Run) -> &str {
+    let line = error_line(run);
+    assert_eq!(own_lines(&run.stderr), [line], "one line:\n{}", show(run));
+    assert_eq!(run.stdout, "", "{}", show(run));
+    line
+}
+
+fn run_dir(cache: &Path, run_id: &str) -> PathBuf {
+    cache.join("optimize").join(run_id)
+}
+
+/// The run's history.json, schema checked.
+fn history(cache: &Path, run_id: &str) -> Value {
+    let path = run_dir(cache, run_id).join("history.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: Value = serde_json::from_str(&text).expect("history.json is JSON");
+    assert_eq!(v["schema"], "bfperf.optimize-run.v1");
+    assert_eq!(v["run_id"], run_id);
+    v
+}
+
+fn attempts(h: &Value) -> &Vec<Value> {
+    h["attempts"].as_array().expect("attempts")
+}
+
+/// `attempts[].outcome.result`, in order.
+fn outcomes(h: &Value) -> Vec<String> {
+    attempts(h).iter().map(|a| a["outcome"]["result"].as_str().unwrap_or("none").to_owned()).collect()
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The tip of the run's branch in the user's repository.
+fn branch_tip(repo: &FixtureRepo, run_id: &str) -> String {
+    git(repo.path(), &["rev-parse", &format!("refs/heads/optimize/{run_id}")])
+}
+
+/// The key must appear in none of the run's outputs nor in its files.
+fn assert_key_never_shown(run: &Run, cache: &Path, run_id: &str) {
+    assert!(!run.stdout.contains("SECRET") && !run.stderr.contains("SECRET"), "the key leaked:\n{}", show(run));
+    for name in ["history.json", "report.html"] {
+        let path = run_dir(cache, run_id).join(name);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!text.contains("SECRET"), "the key leaked into {}", path.display());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The user's checkout must not change.
+
+/// What a checkout looks like: every file outside `.git` (bytes, or a
+/// symlink's target, and the executable bit), HEAD and `git status`.
+#[derive(Debug, PartialEq, Eq)]
+struct Checkout {
+    files: BTreeMap<PathBuf, (Vec<u8>, bool)>,
+    head: String,
+    head_ref: String,
+    status: String,
+}
+
+impl Checkout {
+    fn take(repo: &FixtureRepo) -> Checkout {
+        fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<PathBuf, (Vec<u8>, bool)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let entry = entry.unwrap();
+                let path = entry.path();
+                let rel = path.strip_prefix(root).unwrap().to_owned();
+                let kind = entry.file_type().unwrap();
+                if entry.file_name() == ".git" {
+                    continue;
+                } else if kind.is_symlink() {
+                    let target = std::fs::read_link(&path).unwrap();
+                    out.insert(rel, (target.into_os_string().into_encoded_bytes(), false));
+                } else if kind.is_dir() {
+                    out.insert(rel, (b"<dir>".to_vec(), false));
+                    walk(&path, root, out);
+                } else {
+                    let exec = entry.metadata().unwrap().permissions().mode() & 0o111 != 0;
+                    out.insert(rel, (std::fs::read(&path).unwrap(), exec));
+                }
+            }
+        }
+        let mut files = BTreeMap::new();
+        walk(repo.path(), repo.path(), &mut files);
+        Checkout {
+            files,
+            head: repo.head(),
+            head_ref: git(repo.path(), &["symbolic-ref", "HEAD"]),
+            status: repo.status(),
+        }
+    }
+
+    /// Panics, listing the differences, unless the checkout is as it was.
+    fn assert_unchanged(&self, repo: &FixtureRepo) {
+        let now = Checkout::take(repo);
+        if &now == self {
+            return;
+        }
+        let mut diffs = vec![];
+        for (path, before) in &self.files {
+            match now.files.get(path) {
+                None => diffs.push(format!("removed {}", path.display())),
+                Some(after) if after != before => diffs.push(format!("changed {}", path.display())),
+                _ => {}
+            }
+        }
+        diffs.extend(
+            now.files.keys().filter(|p| !self.files.contains_key(*p)).map(|p| format!("added {}", p.display())),
+        );
+        for (what, a, b) in [
+            ("HEAD", &self.head, &now.head),
+            ("HEAD ref", &self.head_ref, &now.head_ref),
+            ("git status", &self.status, &now.status),
+        ] {
+            if a != b {
+                diffs.push(format!("{what}: {a:?} -> {b:?}"));
+            }
+        }
+        panic!("the user's checkout changed:\n{}", diffs.join("\n"));
+    }
+}
+
+/// A clean fixture and the snapshot of its checkout.
+fn fixture() -> (FixtureRepo, Checkout) {
+    let repo = FixtureRepo::new();
+    let before = Checkout::take(&repo);
+    assert_eq!(before.status, "", "a fresh fixture is clean");
+    (repo, before)
+}
+
+fn cache_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("bfperf-optimize-cache-").tempdir().unwrap()
+}
+
+/// The run's worktree has no change left (tracked or not; ignored build output aside).
+fn assert_worktree_clean(h: &Value) {
+    let wt = Path::new(h["worktree"].as_str().unwrap());
+    assert_eq!(git(wt, &["status", "--porcelain"]), "", "the run's worktree {} is dirty", wt.display());
+}
+
+// ---------------------------------------------------------------------------
+// The tests.
+
+#[test]
+fn a_real_optimization_is_kept_and_committed() {
+    require_bpf!();
+    // 16 padding instructions (the fixture's own) are a few percent of the
+    // prologue: measurable, but close to what a loaded CI host resolves in a
+    // quick comparison. 128 make the effect unmistakable.
+    let repo = FixtureRepo::new();
+    repo.set_padding(128);
+    let base = repo.commit("cgen: 128 redundant instructions per prologue");
+    let before = Checkout::take(&repo);
+    let cache = cache_dir();
+    let server = ModelServer::start(scripted(PLAN_DROP_PADDING, vec![set_padding_edit(128, 0)]));
+
+    let out = optimize(&repo, cache.path(), &server, "fast", &["--iterations", "1"]);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "fast");
+    assert_eq!(outcomes(&h), ["kept"], "{}", show(&out));
+    assert!(out.stdout.contains("1 attempts, 1 kept"), "{}", show(&out));
+    assert!(out.stdout.contains("branch to merge: optimize/fast"), "{}", show(&out));
+
+    // The branch advanced by one commit, which touches knobs.h only.
+    let tip = branch_tip(&repo, "fast");
+    assert_ne!(tip, base);
+    assert_eq!(git(repo.path(), &["rev-parse", &format!("{tip}~1")]), base, "one commit on top of the base");
+    assert_eq!(git(repo.path(), &["diff", "--name-only", &base, &tip]), KNOBS);
+    assert_eq!(git(repo.path(), &["log", "-1", "--format=%s", &tip]), "lib: cgen: drop the redundant prologue padding");
+    let shown = git(repo.path(), &["show", &format!("{tip}:{KNOBS}")]);
+    assert!(shown.contains("#define MF_PROLOGUE_PADDING 0"), "{shown}");
+
+    // The history tells the whole story.
+    assert_eq!(h["base_commit"], base.as_str());
+    assert_eq!(h["branch"], "optimize/fast");
+    let a = &attempts(&h)[0];
+    assert_eq!(a["index"], 1);
+    assert_eq!(a["step"], "done");
+    assert_eq!(a["commit"], tip.as_str());
+    assert_eq!(a["plan"], PLAN_DROP_PADDING);
+    let diff = a["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("-#define MF_PROLOGUE_PADDING 128") && diff.contains("+#define MF_PROLOGUE_PADDING 0"),
+        "{diff}"
+    );
+    let g = &a["geomean"];
+    assert!(g["hi"].as_f64().unwrap() < 1.0, "significantly faster: {g}");
+    assert!(a["insns_delta"].as_i64().unwrap() < 0, "fewer instructions: {}", a["insns_delta"]);
+    assert_eq!(a["deltas"].as_array().unwrap().len(), 2, "{}", a["deltas"]);
+    let tokens = a["tokens"].as_array().unwrap();
+    assert!(tokens[0].as_u64().unwrap() >= 3000 && tokens[1].as_u64().unwrap() >= 600, "three calls: {tokens:?}");
+    assert!(a["cost_usd"].as_f64().unwrap() > 0.0);
+    assert!(h["spent_usd"].as_f64().unwrap() > 0.0);
+    assert!(h["cumulative_ratio"].as_f64().unwrap() < 1.0);
+    assert!(a["refusals"].as_array().unwrap().is_empty(), "{}", a["refusals"]);
+    assert_worktree_clean(&h);
+    assert_eq!(git(Path::new(h["worktree"].as_str().unwrap()), &["rev-parse", "HEAD"]), tip);
+
+    // The model was asked for a plan, then for its implementation with the write tools.
+    let bodies = server.bodies();
+    assert_eq!(bodies.len(), 3, "propose, implement, implement after the tool result");
+    assert_eq!(tool_names(&bodies[0]), ["read_file", "list_dir", "grep"]);
+    assert!(tool_names(&bodies[1]).contains(&"replace_in_file".to_string()));
+    let user = bodies[1]["messages"][0]["content"].as_str().unwrap();
+    assert!(user.contains(PLAN_DROP_PADDING), "the plan is handed to the implementer:\n{user}");
+
+    assert_key_never_shown(&out, cache.path(), "fast");
+    before.assert_unchanged(&repo);
+}
+
+#[test]
+fn a_real_pessimization_is_measured_and_rejected() {
+    require_bpf!();
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let plan = "TITLE: pad the prologue some more\nWHY: a longer prologue warms the pipeline.\nHOW: set MF_PROLOGUE_PADDING to 400.";
+    let server = ModelServer::start(scripted(plan, vec![set_padding_edit(16, 400)]));
+    let base = repo.head();
+
+    let out = optimize(&repo, cache.path(), &server, "slow", &["--iterations", "1"]);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "slow");
+    assert_eq!(outcomes(&h), ["rejected"], "{}", show(&out));
+    let a = &attempts(&h)[0];
+    let reason = a["outcome"]["reason"].as_str().unwrap();
+    assert!(reason.contains("not significantly faster"), "{reason}");
+    assert!(a["geomean"]["lo"].as_f64().unwrap() > 1.0, "measured slower: {}", a["geomean"]);
+    assert!(a["insns_delta"].as_i64().unwrap() > 0, "more instructions: {}", a["insns_delta"]);
+    assert!(
+        a["deltas"].as_array().unwrap().iter().all(|d| d["verdict"].as_str().unwrap().contains("slower")),
+        "{}",
+        a["deltas"]
+    );
+    // It was committed to be measured, then dropped: the branch is back at its parent.
+    assert!(a["commit"].is_string(), "the measured commit is recorded");
+    assert_eq!(branch_tip(&repo, "slow"), base, "the branch is back at the base");
+    assert_eq!(h["cumulative_ratio"], 1.0);
+    assert!(out.stdout.contains("1 attempts, 0 kept"), "{}", show(&out));
+    assert_worktree_clean(&h);
+    assert_eq!(git(Path::new(h["worktree"].as_str().unwrap()), &["rev-parse", "HEAD"]), base);
+    before.assert_unchanged(&repo);
+}
+
+#[test]
+fn a_change_that_breaks_the_tests_is_fed_back_then_given_up() {
+    require_bpf!();
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    // Swapping XDP's verdict codes builds fine and loads fine, but every XDP
+    // program then returns the wrong verdict: the fixture's cgen test fails.
+    let plan = "TITLE: fold the XDP verdict codes\nWHY: fewer branches in verdict_code().\nHOW: rewrite the XDP case of verdict_code in program.c.";
+    let broken = (
+        "replace_in_file",
+        json!({"path": "src/libbpfilter/cgen/program.c",
+               "old": "return accept ? XDP_PASS : XDP_DROP;", "new": "return accept ? XDP_DROP : XDP_PASS;"}),
+    );
+    let server = ModelServer::start(scripted(plan, vec![broken]));
+    let base = repo.head();
+
+    let out = optimize(&repo, cache.path(), &server, "broken", &["--iterations", "1", "--max-fix-attempts", "1"]);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "broken");
+    assert_eq!(outcomes(&h), ["test_failed"], "{}", show(&out));
+    assert!(
+        h["baseline_failures"].as_array().unwrap().is_empty(),
+        "the baseline passes its tests: {}",
+        h["baseline_failures"]
+    );
+    let a = &attempts(&h)[0];
+    assert_eq!(a["fix_rounds"], 1);
+    let tail = a["outcome"]["tail"].as_str().unwrap();
+    assert!(tail.contains("cgen (Failed)"), "the test failure is recorded:\n{tail}");
+    assert!(a["commit"].is_null(), "nothing was committed");
+    let diff = a["diff"].as_str().unwrap();
+    assert!(diff.lines().any(|l| l.starts_with('+') && l.ends_with("return accept ? XDP_DROP : XDP_PASS;")), "{diff}");
+    assert_eq!(a["logs"].as_array().unwrap().len(), 6, "three commands, twice: {}", a["logs"]);
+    assert!(out.stderr.contains("make -C {build} test failed, asking for a fix (1/1)"), "{}", show(&out));
+
+    // The implementer was asked twice: the second time with the failing test output.
+    let implement = server.first_requests(Phase::Implement);
+    assert_eq!(implement.len(), 2, "one implementation and one fix round");
+    let first = implement[0]["messages"][0]["content"].as_str().unwrap();
+    let second = implement[1]["messages"][0]["content"].as_str().unwrap();
+    assert!(!first.contains("did not pass validation"), "{first}");
+    assert!(second.contains("`make -C {build} test` failed"), "{second}");
+    assert!(second.contains("The following tests FAILED") && second.contains("cgen (Failed)"), "{second}");
+
+    assert_eq!(branch_tip(&repo, "broken"), base, "the branch did not move");
+    assert_worktree_clean(&h);
+    before.assert_unchanged(&repo);
+}
+
+#[test]
+fn edits_outside_the_scope_are_refused_or_rejected() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    // A symlink inside the scope that leads out of the worktree, committed so the run's worktree has it.
+    let outside = tempfile::Builder::new().prefix("bfperf-outside-").tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), repo.path().join("src/libbpfilter/cgen/escape")).unwrap();
+    repo.commit("cgen: a symlink out of the tree");
+    let before = Checkout::take(&repo);
+    let base = repo.head();
+    let cache = cache_dir();
+    let plan = "TITLE: document the prologue\nWHY: readers need it.\nHOW: write notes in several places.";
+    let server = ModelServer::start(scripted(
+        plan,
+        vec![
+            ("write_file", json!({"path": "README.md", "content": "rewritten\n"})),
+            ("write_file", json!({"path": "../../etc/x", "content": "escaped\n"})),
+            ("write_file", json!({"path": "src/libbpfilter/cgen/escape/x.c", "content": "escaped\n"})),
+            ("replace_in_file", json!({"path": "src/libbpfilter/cgen/escape", "old": "a", "new": "b"})),
+        ],
+    ));
+
+    let out = optimize(&repo, cache.path(), &server, "scope", &["--iterations", "1"]);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "scope");
+    assert_eq!(outcomes(&h), ["no_change"], "{}", show(&out));
+    let refusals: Vec<&str> =
+        attempts(&h)[0]["refusals"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    assert_eq!(refusals.len(), 4, "{refusals:?}");
+    assert!(refusals[0].starts_with("write_file README.md: outside the scope"), "{refusals:?}");
+    assert!(refusals[1].starts_with("write_file ../../etc/x: '..' is not allowed"), "{refusals:?}");
+    assert!(refusals[2].contains("escape/x.c") && refusals[2].contains("outside the worktree"), "{refusals:?}");
+    assert!(refusals[3].contains("escape") && refusals[3].contains("outside the worktree"), "{refusals:?}");
+    // The model saw every refusal as a failed tool call.
+    let bodies = server.bodies();
+    let results = bodies.last().unwrap()["messages"].as_array().unwrap().last().unwrap()["content"].clone();
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    assert!(
+        results.iter().all(|r| r["is_error"] == true && r["content"].as_str().unwrap().starts_with("refused:")),
+        "{results:?}"
+    );
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "nothing was written through the symlink");
+    assert!(!Path::new("/etc/x").exists());
+
+    // An external agent command has no such tools: the scope is enforced on its diff.
+    // (a) Editing the README while implementing: out of scope, reset.
+    let agent = r#"if grep -q 'Implement this plan' "$BFPERF_PROMPT_FILE"; then echo hi >> README.md; echo 'appended to README.md'; else printf 'TITLE: document the prologue\nWHY: readers need it\nHOW: append to README.md\n'; fi"#;
+    let uri = server.uri();
+    let out = resume(&repo, cache.path(), &uri, "scope", &["--iterations", "1", "--agent-command", agent]);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    // (b) Editing while it is only asked for a plan (and answering nothing): out of scope, reset too.
+    let out = resume(
+        &repo,
+        cache.path(),
+        &uri,
+        "scope",
+        &["--iterations", "1", "--agent-command", "sh -c 'echo hi >> README.md'"],
+    );
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "scope");
+    assert_eq!(outcomes(&h), ["no_change", "out_of_scope", "out_of_scope"], "{}", show(&out));
+    for a in &attempts(&h)[1..] {
+        assert_eq!(a["outcome"]["files"], json!(["README.md"]), "{a}");
+        assert!(a["diff"].as_str().unwrap().contains("+hi"), "{a}");
+    }
+    assert_eq!(attempts(&h)[1]["plan"], "TITLE: document the prologue\nWHY: readers need it\nHOW: append to README.md");
+    assert_eq!(branch_tip(&repo, "scope"), base);
+    assert_worktree_clean(&h);
+    before.assert_unchanged(&repo);
+}
+
+#[test]
+fn api_faults_and_the_budget_are_handled() {
+    require_bpf!();
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let base = repo.head();
+    // Overloaded once, then a plan; the implementation changes nothing. Each
+    // successful call reports 100,000 output tokens ($1.50 at Sonnet's price).
+    let plan = "TITLE: look for redundant loads\nWHY: loads cost.\nHOW: none found in the end.";
+    let server = ModelServer::start(move |call: &Call| match (call.phase, call.conv) {
+        (Phase::Propose, 0) => ResponseTemplate::new(529)
+            .insert_header("retry-after", "0")
+            .set_body_json(json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})),
+        (Phase::Propose, _) => reply_costing(json!([{"type": "text", "text": plan}]), "end_turn", 100_000),
+        (Phase::Implement, _) => {
+            reply_costing(json!([{"type": "text", "text": "Nothing to change."}]), "end_turn", 100_000)
+        }
+    });
+    let out = optimize(&repo, cache.path(), &server, "faults", &["--iterations", "1"]);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "faults");
+    assert_eq!(outcomes(&h), ["no_change"], "{}", show(&out));
+    assert_eq!(attempts(&h)[0]["plan"], plan);
+    assert_eq!(server.bodies().len(), 3, "the overloaded request was retried once");
+    let spent = h["spent_usd"].as_f64().unwrap();
+    assert!((spent - 2.0 * (0.003 + 1.5)).abs() < 1e-6, "two calls charged: {spent}");
+
+    // A rejected key: the attempt is a model error, the key shown nowhere.
+    let unauthorized = ModelServer::start(|_: &Call| {
+        ResponseTemplate::new(401).set_body_json(
+            json!({"type": "error", "error": {"type": "authentication_error", "message": format!("invalid x-api-key {KEY}")}}),
+        )
+    });
+    let out = resume(&repo, cache.path(), &unauthorized.uri(), "faults", &["--iterations", "1"]);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "faults");
+    assert_eq!(outcomes(&h), ["no_change", "model_error"], "{}", show(&out));
+    let reason = attempts(&h)[1]["outcome"]["reason"].as_str().unwrap();
+    assert_eq!(reason, "the API rejected the key (HTTP 401): check ANTHROPIC_API_KEY");
+    assert_eq!(unauthorized.bodies().len(), 1, "401 is not retried");
+    assert_key_never_shown(&out, cache.path(), "faults");
+
+    // The budget covers the whole run: $3 are spent, so a $2.50 budget stops the
+    // resumed run before any call, cleanly (exit 0, recorded).
+    let out = resume(&repo, cache.path(), &server.uri(), "faults", &["--iterations", "3", "--budget-usd", "2.5"]);
+    assert_eq!(out.code, 0, "a budget stop is a clean stop:\n{}", show(&out));
+    assert_eq!(server.bodies().len(), 3, "no call once the budget would be exceeded");
+    let h = history(cache.path(), "faults");
+    assert_eq!(outcomes(&h), ["no_change", "model_error", "model_error"], "one attempt, then the run stops");
+    let reason = attempts(&h)[2]["outcome"]["reason"].as_str().unwrap();
+    assert!(reason.contains("budget") && reason.contains("--budget-usd"), "{reason}");
+    assert_eq!(h["stopped"], "budget exhausted");
+    assert!(out.stdout.contains("(budget exhausted)"), "{}", show(&out));
+    // A budget below the price of any call stops it the same way.
+    let out = resume(&repo, cache.path(), &server.uri(), "faults", &["--iterations", "1", "--budget-usd", "0.000001"]);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    assert_eq!(history(cache.path(), "faults")["stopped"], "budget exhausted");
+    assert_eq!(server.bodies().len(), 3);
+
+    assert_eq!(branch_tip(&repo, "faults"), base);
+    assert_worktree_clean(&history(cache.path(), "faults"));
+    before.assert_unchanged(&repo);
+}
+
+#[test]
+fn ctrl_c_is_recorded_and_the_run_resumes() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    require_bpf!();
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let base = repo.head();
+    // Every plan changes nothing; the second proposal takes 4 s to come.
+    const DELAY: Duration = Duration::from_secs(4);
+    let server = ModelServer::start(|call: &Call| {
+        let plan = format!("TITLE: idea number {}\nWHY: it could help.\nHOW: nothing in the end.", call.conv + 1);
+        match call.phase {
+            Phase::Propose if call.conv == 1 => text(&plan).set_delay(DELAY),
+            Phase::Propose => text(&plan),
+            Phase::Implement => text("Nothing to change."),
+        }
+    });
+    let uri = server.uri();
+    let mut child =
+        optimize_command(repo.path(), cache.path(), &optimize_args(true, "ctrlc", &uri, &["--iterations", "2"]))
+            .spawn()
+            .unwrap();
+    let pid = child.id();
+    // Wait for the second proposal request (the baseline comes first), then Ctrl-C while it is answered.
+    // (No time limit: the run may first queue for the host's benchmark lock.)
+    while server.first_requests(Phase::Propose).len() < 2 {
+        if child.try_wait().unwrap().is_some() {
+            panic!("xtask ended before its second proposal:\n{}", show(&finish(child)));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = Instant::now();
+    kill(Pid::from_raw(pid as i32), Signal::SIGINT).unwrap();
+    let out = finish(child);
+    eprintln!("--- xtask (interrupted), exit {}:\n{}", out.code, out.stderr);
+    assert!(sent.elapsed() < DELAY + Duration::from_secs(10), "xtask did not stop after the call in flight");
+    assert_eq!(out.code, 130, "{}", show(&out));
+    assert!(error_line(&out).contains("resume with cargo xtask optimize --resume ctrlc"), "{}", show(&out));
+    let h = history(cache.path(), "ctrlc");
+    assert_eq!(outcomes(&h), ["no_change", "interrupted"], "{}", show(&out));
+    assert!(h["stopped"].as_str().unwrap().contains("interrupted"), "{}", h["stopped"]);
+    assert_eq!(attempts(&h)[1]["step"], "propose", "cut short while proposing");
+    assert_worktree_clean(&h);
+
+    let out = resume(&repo, cache.path(), &uri, "ctrlc", &["--iterations", "1"]);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    assert!(out.stderr.contains("resuming run ctrlc: 2 attempts so far"), "{}", show(&out));
+    let h = history(cache.path(), "ctrlc");
+    assert_eq!(outcomes(&h), ["no_change", "interrupted", "no_change"], "{}", show(&out));
+    assert_eq!(attempts(&h)[2]["index"], 3);
+    assert_eq!(h["stopped"], "1 attempts done");
+    // The next proposal knows what was tried.
+    let last_propose = server.first_requests(Phase::Propose).pop().unwrap();
+    let system = last_propose["system"][0]["text"].as_str().unwrap();
+    assert!(system.contains("[no_change] idea number 1"), "{system}");
+    assert_worktree_clean(&h);
+    assert_eq!(branch_tip(&repo, "ctrlc"), base);
+    before.assert_unchanged(&repo);
+}
+
+/// No optimize run, no branch, after a run that was refused.
+fn assert_nothing_created(repo: &FixtureRepo, cache: &Path) {
+    let runs: Vec<_> =
+        std::fs::read_dir(cache.join("optimize")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(runs.is_empty(), "runs were created: {runs:?}");
+    assert_eq!(git(repo.path(), &["branch", "--list", "optimize/*"]), "", "a branch was created");
+    assert_eq!(
+        git(repo.path(), &["worktree", "list", "--porcelain"]).matches("worktree ").count(),
+        1,
+        "a worktree was created"
+    );
+}
+
+#[test]
+fn bad_input_gets_one_clear_error_and_leaves_nothing_behind() {
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let unreachable = "http://127.0.0.1:9";
+    let args = |run_id| optimize_args(true, run_id, unreachable, &["--iterations", "1"]);
+
+    // No API key.
+    let mut cmd = optimize_command(repo.path(), cache.path(), &args("nokey"));
+    cmd.env_remove("ANTHROPIC_API_KEY");
+    let out = run(cmd);
+    let line = only_line(&out);
+    assert!(line.contains("ANTHROPIC_API_KEY is not set"), "{line}");
+    assert_nothing_created(&repo, cache.path());
+    before.assert_unchanged(&repo);
+
+    // A branch of that name already exists.
+    git(repo.path(), &["branch", "optimize/taken"]);
+    let out = run(optimize_command(repo.path(), cache.path(), &args("taken")));
+    let line = only_line(&out);
+    assert!(line.contains("the branch optimize/taken already exists") && line.contains("--run-id"), "{line}");
+    git(repo.path(), &["branch", "-D", "optimize/taken"]);
+    assert_nothing_created(&repo, cache.path());
+    before.assert_unchanged(&repo);
+
+    // A corrupt history, and an unknown run.
+    let dir = cache.path().join("optimize/corrupt");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("history.json"), "{\"schema\": \"bfperf.optimize-run.v1\", \"run_id\": ").unwrap();
+    let out = run(optimize_command(repo.path(), cache.path(), &optimize_args(false, "corrupt", unreachable, &[])));
+    let line = only_line(&out);
+    assert!(line.contains("history.json is corrupt") && line.contains("start a new run"), "{line}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("history.json")).unwrap(),
+        "{\"schema\": \"bfperf.optimize-run.v1\", \"run_id\": ",
+        "left as it was"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    let out = run(optimize_command(repo.path(), cache.path(), &optimize_args(false, "nosuchrun", unreachable, &[])));
+    assert!(only_line(&out).contains("no optimize run at"), "{}", show(&out));
+    assert_nothing_created(&repo, cache.path());
+    before.assert_unchanged(&repo);
+
+    // A dirty checkout: a changed file and a new one.
+    repo.write("README.md", "local edit\n");
+    repo.write("src/libbpfilter/cgen/new.c", "/* wip */\n");
+    let dirty = Checkout::take(&repo);
+    let out = run(optimize_command(repo.path(), cache.path(), &args("dirty")));
+    let line = only_line(&out);
+    assert!(
+        line.contains("uncommitted changes")
+            && line.contains("README.md")
+            && line.contains("src/libbpfilter/cgen/new.c"),
+        "{line}"
+    );
+    assert_nothing_created(&repo, cache.path());
+    dirty.assert_unchanged(&repo);
+}
