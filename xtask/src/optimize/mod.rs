@@ -194,7 +194,12 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
             }
         };
         let total_s = started.elapsed().as_secs_f64();
-        let stop = matches!(&outcome, Outcome::ModelError { reason } if reason.contains("budget"));
+        // Running out of budget or a rejected key fail every later attempt the same way.
+        let stop = match &outcome {
+            Outcome::ModelError { reason } if reason.contains("budget") => Some("budget exhausted"),
+            Outcome::ModelError { reason } if reason.contains("rejected the key") => Some("the API rejected the key"),
+            _ => None,
+        };
         if outcome == Outcome::Kept {
             if let Some(g) = attempt.geomean {
                 record.cumulative_ratio *= g.ratio;
@@ -216,8 +221,8 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
         record.save(&history)?;
         write_report(&dir, &record);
         publish(&record);
-        if stop {
-            record.stopped = Some("budget exhausted".into());
+        if let Some(why) = stop {
+            record.stopped = Some(why.into());
             record.save(&history)?;
             write_report(&dir, &record);
             break;
