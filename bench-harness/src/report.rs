@@ -3,7 +3,8 @@
 use crate::results::{RunResults, Status, Unit};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Color, Table};
 
-fn num(v: f64) -> String {
+/// A value with about three significant digits (`164`, `36.8`, `2.07`).
+pub fn num(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {

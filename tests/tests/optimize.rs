@@ -10,6 +10,7 @@
 //! effectively run one after the other. After every test the user's checkout
 //! must be byte-for-byte what it was (the run works in its own worktree).
 
+use bfperf_tests::mounts_of;
 use bfperf_tests::{require_bpf, xtask_bin, FixtureRepo, Run};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -192,18 +193,6 @@ fn optimize_command(sources: &Path, cache: &Path, args: &[&str]) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd
-}
-
-/// The bfperf bpffs mounts of process `pid` (`bfperf-bpffs-<pid>-*`) in /proc/self/mountinfo.
-fn mounts_of(pid: u32) -> Vec<PathBuf> {
-    let needle = format!("/bfperf-bpffs-{pid}-");
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|mount_point| mount_point.contains(&needle))
-        .map(PathBuf::from)
-        .collect()
 }
 
 /// Wait for xtask to end. Whatever the outcome, it must have left no bpffs mount behind.

@@ -7,15 +7,7 @@ use bench_harness::results::{Status, Unit};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Color, Table};
 use std::fmt::Write as _;
 
-fn num(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
-}
+use bench_harness::report::num;
 
 fn unit(u: Unit) -> &'static str {
     match u {
