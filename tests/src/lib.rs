@@ -36,24 +36,6 @@ macro_rules! require_bpf {
     };
 }
 
-/// Copy a directory tree, skipping build directories.
-pub fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with("build") {
-            continue;
-        }
-        let target = to.join(&name);
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// minifilter in a temporary git repository, with one initial commit.
 pub struct FixtureRepo {
     dir: tempfile::TempDir,
@@ -64,7 +46,7 @@ impl FixtureRepo {
     pub fn new() -> Self {
         let dir = tempfile::Builder::new().prefix("bfperf-fixture-").tempdir().unwrap();
         let repo = FixtureRepo { dir };
-        copy_tree(&minifilter_sources(), repo.path());
+        xtask::demo::copy_tree(&minifilter_sources(), repo.path()).unwrap();
         let sh = repo.shell();
         cmd!(sh, "git init -q -b main").run().unwrap();
         cmd!(sh, "git config user.email tests@bfperf.invalid").run().unwrap();
@@ -87,10 +69,7 @@ impl FixtureRepo {
 
     /// Set the prologue padding knob (redundant instructions per program).
     pub fn set_padding(&self, n: u32) {
-        let path = self.path().join("src/libbpfilter/cgen/knobs.h");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let line = text.lines().find(|l| l.starts_with("#define MF_PROLOGUE_PADDING")).expect("knob line");
-        std::fs::write(&path, text.replace(line, &format!("#define MF_PROLOGUE_PADDING {n}"))).unwrap();
+        xtask::demo::set_padding(self.path(), n).unwrap();
     }
 
     /// Write a file relative to the work tree.
@@ -225,10 +204,9 @@ pub fn subcommand(sub: &str, sources: &Path, args: &[&str], cache: &Path) -> std
     cmd
 }
 
-/// Run [`subcommand`] to completion; whatever the outcome, the process must
-/// have left no bpffs mount behind.
-pub fn run_leaving_no_mount(sub: &str, sources: &Path, args: &[&str], cache: &Path) -> Run {
-    let child = subcommand(sub, sources, args, cache).spawn().expect("xtask runs");
+/// Wait for a spawned xtask to end; whatever the outcome, it must have left
+/// no bpffs mount behind.
+pub fn finish_leaving_no_mount(child: std::process::Child) -> Run {
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
     let run = Run {
@@ -239,9 +217,42 @@ pub fn run_leaving_no_mount(sub: &str, sources: &Path, args: &[&str], cache: &Pa
     assert_eq!(
         mounts_of(pid),
         Vec::<PathBuf>::new(),
-        "bpffs left mounted by {sub}:\nstdout:\n{}\nstderr:\n{}",
+        "bpffs left mounted:\nstdout:\n{}\nstderr:\n{}",
         run.stdout,
         run.stderr
     );
     run
+}
+
+/// Run [`subcommand`] to completion (see [`finish_leaving_no_mount`]).
+pub fn run_leaving_no_mount(sub: &str, sources: &Path, args: &[&str], cache: &Path) -> Run {
+    finish_leaving_no_mount(subcommand(sub, sources, args, cache).spawn().expect("xtask runs"))
+}
+
+/// `git ARGS` in `dir`, which must succeed; its stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git").args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every file of the work tree (not .git) with its bytes, to check a tool
+/// left the user's checkout byte-for-byte unchanged.
+pub fn snapshot(root: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(dir: &Path, root: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name() == ".git" {
+                continue;
+            }
+            if entry.file_type().unwrap().is_dir() {
+                walk(&entry.path(), root, out);
+            } else {
+                out.insert(entry.path().strip_prefix(root).unwrap().to_owned(), std::fs::read(entry.path()).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(root, root, &mut out);
+    out
 }

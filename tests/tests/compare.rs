@@ -7,10 +7,9 @@
 //! Runs take the host-wide benchmark lock and wait for each other, so the
 //! tests of this file effectively run one after the other.
 
-use bfperf_tests::mounts_of;
+use bfperf_tests::{git, mounts_of, snapshot};
 use bfperf_tests::{require_bpf, FixtureRepo, Run};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -87,12 +86,6 @@ fn assert_all(v: &Value, want: &str) {
     assert!(got.iter().all(|(_, c)| c == want), "expected every case {want}: {got:?}");
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The paths of `git worktree list`, canonical.
 fn worktrees(repo: &Path) -> Vec<PathBuf> {
     git(repo, &["worktree", "list", "--porcelain"])
@@ -129,26 +122,6 @@ fn cmake_runs(cache: &Path) -> usize {
     }
     assert_eq!(logs, 2, "one build log per slot under {}", cache.join("builds").display());
     runs
-}
-
-/// Every file of the work tree (not .git) with its bytes.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_name() == ".git" {
-                continue;
-            }
-            if entry.file_type().unwrap().is_dir() {
-                walk(&entry.path(), root, out);
-            } else {
-                out.insert(entry.path().strip_prefix(root).unwrap().to_owned(), std::fs::read(entry.path()).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
 }
 
 /// A fixture with the history the verdict tests need.

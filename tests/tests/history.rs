@@ -9,7 +9,7 @@
 //! pair. Runs take the host-wide benchmark lock and wait for each other, so
 //! the tests of this file effectively run one after the other.
 
-use bfperf_tests::mounts_of;
+use bfperf_tests::{git, mounts_of, snapshot};
 use bfperf_tests::{require_bpf, FixtureRepo, Run};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -117,12 +117,6 @@ fn readme_commit(repo: &FixtureRepo, line: &str, message: &str) -> String {
     repo.commit(message)
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Size and mtime of every per-commit build log,
 /// `<cache>/builds/*/commits/<sha>/bfperf-build.log`, by commit.
 fn build_logs(cache: &Path) -> BTreeMap<String, (u64, SystemTime)> {
@@ -173,26 +167,6 @@ fn assert_results_parse(cache: &Path) -> Vec<PathBuf> {
         assert_eq!(v["schema"], PAIR_SCHEMA, "{}", f.display());
     }
     files
-}
-
-/// Every file of the work tree (not .git) with its bytes.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_name() == ".git" {
-                continue;
-            }
-            if entry.file_type().unwrap().is_dir() {
-                walk(&entry.path(), root, out);
-            } else {
-                out.insert(entry.path().strip_prefix(root).unwrap().to_owned(), std::fs::read(entry.path()).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
 }
 
 #[test]

@@ -10,13 +10,12 @@
 //! effectively run one after the other. After every test the user's checkout
 //! must be byte-for-byte what it was (the run works in its own worktree).
 
-use bfperf_tests::mounts_of;
-use bfperf_tests::{require_bpf, xtask_bin, FixtureRepo, Run};
+use bfperf_tests::{finish_leaving_no_mount as finish, require_bpf, FixtureRepo, Run};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use wiremock::matchers::{method, path};
@@ -178,34 +177,9 @@ fn scripted(plan: &'static str, edits: Vec<(&'static str, Value)>) -> impl Fn(&C
 /// `xtask optimize ARGS --sources SOURCES --cache-dir CACHE` with the test key
 /// (and no base URL from the environment: each test passes its mock's).
 fn optimize_command(sources: &Path, cache: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(xtask_bin());
-    cmd.arg("optimize")
-        .args(args)
-        .arg("--sources")
-        .arg(sources)
-        .arg("--cache-dir")
-        .arg(cache)
-        .env("NO_COLOR", "1")
-        .env("ANTHROPIC_API_KEY", KEY)
-        .env_remove("ANTHROPIC_BASE_URL")
-        .env_remove("BPFILTER_SOURCES")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = bfperf_tests::subcommand("optimize", sources, args, cache);
+    cmd.env("ANTHROPIC_API_KEY", KEY).env_remove("ANTHROPIC_BASE_URL");
     cmd
-}
-
-/// Wait for xtask to end. Whatever the outcome, it must have left no bpffs mount behind.
-fn finish(child: std::process::Child) -> Run {
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert_eq!(mounts_of(pid), Vec::<PathBuf>::new(), "bpffs left mounted by:\n{}", show(&run));
-    run
 }
 
 /// Run `cmd` to its end; its time and output go to the test's (captured) stderr.
@@ -289,9 +263,7 @@ fn outcomes(h: &Value) -> Vec<String> {
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    bfperf_tests::git(dir, args).trim().to_owned()
 }
 
 /// The tip of the run's branch in the user's repository.

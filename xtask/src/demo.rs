@@ -24,7 +24,8 @@ pub struct DemoOutcome {
     pub dir: PathBuf,
 }
 
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+/// Copy the minifilter fixture (any tree), skipping its build directories.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
@@ -47,7 +48,8 @@ fn git(dir: &Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn set_padding(dir: &Path, n: u32) -> Result<()> {
+/// Set minifilter's prologue padding knob (redundant instructions per program).
+pub fn set_padding(dir: &Path, n: u32) -> Result<()> {
     let path = dir.join("src/libbpfilter/cgen/knobs.h");
     let text = std::fs::read_to_string(&path)?;
     let line =
