@@ -576,7 +576,7 @@ fn case_section(out: &mut String, history: &History, case: &str, labels: &[Strin
 /// centre of slot `i` of `n` equal slots, so failed commits keep their place
 /// and show as gaps.
 mod svg {
-    use crate::html::{escape, put};
+    use crate::html::{escape, nice_step, put, AXIS, GRID, LINE};
     use bench_harness::compare::Change;
 
     /// A measured value with its spread.
@@ -637,12 +637,9 @@ mod svg {
     const SECOND_H: f64 = 64.0;
     const LABELS_H: f64 = 58.0;
 
-    const LINE: &str = "#1f5fa8";
     const INSNS: &str = "#7b4fa0";
     const FAILED: &str = "#9e9e9e";
     const CASE_FAILED: &str = "#ef6c00";
-    const GRID: &str = "#e6e6e6";
-    const AXIS: &str = "#888";
     const TEXT: &str = "#555";
 
     fn color(change: Change) -> &'static str {
@@ -659,14 +656,6 @@ mod svg {
         pub lo: f64,
         pub hi: f64,
         pub step: f64,
-    }
-
-    /// 1, 2, 2.5 or 5 times a power of ten, at least `raw`.
-    fn nice_step(raw: f64) -> f64 {
-        let base = 10f64.powf(raw.log10().floor());
-        let f = raw / base;
-        let nice = [1.0, 2.0, 2.5, 5.0].into_iter().find(|&n| f <= n * (1.0 + 1e-9)).unwrap_or(10.0);
-        nice * base
     }
 
     impl Axis {

@@ -8,7 +8,7 @@
 use super::record::{Attempt, CaseDelta, Outcome, RunRecord, Step};
 use bench_harness::compare::RatioEstimate;
 
-use crate::html::{escape, put};
+use crate::html::{escape, nice_step, put, AXIS, GRID, LINE};
 
 /// Render the run as one self-contained HTML page.
 pub fn render(record: &RunRecord) -> String {
@@ -367,16 +367,6 @@ fn progress(out: &mut String, record: &RunRecord) {
     );
 }
 
-/// 1, 2, 2.5 or 5 times a power of ten, at least `raw`.
-fn nice_step(raw: f64) -> f64 {
-    if !(raw.is_finite() && raw > 0.0) {
-        return 1.0;
-    }
-    let base = 10f64.powf(raw.log10().floor());
-    let f = raw / base;
-    [1.0, 2.0, 2.5, 5.0].into_iter().find(|&n| f <= n * (1.0 + 1e-9)).unwrap_or(10.0) * base
-}
-
 fn plot(record: &RunRecord) -> String {
     const WIDTH: f64 = 1000.0;
     const LEFT: f64 = 64.0;
@@ -384,10 +374,7 @@ fn plot(record: &RunRecord) -> String {
     const TOP: f64 = 14.0;
     const H: f64 = 240.0;
     const BOTTOM: f64 = 42.0;
-    const GRID: &str = "#e6e6e6";
-    const AXIS: &str = "#888";
     const TEXT: &str = "#555";
-    const LINE: &str = "#1f5fa8";
 
     let cum = cumulative(record);
     let pct = |r: f64| (r - 1.0) * 100.0;
