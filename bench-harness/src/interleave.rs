@@ -247,14 +247,7 @@ fn status_of(e: HarnessError) -> Result<Status> {
 /// once (our fd keeps the program and its maps alive), so every case of the
 /// run can stay loaded in one bpffs.
 fn load_program(side: &Side, case: &Case) -> Result<Program> {
-    let chain = side.load(case)?;
-    let program = Program::from_pin(&side_pin(side), case.flavor());
-    drop(chain);
-    program
-}
-
-fn side_pin(side: &Side) -> std::path::PathBuf {
-    side.bpffs_path().join("bpfilter").join(CHAIN_NAME).join("bf_prog")
+    Ok(side.load(case)?.into_program())
 }
 
 /// Compare `cases` between two bfclis. `base == reference` is the A/A check.

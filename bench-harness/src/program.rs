@@ -239,7 +239,8 @@ pub struct LoadedChain<'a> {
     bfcli: &'a Bfcli,
     bpffs: &'a Bpffs,
     name: String,
-    program: Program,
+    /// Taken only by [`LoadedChain::into_program`].
+    program: Option<Program>,
     load_time: Duration,
 }
 
@@ -255,12 +256,18 @@ impl<'a> LoadedChain<'a> {
                 return Err(e);
             }
         };
-        Ok(LoadedChain { bfcli, bpffs, name: guard_name, program, load_time })
+        Ok(LoadedChain { bfcli, bpffs, name: guard_name, program: Some(program), load_time })
     }
 
     /// The chain's program.
     pub fn program(&self) -> &Program {
-        &self.program
+        self.program.as_ref().expect("present until into_program")
+    }
+
+    /// Flush the chain but keep its program: our fd keeps the program and its
+    /// maps alive, so many chains of the same name can stay loaded.
+    pub fn into_program(mut self) -> Program {
+        self.program.take().expect("present until into_program")
     }
 
     /// How long `bfcli chain set` took.

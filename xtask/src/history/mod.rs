@@ -387,6 +387,7 @@ pub fn run(opts: &HistoryOptions) -> Result<History> {
 /// One side of a pair's comparison, as the run results of that commit.
 fn side_results(c: &Comparison, base: bool) -> RunResults {
     let side = if base { &c.base } else { &c.reference };
+    let suite = suite::suite();
     let case = |x: &CaseComparison| {
         let (status, samples, metrics) = if base {
             (x.base_status.clone(), x.base_samples.clone(), x.base_metrics)
@@ -396,11 +397,7 @@ fn side_results(c: &Comparison, base: bool) -> RunResults {
         CaseResult {
             name: x.name.clone(),
             label: x.name.clone(),
-            hook: suite::suite()
-                .iter()
-                .find(|s| s.name == x.name)
-                .map(|s| s.hook)
-                .unwrap_or(bench_harness::flavor::Hook::Xdp),
+            hook: suite.iter().find(|s| s.name == x.name).map(|s| s.hook).unwrap_or(bench_harness::flavor::Hook::Xdp),
             flavor: x.flavor,
             packet: None,
             flags: x.flags,
