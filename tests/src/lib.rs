@@ -1,10 +1,13 @@
 //! Shared support for bfperf's end-to-end tests: the minifilter fixture in a
 //! temporary git repository, its build, the xtask binary, and the check that
-//! the kernel lets us use bpf() (tests skip, loudly, only where it refuses).
+//! the kernel lets us use bpf() (tests skip, loudly, only where it refuses);
+//! [`sshd`]: a throwaway OpenSSH server on 127.0.0.1 for the `--host` tests.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use xshell::{cmd, Shell};
+
+pub mod sshd;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
