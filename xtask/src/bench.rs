@@ -1,11 +1,9 @@
 //! `cargo xtask bench`: build one tree and run the suite on it.
 
-use crate::build::Build;
+use crate::machine::Machine;
 use crate::progress;
 use crate::sources::Sources;
-use anyhow::{Context as _, Result};
-use bench_harness::bench::Bench;
-use bench_harness::program::Bfcli;
+use anyhow::Result;
 use bench_harness::results::{RunResults, SourceInfo};
 use bench_harness::runner::SamplingConfig;
 use bench_harness::suite::{self, Case};
@@ -24,23 +22,30 @@ pub struct BenchOptions {
     pub sampling: SamplingConfig,
     /// The cache directory (build directories live there).
     pub cache: PathBuf,
+    /// Where to build and measure.
+    pub machine: Machine,
 }
 
-/// Build (unless a bfcli is given) and return the bfcli and what it was built from.
-pub fn prepare(opts: &BenchOptions) -> Result<(Bfcli, SourceInfo)> {
+/// Build (unless a bfcli is given) and return the bfcli (a path on the
+/// machine) and what it was built from. On a remote host, `--bfcli` names a
+/// bfcli there.
+pub fn prepare(opts: &BenchOptions) -> Result<(PathBuf, SourceInfo)> {
     if let Some(path) = &opts.bfcli {
-        let bfcli = Bfcli::new(path)?;
-        let info = SourceInfo { bfcli: bfcli.path().display().to_string(), ..SourceInfo::default() };
-        return Ok((bfcli, info));
+        let path = match &opts.machine {
+            Machine::Local => bench_harness::program::Bfcli::new(path)?.path().to_owned(),
+            Machine::Remote(_) => path.clone(),
+        };
+        let info = SourceInfo { bfcli: path.display().to_string(), ..SourceInfo::default() };
+        return Ok((path, info));
     }
     let sources = Sources::from_arg_or_env(opts.sources.as_deref())?;
-    let build = Build::new(sources.root(), &build_dir(&opts.cache, sources.root()));
-    let spin = progress::spinner(format!("building bfcli of {}", sources.root().display()));
-    let built = build.bfcli_built();
+    let dir = build_dir(&opts.cache, sources.root());
+    let spin = progress::spinner(format!("building bfcli of {} on {}", sources.root().display(), opts.machine.name()));
+    let built = opts.machine.build(sources.root(), &dir);
     spin.finish_and_clear();
-    let bfcli = Bfcli::new(built?)?;
+    let bfcli = built?;
     let (commit, dirty) = sources.git_state().map(|(c, d)| (Some(c), d)).unwrap_or((None, false));
-    Ok((bfcli.clone(), SourceInfo { bfcli: bfcli.path().display().to_string(), commit, dirty }))
+    Ok((bfcli.clone(), SourceInfo { bfcli: bfcli.display().to_string(), commit, dirty }))
 }
 
 /// The build directory of a source tree (outside the tree: the user's
@@ -59,12 +64,13 @@ pub fn run(opts: &BenchOptions) -> Result<RunResults> {
         opts.filter.clone().unwrap_or_default()
     );
     let (bfcli, source) = prepare(opts)?;
-    let mut bench = Bench::new(bfcli, opts.sampling).context("cannot start the benchmark")?;
     let bar = progress::bar(selected.len() as u64, "bench");
-    let results = bench.run(
+    let results = opts.machine.bench(
+        &bfcli,
         &selected,
+        opts.sampling,
         source,
-        |_, case| bar.set_message(case.name.clone()),
+        |name| bar.set_message(name.to_owned()),
         |r| {
             if let bench_harness::results::Status::Failed { reason } = &r.status {
                 progress::note(&bar, format!("{}: FAILED: {reason}", r.name));
@@ -73,5 +79,5 @@ pub fn run(opts: &BenchOptions) -> Result<RunResults> {
         },
     );
     bar.finish_and_clear();
-    Ok(results?)
+    results
 }

@@ -1,13 +1,12 @@
 //! `cargo xtask bench-compare BASE REF`: build both revisions in their own
 //! worktrees and compare them with the paired, interleaved engine.
 
-use crate::build::Build;
+use crate::machine::Machine;
 use crate::progress;
 use crate::sources::Sources;
 use crate::worktree::{Repo, Rev};
 use anyhow::{Context as _, Result};
-use bench_harness::interleave::{self, CompareConfig, Comparison, Progress, SideInfo};
-use bench_harness::program::Bfcli;
+use bench_harness::interleave::{CompareConfig, Comparison, Progress, SideInfo};
 use bench_harness::results::SourceInfo;
 use bench_harness::suite::{self, Case};
 use std::path::{Path, PathBuf};
@@ -47,17 +46,16 @@ impl RepoCache {
     }
 }
 
-/// Check `rev` out in `slot` and build its bfcli. On a build failure the
-/// slot's worktree is removed (nothing half-built is left) and the error
-/// carries the log tail.
-pub fn build_rev(repo: &Repo, layout: &RepoCache, slot: &str, rev: &Rev) -> Result<Bfcli> {
+/// Check `rev` out in `slot` and build its bfcli on `machine`; returns its
+/// path there. On a build failure the slot's worktree is removed (nothing
+/// half-built is left) and the error carries the log tail.
+pub fn build_rev(machine: &Machine, repo: &Repo, layout: &RepoCache, slot: &str, rev: &Rev) -> Result<PathBuf> {
     let tree = repo.checkout(&layout.worktrees, slot, rev)?;
-    let build = Build::new(&tree, &layout.builds.join(slot));
-    let spin = progress::spinner(format!("building {} ({slot})", rev.label()));
-    let built = build.bfcli_built();
+    let spin = progress::spinner(format!("building {} ({slot}) on {}", rev.label(), machine.name()));
+    let built = machine.build(&tree, &layout.builds.join(slot));
     spin.finish_and_clear();
     match built {
-        Ok(path) => Ok(Bfcli::new(path)?),
+        Ok(path) => Ok(path),
         Err(e) => {
             let _ = repo.remove_slot(&layout.worktrees, slot);
             Err(e.context(format!("cannot build {}", rev.label())))
@@ -80,11 +78,13 @@ pub struct CompareOptions {
     pub config: CompareConfig,
     /// Cache directory.
     pub cache: PathBuf,
+    /// Where to build and measure.
+    pub machine: Machine,
 }
 
-fn side_info(repo: &Repo, rev: &Rev, bfcli: &Bfcli) -> SideInfo {
+fn side_info(repo: &Repo, rev: &Rev, bfcli: &Path) -> SideInfo {
     let source = SourceInfo {
-        bfcli: bfcli.path().display().to_string(),
+        bfcli: bfcli.display().to_string(),
         commit: Some(rev.oid().to_string()),
         dirty: matches!(rev, Rev::Wip { .. }),
     };
@@ -108,8 +108,9 @@ pub fn run(opts: &CompareOptions) -> Result<Comparison> {
     if same {
         eprintln!("BASE and REF are the same revision: this is an A/A run, measuring the noise (every verdict should be `no change`)");
     }
-    let base_bfcli = build_rev(&repo, &layout, "base", &base)?;
-    let ref_bfcli = if same { base_bfcli.clone() } else { build_rev(&repo, &layout, "ref", &reference)? };
+    let machine = &opts.machine;
+    let base_bfcli = build_rev(machine, &repo, &layout, "base", &base)?;
+    let ref_bfcli = if same { base_bfcli.clone() } else { build_rev(machine, &repo, &layout, "ref", &reference)? };
     let sides = (
         (base_bfcli.clone(), side_info(&repo, &base, &base_bfcli)),
         (ref_bfcli.clone(), side_info(&repo, &reference, &ref_bfcli)),
@@ -118,7 +119,7 @@ pub fn run(opts: &CompareOptions) -> Result<Comparison> {
     let bar = progress::bar(selected.len() as u64, "loading");
     let min_total = (selected.len() * opts.config.min_rounds) as u64;
     let mut measuring = false;
-    let comparison = interleave::run(sides.0, sides.1, &selected, opts.config, |p| match p {
+    let comparison = machine.compare(sides.0, sides.1, &selected, opts.config, |p| match p {
         Progress::Loading(name) => {
             bar.set_message(name.to_owned());
             bar.inc(1);

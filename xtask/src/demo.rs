@@ -141,6 +141,7 @@ pub fn run(cache: &Path, keep: bool) -> Result<DemoOutcome> {
         filter: filter.clone(),
         config,
         cache: cache.to_owned(),
+        machine: Default::default(),
     })?;
 
     let (url, _server) = serve(script(64))?;
@@ -172,6 +173,7 @@ pub fn run(cache: &Path, keep: bool) -> Result<DemoOutcome> {
         include_flagged: false,
         config,
         cache: cache.to_owned(),
+        machine: Default::default(),
         max_turns: 10,
         serve: None,
     };

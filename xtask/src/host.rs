@@ -11,7 +11,7 @@ use std::path::Path;
 const IN_SLICE_ENV: &str = "BFPERF_IN_SLICE";
 
 /// Isolation requested on the command line.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Isolation {
     /// Pin the measuring thread to this CPU.
     pub cpu_pin: Option<usize>,

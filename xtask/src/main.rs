@@ -8,6 +8,8 @@ use bench_harness::results::write_atomic;
 use bench_harness::{results::Status, runner::SamplingConfig, suite};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use xtask::machine::Machine;
+use xtask::remote::{self, HostSpec, Remote, RemoteOptions, SshOptions};
 use xtask::{bench, compare, history, host, lock, optimize, report, selfcheck, workspace};
 
 /// Performance tooling for bpfilter's generated BPF programs.
@@ -25,7 +27,9 @@ enum Command {
         cargo xtask bench --sources ~/bpfilter\n  \
         BPFILTER_SOURCES=~/bpfilter cargo xtask bench --filter prologue,ip4_saddr\n  \
         cargo xtask bench --bfcli ~/bpfilter/build/output/sbin/bfcli --json-output results.json\n  \
-        cargo xtask bench --list")]
+        cargo xtask bench --list
+  \
+        cargo xtask bench --host root@bench-box --ssh-key ~/.ssh/bench_ed25519   # build and measure over ssh")]
     Bench(BenchArgs),
     /// Compare two revisions of bpfilter: paired, interleaved rounds, a verdict per case.
     #[command(after_help = "Examples:\n  \
@@ -33,7 +37,8 @@ enum Command {
         cargo xtask bench-compare main wip                 # your uncommitted changes vs main\n  \
         cargo xtask bench-compare HEAD HEAD --filter prologue   # A/A: measures the noise\n  \
         cargo xtask bench-compare --quick @{upstream} HEAD --fail-on regression\n  \
-        cargo xtask bench-compare v0.5.0 HEAD --markdown pr-comment.md --json-output cmp.json\n\n\
+        cargo xtask bench-compare v0.5.0 HEAD --markdown pr-comment.md --json-output cmp.json\n  \
+        cargo xtask bench-compare HEAD~1 HEAD --host root@bench-box:2222   # on a benchmark host, over ssh\n\n\
         Exit codes: 0 done; 1 error; 2 --fail-on triggered; 3 --fail-on-benchmark-error triggered.")]
     BenchCompare(CompareArgs),
     /// Benchmark every commit of a range, find where performance changed, write an HTML report.
@@ -41,7 +46,8 @@ enum Command {
         cargo xtask bench-history --since v0.5.0 --until HEAD --sources ~/bpfilter\n  \
         cargo xtask bench-history --since HEAD~10 --until wip --filter prologue\n  \
         cargo xtask bench-history --since HEAD~5 --until HEAD --retry failed\n  \
-        cargo xtask bench-history --since main~20 --until main --fail-on-significant-change worse\n\n\
+        cargo xtask bench-history --since main~20 --until main --fail-on-significant-change worse\n  \
+        cargo xtask bench-history --since HEAD~10 --until HEAD --host bench-box   # an ~/.ssh/config alias\n\n\
         Results are cached per (commit, host, harness version, suite): a second run builds nothing.\n\
         Exit codes: 0 done; 1 error; 2 --fail-on-significant-change triggered; 3 a --fail-on-*-commit-failure flag triggered.")]
     BenchHistory(HistoryArgs),
@@ -58,7 +64,8 @@ enum Command {
         cargo xtask optimize --resume 20261125-221500          # continue after Ctrl-C or a crash\n  \
         cargo xtask optimize --backend openai --api-base-url http://127.0.0.1:8080 --model qwen\n  \
         cargo xtask optimize --agent-command 'my-agent --prompt-file \"$BFPERF_PROMPT_FILE\"'\n  \
-        cargo xtask optimize --serve                           # follow it live in a browser (127.0.0.1)\n\n\
+        cargo xtask optimize --serve                           # follow it live in a browser (127.0.0.1)\n  \
+        cargo xtask optimize --host root@bench-box             # build, test and measure there; the model stays here\n\n\
         The run works in its own worktree on branch optimize/<run-id>; merge that branch to keep the wins.\n\
         Everything is recorded in <cache>/optimize/<run-id>/history.json and report.html.")]
     Optimize(OptimizeArgs),
@@ -80,6 +87,9 @@ enum Command {
         slower), compares them with the real bench-compare, then runs two optimize attempts against a local\n\
         scripted model server (no API key or network needed): one is kept, one is measured slower and dropped.")]
     Demo(DemoArgs),
+    /// The remote side of --host (run by bfperf over ssh; not for direct use).
+    #[command(hide = true)]
+    Harness,
 }
 
 #[derive(Args, Debug)]
@@ -187,6 +197,8 @@ struct OptimizeArgs {
           value_parser = optimize::serve::parse_addr)]
     serve: Option<std::net::SocketAddr>,
     #[command(flatten)]
+    remote: RemoteArgs,
+    #[command(flatten)]
     host: HostArgs,
     #[command(flatten)]
     common: CommonArgs,
@@ -269,6 +281,8 @@ struct HistoryArgs {
     #[arg(long, value_name = "SECONDS")]
     time_budget: Option<f64>,
     #[command(flatten)]
+    remote: RemoteArgs,
+    #[command(flatten)]
     host: HostArgs,
     #[command(flatten)]
     common: CommonArgs,
@@ -325,6 +339,8 @@ struct CompareArgs {
     #[arg(long)]
     fail_on_benchmark_error: bool,
     #[command(flatten)]
+    remote: RemoteArgs,
+    #[command(flatten)]
     host: HostArgs,
     #[command(flatten)]
     common: CommonArgs,
@@ -375,6 +391,63 @@ impl HostArgs {
     }
 }
 
+/// Where to run: this machine, or a benchmark host over ssh.
+#[derive(Args, Debug)]
+struct RemoteArgs {
+    /// Build and measure on this host over ssh: [ssh://][USER@]HOST[:PORT] or an ~/.ssh/config alias.
+    #[arg(long, value_name = "USER@HOST")]
+    host: Option<String>,
+    /// The private key to log in to --host with (only that key is offered).
+    #[arg(long, value_name = "PATH", requires = "host")]
+    ssh_key: Option<PathBuf>,
+    /// An extra ssh option for --host, as NAME=VALUE (repeatable), e.g. ProxyJump=gw or UserKnownHostsFile=FILE.
+    #[arg(long, value_name = "NAME=VALUE", requires = "host")]
+    ssh_option: Vec<String>,
+    /// The directory bfperf keeps on --host (relative: to the login's home there).
+    #[arg(long, value_name = "DIR", default_value = remote::DEFAULT_REMOTE_DIR, requires = "host")]
+    remote_dir: String,
+}
+
+/// Where a command builds and measures, with its cache and (locally) the host lock.
+struct Session {
+    machine: Machine,
+    /// The cache: per host when remote, so one machine's results never mix with another's.
+    cache: PathBuf,
+    _lock: Option<lock::RunLock>,
+}
+
+/// Connect to --host (the lock and isolation then apply there, per measurement),
+/// or take this host's lock and apply isolation here.
+fn enter(host: &HostArgs, remote: &RemoteArgs, common: &CommonArgs, what: &str) -> Result<Session> {
+    let cache = workspace::cache_dir(common.cache_dir.as_deref())?;
+    let Some(spec) = &remote.host else {
+        let lock = host.enter(&cache, what)?;
+        return Ok(Session { machine: Machine::Local, cache, _lock: lock });
+    };
+    let spec = HostSpec::parse(spec)?;
+    anyhow::ensure!(
+        host.slice.is_none(),
+        "--slice is not supported with --host: run bfperf on the host itself for that"
+    );
+    let opts = RemoteOptions {
+        host: spec.clone(),
+        ssh: SshOptions { key: remote.ssh_key.clone(), options: remote.ssh_option.clone() },
+        remote_dir: remote.remote_dir.clone(),
+        isolation: host::Isolation {
+            cpu_pin: host.cpu_pin,
+            no_preempt: host.no_preempt,
+            bind_node: host.bind_node,
+            slice: None,
+        },
+        wait: !host.no_wait,
+    };
+    let host_cache = cache.join("hosts").join(spec.cache_key());
+    let connected = Remote::connect(&opts, &host_cache)?;
+    std::fs::create_dir_all(&host_cache).with_context(|| format!("cannot create {}", host_cache.display()))?;
+    eprintln!("host: {spec} (kernel {}), bfperf directory {}", connected.kernel(), connected.root().display());
+    Ok(Session { machine: Machine::Remote(std::sync::Arc::new(connected)), cache: host_cache, _lock: None })
+}
+
 #[derive(Args, Debug)]
 struct BenchArgs {
     /// The bpfilter checkout to build and measure [default: $BPFILTER_SOURCES].
@@ -394,6 +467,8 @@ struct BenchArgs {
     json_output: Option<PathBuf>,
     #[command(flatten)]
     sampling: SamplingArgs,
+    #[command(flatten)]
+    remote: RemoteArgs,
     #[command(flatten)]
     host: HostArgs,
     #[command(flatten)]
@@ -435,6 +510,7 @@ fn main() {
         Command::Doctor(args) => Ok(cmd_doctor(args)),
         Command::InstallHook(args) => cmd_hook(args).map(|()| 0),
         Command::Demo(args) => cmd_demo(args).map(|()| 0),
+        Command::Harness => std::process::exit(remote::harness::serve()),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -495,8 +571,8 @@ fn cmd_doctor(args: DoctorArgs) -> i32 {
 }
 
 fn cmd_optimize(args: OptimizeArgs) -> Result<()> {
-    let cache = workspace::cache_dir(args.common.cache_dir.as_deref())?;
-    let _lock = args.host.enter(&cache, "optimize")?;
+    let session = enter(&args.host, &args.remote, &args.common, "optimize")?;
+    let cache = session.cache.clone();
     let mut config = if args.quick { CompareConfig::quick() } else { CompareConfig::default() };
     config.threshold_pct = args.threshold;
     if let Some(b) = args.time_budget {
@@ -533,6 +609,7 @@ fn cmd_optimize(args: OptimizeArgs) -> Result<()> {
         include_flagged: args.include_flagged,
         config,
         cache: cache.clone(),
+        machine: session.machine.clone(),
         max_turns: args.max_turns,
         serve: args.serve,
     };
@@ -567,8 +644,9 @@ fn cmd_selfcheck(args: SelfcheckArgs) -> Result<()> {
             filter: args.filter.clone(),
             sampling: SamplingConfig::default(),
             cache: cache.clone(),
+            machine: Machine::Local,
         };
-        let (bfcli, _) = bench::prepare(&opts)?;
+        let bfcli = bench_harness::program::Bfcli::new(bench::prepare(&opts)?.0)?;
         eprintln!("A/A: {} comparisons of {} with itself", args.aa_runs, bfcli.path().display());
         let aa = selfcheck::aa(&bfcli, args.filter.as_deref(), args.aa_runs, config, |run, o| {
             eprintln!("  run {}: {} false verdicts of {} so far", run + 1, o.false_verdicts, o.verdicts)
@@ -607,8 +685,9 @@ fn cmd_selfcheck(args: SelfcheckArgs) -> Result<()> {
 
 fn cmd_history(args: HistoryArgs) -> Result<i32> {
     use bench_harness::compare::Change;
-    let cache = workspace::cache_dir(args.common.cache_dir.as_deref())?;
-    let _lock = args.host.enter(&cache, &format!("bench-history {}..{}", args.since, args.until))?;
+    let what = format!("bench-history {}..{}", args.since, args.until);
+    let session = enter(&args.host, &args.remote, &args.common, &what)?;
+    let cache = session.cache.clone();
     let opts = history::HistoryOptions {
         sources: args.sources,
         since: args.since,
@@ -630,6 +709,7 @@ fn cmd_history(args: HistoryArgs) -> Result<i32> {
             c
         },
         cache: cache.clone(),
+        machine: session.machine.clone(),
     };
     let hist = history::run(&opts)?;
     for p in &hist.points {
@@ -674,8 +754,8 @@ fn cmd_history(args: HistoryArgs) -> Result<i32> {
 }
 
 fn cmd_compare(args: CompareArgs) -> Result<i32> {
-    let cache = workspace::cache_dir(args.common.cache_dir.as_deref())?;
-    let _lock = args.host.enter(&cache, &format!("bench-compare {} {}", args.base, args.reference))?;
+    let what = format!("bench-compare {} {}", args.base, args.reference);
+    let session = enter(&args.host, &args.remote, &args.common, &what)?;
     let mut config = if args.quick { CompareConfig::quick() } else { CompareConfig::default() };
     config.threshold_pct = args.threshold;
     if let Some(b) = args.time_budget {
@@ -701,7 +781,8 @@ fn cmd_compare(args: CompareArgs) -> Result<i32> {
         reference: args.reference,
         filter: args.filter,
         config,
-        cache,
+        cache: session.cache.clone(),
+        machine: session.machine.clone(),
     };
     let comparison = compare::run(&opts)?;
     println!("{}", report::compare_table(&comparison, color()));
@@ -731,14 +812,14 @@ fn cmd_bench(args: BenchArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let cache = workspace::cache_dir(args.common.cache_dir.as_deref())?;
-    let _lock = args.host.enter(&cache, "bench")?;
+    let session = enter(&args.host, &args.remote, &args.common, "bench")?;
     let opts = bench::BenchOptions {
         sources: args.sources,
         bfcli: args.bfcli,
         filter: args.filter,
         sampling: args.sampling.config(),
-        cache,
+        cache: session.cache.clone(),
+        machine: session.machine.clone(),
     };
     let results = bench::run(&opts)?;
     println!("{}", bench_harness::report::run_table(&results, color()));

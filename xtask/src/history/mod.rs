@@ -14,15 +14,14 @@
 pub mod cache;
 pub mod html;
 
-use crate::build::Build;
 use crate::compare::{select_cases, RepoCache};
+use crate::machine::Machine;
 use crate::progress;
 use crate::sources::Sources;
 use crate::worktree::{short, Repo, Rev};
 use anyhow::{Context as _, Result};
 use bench_harness::compare::{Change, HistoryChange};
-use bench_harness::interleave::{self, CaseComparison, CompareConfig, Comparison, SideInfo};
-use bench_harness::program::Bfcli;
+use bench_harness::interleave::{CaseComparison, CompareConfig, Comparison, SideInfo};
 use bench_harness::results::{self, CaseResult, RunResults, SourceInfo, Status, HARNESS_VERSION};
 use bench_harness::stats::Summary;
 use bench_harness::suite::{self, Case};
@@ -161,6 +160,8 @@ pub struct HistoryOptions {
     pub config: CompareConfig,
     /// Cache directory.
     pub cache: PathBuf,
+    /// Where to build and measure.
+    pub machine: Machine,
 }
 
 /// Resolve the range into revisions, oldest first.
@@ -207,30 +208,36 @@ struct Built {
     rev: Rev,
     label: String,
     subject: String,
-    bfcli: Result<Bfcli, String>,
+    bfcli: Result<PathBuf, String>,
     cached: bool,
 }
 
 /// Build (or reuse the cached build of) one revision. Each commit has its own
 /// build directory, kept: its bfcli stays usable after the worktree moves on.
-fn build_commit(repo: &Repo, layout: &RepoCache, rev: &Rev, retry: bool) -> Result<(Result<Bfcli, String>, bool)> {
+/// The failure marker is local even for a remote host: the per-host cache
+/// directory keeps one host's failures apart from another's.
+fn build_commit(
+    machine: &Machine,
+    repo: &Repo,
+    layout: &RepoCache,
+    rev: &Rev,
+    retry: bool,
+) -> Result<(Result<PathBuf, String>, bool)> {
     let is_wip = matches!(rev, Rev::Wip { .. });
     let dir = layout.builds.join("commits").join(if is_wip { "wip".into() } else { rev.oid().to_string() });
     let failed_marker = dir.join("bfperf-build-failed");
-    let build_ok =
-        |d: &std::path::Path| d.join("output/sbin/bfcli").is_file() && !d.join("bfperf-build-failed").exists();
     if !is_wip && !retry {
-        if build_ok(&dir) {
-            return Ok((Ok(Bfcli::new(dir.join("output/sbin/bfcli"))?), true));
-        }
         if let Ok(reason) = std::fs::read_to_string(&failed_marker) {
             return Ok((Err(reason), true));
+        }
+        if let Some(bfcli) = machine.built_bfcli(&dir)? {
+            return Ok((Ok(bfcli), true));
         }
     }
     let _ = std::fs::remove_file(&failed_marker);
     let tree = repo.checkout(&layout.worktrees, "history", rev)?;
-    match Build::new(&tree, &dir).bfcli_built() {
-        Ok(path) => Ok((Ok(Bfcli::new(path)?), false)),
+    match machine.build(&tree, &dir) {
+        Ok(path) => Ok((Ok(path), false)),
         Err(e) => {
             bench_harness::interrupt::check()?;
             let reason = format!("{e:#}");
@@ -273,12 +280,12 @@ pub fn run(opts: &HistoryOptions) -> Result<History> {
         // `--retry failed` rebuilds only what failed: a good cached build stays.
         let only_failed = matches!(opts.retry, Some(Retry::Failed));
         let (bfcli, cached) = if only_failed {
-            match build_commit(&repo, &layout, &rev, false)? {
-                (Err(_), true) => build_commit(&repo, &layout, &rev, true)?,
+            match build_commit(&opts.machine, &repo, &layout, &rev, false)? {
+                (Err(_), true) => build_commit(&opts.machine, &repo, &layout, &rev, true)?,
                 other => other,
             }
         } else {
-            build_commit(&repo, &layout, &rev, retry)?
+            build_commit(&opts.machine, &repo, &layout, &rev, retry)?
         };
         if let Err(reason) = &bfcli {
             let first = reason.lines().next().unwrap_or_default();
@@ -326,13 +333,15 @@ pub fn run(opts: &HistoryOptions) -> Result<History> {
                 let side = |x: &Built| {
                     let bfcli = x.bfcli.clone().expect("only built commits are compared");
                     let source = SourceInfo {
-                        bfcli: bfcli.path().display().to_string(),
+                        bfcli: bfcli.display().to_string(),
                         commit: Some(x.rev.oid().to_string()),
                         dirty: is_wip && std::ptr::eq(x, b),
                     };
                     (bfcli, SideInfo { label: format!("{} {}", x.label, x.subject), source })
                 };
-                let c = interleave::run(side(a), side(b), &selected, opts.config, |_| {})
+                let c = opts
+                    .machine
+                    .compare(side(a), side(b), &selected, opts.config, |_| {})
                     .with_context(|| format!("comparing {} with {}", b.label, a.label))?;
                 if !is_wip {
                     store.store_pair(&key.0, &key.1, &c)?;

@@ -17,13 +17,13 @@ pub mod validate;
 use crate::agent::{self, AgentError, Conversation, Effort, FileTools, Model};
 use crate::build::Build;
 use crate::compare::{build_rev, select_cases, RepoCache};
+use crate::machine::Machine;
 use crate::progress;
 use crate::sources::Sources;
 use crate::worktree::{Repo, Rev};
 use anyhow::{bail, Context as _, Result};
 use bench_harness::compare::Change;
 use bench_harness::interleave::{self, CompareConfig, SideInfo};
-use bench_harness::program::Bfcli;
 use bench_harness::results::SourceInfo;
 use bench_harness::suite::{self, Case};
 use git2::{Oid, Repository};
@@ -92,6 +92,8 @@ pub struct OptimizeOptions {
     pub config: CompareConfig,
     /// Cache directory.
     pub cache: PathBuf,
+    /// Where to build, validate and measure.
+    pub machine: Machine,
     /// Model requests allowed per conversation.
     pub max_turns: usize,
     /// Serve a live dashboard on this (loopback) address.
@@ -319,9 +321,10 @@ fn start(repo: &Repo, opts: &OptimizeOptions) -> Result<RunRecord> {
     record.save(&history)?;
 
     let spin = progress::spinner("baseline: configuring and validating (build, style, tests)");
-    let configured = configure(&worktree, &dir.join("build"));
-    let results = configured
-        .and_then(|()| validate::run_all(&opts.validate, &worktree, &dir.join("build"), &dir.join("logs"), "baseline"));
+    let (build, logs) = (dir.join("build"), dir.join("logs"));
+    let configured = configure(&opts.machine, &worktree, &build, &logs);
+    let results =
+        configured.and_then(|()| opts.machine.run_commands(&opts.validate, &worktree, &build, &logs, "baseline"));
     spin.finish_and_clear();
     let results = results?;
     if let Some(broken) = results
@@ -397,19 +400,16 @@ fn kept_tip(record: &RunRecord) -> Result<Oid> {
     Ok(Oid::from_str(tip)?)
 }
 
-fn configure(worktree: &Path, build: &Path) -> Result<()> {
-    let b = Build::new(worktree, build);
-    if b.is_configured() {
+/// Configure the run's build directory with bpfilter's tests (the quick
+/// `bench` builds leave them out).
+fn configure(machine: &Machine, worktree: &Path, build: &Path, logs: &Path) -> Result<()> {
+    if matches!(machine, Machine::Local) && Build::new(worktree, build).is_configured() {
         return Ok(());
     }
-    std::fs::create_dir_all(build)?;
-    let sh = xshell::Shell::new()?;
-    let out = xshell::cmd!(sh, "cmake -S {worktree} -B {build} -DNO_DOCS=1").quiet().ignore_status().output()?;
-    if !out.status.success() {
-        bail!(
-            "cmake failed for the run's worktree:\n{}",
-            crate::build::tail(&String::from_utf8_lossy(&out.stderr), 20)
-        );
+    let cmake = ["cmake -S {source} -B {build} -DNO_DOCS=1".to_owned()];
+    let results = machine.run_commands(&cmake, worktree, build, logs, "configure")?;
+    if let Some(r) = results.iter().find(|r| !r.ok) {
+        bail!("cmake failed for the run's worktree on {} (log {}):\n{}", machine.name(), r.log.display(), r.tail);
     }
     Ok(())
 }
@@ -625,7 +625,7 @@ fn attempt_once(
         let t = step_start(attempt, Step::Validate, record)?;
         let spin = progress::spinner(format!("attempt {n}: validating (build, style, tests)"));
         let tag = format!("attempt{n}-try{}", attempt.fix_rounds);
-        let results = validate::run_all(&opts.validate, &worktree, &dir.join("build"), &dir.join("logs"), &tag);
+        let results = opts.machine.run_commands(&opts.validate, &worktree, &dir.join("build"), &dir.join("logs"), &tag);
         spin.finish_and_clear();
         let results = results?;
         attempt.logs.extend(results.iter().map(|r| r.log.clone()));
@@ -666,23 +666,21 @@ fn attempt_once(
 
     // Evaluate against the parent, interleaved.
     let t = step_start(attempt, Step::Evaluate, record)?;
-    let attempt_bfcli = dir.join("build/output/sbin/bfcli");
+    let attempt_bfcli = opts.machine.bfcli_of(&dir.join("build"));
     let layout = RepoCache { worktrees: dir.join("slots"), builds: dir.join("builds") };
     let parent_rev = Rev::Commit { oid: parent, spec: parent.to_string() };
-    let evaluated = build_rev(repo, &layout, "parent", &parent_rev).and_then(|parent_bfcli| {
-        let side = |bfcli: Bfcli, label: String, commit: Oid| {
-            let source = SourceInfo {
-                bfcli: bfcli.path().display().to_string(),
-                commit: Some(commit.to_string()),
-                dirty: false,
-            };
+    let evaluated = build_rev(&opts.machine, repo, &layout, "parent", &parent_rev).and_then(|parent_bfcli| {
+        let side = |bfcli: PathBuf, label: String, commit: Oid| {
+            let source =
+                SourceInfo { bfcli: bfcli.display().to_string(), commit: Some(commit.to_string()), dirty: false };
             (bfcli, SideInfo { label, source })
         };
-        let attempt_side = side(Bfcli::new(&attempt_bfcli)?, format!("attempt {n}"), commit);
+        let attempt_side = side(attempt_bfcli.clone(), format!("attempt {n}"), commit);
         let bar = progress::spinner(format!("attempt {n}: measuring against its parent"));
-        let c = interleave::run(side(parent_bfcli, "parent".into(), parent), attempt_side, cases, opts.config, |_| {});
+        let c =
+            opts.machine.compare(side(parent_bfcli, "parent".into(), parent), attempt_side, cases, opts.config, |_| {});
         bar.finish_and_clear();
-        Ok(c?)
+        c
     });
     attempt.timings.push((Step::Evaluate, t.elapsed().as_secs_f64()));
     let comparison = match evaluated {

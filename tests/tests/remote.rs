@@ -1,0 +1,339 @@
+//! `--host` end to end: a real sshd on 127.0.0.1 (the `sshd` fixture, keys
+//! generated per test) stands for the benchmark host. bench, bench-compare,
+//! bench-history and optimize upload minifilter and the harness over the
+//! system OpenSSH client, build and measure "there" and bring the results
+//! back; the local cache keeps them per host. An unreachable host, a refused
+//! key, an unknown host key and a host without bpf() each fail in one line
+//! and leave nothing on either side; so does Ctrl-C in the middle of a run.
+
+use bfperf_tests::sshd::{unused_port, SshdOptions, TestSshd};
+use bfperf_tests::{require_bpf, FixtureRepo, Run};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Two cases, few rounds, a short budget.
+const CHEAP: &[&str] =
+    &["--filter", "xdp__prologue,tc__prologue", "--min-rounds", "8", "--max-rounds", "16", "--time-budget", "5"];
+
+/// A throwaway sshd and where bfperf may keep its files "on the host".
+struct Host {
+    sshd: TestSshd,
+    remote: tempfile::TempDir,
+}
+
+impl Host {
+    fn start(opts: SshdOptions) -> Option<Host> {
+        let sshd = TestSshd::start(opts)?;
+        Some(Host { sshd, remote: tempfile::Builder::new().prefix("bfperf-remote-").tempdir().unwrap() })
+    }
+
+    /// The bfperf directory on the host (created by bfperf).
+    fn dir(&self) -> PathBuf {
+        self.remote.path().join("bfperf")
+    }
+
+    /// `--host ... --ssh-key ... --ssh-option ... --remote-dir ...`.
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--host".into(),
+            self.sshd.host(),
+            "--ssh-key".into(),
+            self.sshd.key().display().to_string(),
+            "--ssh-option".into(),
+            self.sshd.ssh_option(),
+            "--remote-dir".into(),
+            self.dir().display().to_string(),
+        ]
+    }
+
+    /// Local cache directory of this host.
+    fn cache_of(&self, cache: &Path) -> PathBuf {
+        cache.join("hosts").join(format!("root@127.0.0.1_{}", self.sshd.port()))
+    }
+}
+
+fn command(sub: &str, sources: &Path, args: &[&str], host: &[String], cache: &Path) -> Command {
+    let mut cmd = bfperf_tests::subcommand(sub, sources, args, cache);
+    cmd.args(host);
+    cmd
+}
+
+fn run(sub: &str, sources: &Path, args: &[&str], host: &[String], cache: &Path) -> Run {
+    bfperf_tests::finish_leaving_no_mount(command(sub, sources, args, host, cache).spawn().expect("xtask runs"))
+}
+
+fn show(run: &Run) -> String {
+    format!("exit {}\nstdout:\n{}\nstderr:\n{}", run.code, run.stdout, run.stderr)
+}
+
+/// The failure's one `error: ` line, checked to be the only line of its kind.
+fn error_line(run: &Run) -> String {
+    assert_eq!(run.code, 1, "expected a failure:\n{}", show(run));
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{}", show(run));
+    errors[0].to_owned()
+}
+
+/// ssh processes of bfperf's own (its control master or sessions) still talking to `port`.
+fn ssh_clients_of(port: u16) -> Vec<String> {
+    let mut found = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let ours = args.first().is_some_and(|a| a == "ssh") && args.iter().any(|a| a.contains("bfperf-ssh-"));
+        if ours && args.windows(2).any(|w| w[0] == "-p" && w[1] == port.to_string()) {
+            found.push(args.join(" "));
+        }
+    }
+    found
+}
+
+/// No control socket directory and no master of ours is left.
+fn assert_no_ssh_left(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ssh_clients_of(port).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(ssh_clients_of(port), Vec::<String>::new(), "ssh processes left behind");
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("valid JSON")
+}
+
+#[test]
+fn bench_compare_and_history_build_and_measure_on_the_host() {
+    require_bpf!();
+    let Some(host) = Host::start(SshdOptions::default()) else { return };
+    let cache = tempfile::tempdir().unwrap();
+    let repo = FixtureRepo::new();
+    repo.set_padding(300);
+    repo.commit("cgen: pad every prologue (slower)");
+
+    // bench-compare: minifilter goes to the host, is built there, measured there.
+    let json = cache.path().join("cmp.json");
+    let mut args = CHEAP.to_vec();
+    args.extend(["--json-output", json.to_str().unwrap()]);
+    let out =
+        run("bench-compare", repo.path(), &[&["HEAD~1", "HEAD"], args.as_slice()].concat(), &host.args(), cache.path());
+    assert_eq!(out.code, 0, "{}", show(&out));
+    assert!(out.stderr.contains(&format!("host: {} (kernel ", host.sshd.host())), "{}", show(&out));
+    let v = read_json(&json);
+    for case in v["cases"].as_array().unwrap() {
+        assert_eq!(case["change"], "slower", "{case}");
+        let bfcli = case["base_metrics"]["xlated_insns"].as_u64().unwrap();
+        assert!(case["ref_metrics"]["xlated_insns"].as_u64().unwrap() > bfcli, "{case}");
+    }
+    // The bfclis measured are the host's builds, under the remote directory.
+    let base_bfcli = v["base"]["source"]["bfcli"].as_str().unwrap();
+    assert!(base_bfcli.starts_with(host.dir().to_str().unwrap()), "{base_bfcli}");
+    assert!(Path::new(base_bfcli).is_file(), "the host's build is kept for the next run");
+    assert!(host.dir().join("bin").read_dir().unwrap().count() == 1, "one harness binary on the host");
+    // Locally: the worktrees, under the cache of this host only.
+    let local = host.cache_of(cache.path());
+    assert!(local.join("worktrees").is_dir(), "{}", local.display());
+    assert!(!cache.path().join("worktrees").exists(), "nothing in the cache of this machine");
+    assert!(!local
+        .join("builds")
+        .read_dir()
+        .map(|mut d| d.any(|e| e.unwrap().path().join("base/output").exists()))
+        .unwrap_or(false));
+    assert_no_ssh_left(host.sshd.port());
+
+    // bench: one tree, on the host.
+    let results = cache.path().join("bench.json");
+    let out = run(
+        "bench",
+        repo.path(),
+        &["--filter", "xdp__prologue", "--samples", "5", "--json-output", results.to_str().unwrap()],
+        &host.args(),
+        cache.path(),
+    );
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let r = read_json(&results);
+    assert_eq!(r["schema"], "bfperf.results.v1");
+    assert_eq!(r["cases"][0]["status"]["state"], "ok", "{r}");
+    assert!(r["source"]["bfcli"].as_str().unwrap().starts_with(host.dir().to_str().unwrap()), "{r}");
+
+    // bench-history: measured once, then served from this host's cache.
+    let hist_args =
+        ["--since", "HEAD~1", "--until", "HEAD", "--quick", "--filter", "xdp__prologue", "--time-budget", "5"];
+    let first = run("bench-history", repo.path(), &hist_args, &host.args(), cache.path());
+    assert_eq!(first.code, 0, "{}", show(&first));
+    assert!(first.stdout.contains("measured"), "{}", show(&first));
+    assert!(first.stdout.contains("slower"), "{}", show(&first));
+    let again = run("bench-history", repo.path(), &hist_args, &host.args(), cache.path());
+    assert_eq!(again.code, 0, "{}", show(&again));
+    let head = &repo.head()[..12];
+    let line = again.stdout.lines().find(|l| l.starts_with(head)).unwrap_or_else(|| panic!("{}", show(&again)));
+    assert!(line.contains("cached"), "{}", show(&again));
+    // The same history here (no --host) is another host: nothing cached for it.
+    assert!(!cache.path().join("results").exists() || host.cache_of(cache.path()).join("results").exists());
+    assert_no_ssh_left(host.sshd.port());
+}
+
+#[test]
+fn optimize_validates_and_evaluates_on_the_host() {
+    require_bpf!();
+    let Some(host) = Host::start(SshdOptions::default()) else { return };
+    let cache = tempfile::tempdir().unwrap();
+    let repo = FixtureRepo::new();
+    repo.set_padding(300);
+    repo.commit("cgen: a slow prologue to optimize");
+    // An external agent: proposes a plan, then removes the padding (a real speed-up).
+    let agent = r#"if grep -q 'Implement this plan' "$BFPERF_PROMPT_FILE"; then
+        sed -i 's/MF_PROLOGUE_PADDING [0-9]*/MF_PROLOGUE_PADDING 16/' src/libbpfilter/cgen/knobs.h; echo done
+    else printf 'TITLE: shorten the prologue padding\nWHY: fewer instructions on every packet\n'; fi"#;
+    let args = [
+        "--iterations",
+        "1",
+        "--run-id",
+        "remote",
+        "--agent-command",
+        agent,
+        "--quick",
+        "--filter",
+        "xdp__prologue,tc__prologue",
+        "--time-budget",
+        "5",
+        "--validate",
+        "make -C {build} -j{jobs}",
+        "--validate",
+        "make -C {build} test_bin",
+        "--validate",
+        "make -C {build} test",
+    ];
+    let out = run("optimize", repo.path(), &args, &host.args(), cache.path());
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let local = host.cache_of(cache.path()).join("optimize/remote");
+    let h = read_json(&local.join("history.json"));
+    let attempt = &h["attempts"][0];
+    assert_eq!(attempt["outcome"]["result"], "kept", "{h}");
+    // Validation ran on the host; its logs came back.
+    let logs: Vec<PathBuf> = std::fs::read_dir(local.join("logs")).unwrap().map(|e| e.unwrap().path()).collect();
+    let test_log = logs.iter().find(|p| p.to_str().unwrap().contains("attempt1-try0-2")).expect("ctest log");
+    let text = std::fs::read_to_string(test_log).unwrap();
+    assert!(text.contains(host.dir().to_str().unwrap()), "commands ran in the host's tree: {text}");
+    assert!(text.contains("tests passed"), "{text}");
+    assert!(host.dir().join("optimize/remote/build/output/sbin/bfcli").is_file());
+    assert_no_ssh_left(host.sshd.port());
+}
+
+#[test]
+fn bad_hosts_fail_in_one_line_and_leave_nothing_on_either_side() {
+    require_bpf!();
+    let Some(host) = Host::start(SshdOptions::default()) else { return };
+    let cache = tempfile::tempdir().unwrap();
+    let repo = FixtureRepo::new();
+    let with = |args: Vec<String>| run("bench", repo.path(), &["--filter", "xdp__prologue"], &args, cache.path());
+    let nothing_left = |port: u16| {
+        assert!(!cache.path().join("hosts").exists(), "no per-host cache for a host never reached");
+        assert!(!host.dir().exists(), "nothing on the host");
+        assert_no_ssh_left(port);
+    };
+
+    // Nothing listens there.
+    let port = unused_port();
+    let mut args = host.args();
+    args[1] = format!("root@127.0.0.1:{port}");
+    let e = error_line(&with(args));
+    assert!(e.contains(&format!("cannot reach root@127.0.0.1:{port}")) && e.contains("Connection refused"), "{e}");
+    nothing_left(port);
+
+    // A key the host does not know.
+    let mut args = host.args();
+    args[3] = host.sshd.other_key().display().to_string();
+    let e = error_line(&with(args));
+    assert!(e.contains("refused the key") && e.contains("authorized_keys"), "{e}");
+    nothing_left(host.sshd.port());
+
+    // A host key ssh does not know (no known_hosts given): never accepted blindly.
+    let mut args = host.args();
+    args.drain(4..6);
+    let e = error_line(&with(args));
+    assert!(e.contains("host key") && e.contains("not known"), "{e}");
+    nothing_left(host.sshd.port());
+
+    // Bad flags, before any connection.
+    let mut args = host.args();
+    args[0] = "--host=-oProxyCommand=touch /tmp/x".into();
+    args.remove(1);
+    assert!(error_line(&with(args)).contains("is not a host"));
+    let mut args = host.args();
+    args[3] = "/nonexistent/key".into();
+    assert!(error_line(&with(args)).contains("--ssh-key /nonexistent/key: cannot read the key"));
+}
+
+#[test]
+fn a_host_without_bpf_is_refused_and_left_as_it_was() {
+    require_bpf!();
+    let Some(host) = Host::start(SshdOptions { without_bpf: true }) else { return };
+    let cache = tempfile::tempdir().unwrap();
+    let repo = FixtureRepo::new();
+    let out = run("bench", repo.path(), &["--filter", "xdp__prologue"], &host.args(), cache.path());
+    let e = error_line(&out);
+    assert!(e.contains(&format!("{} cannot run benchmarks", host.sshd.host())), "{e}");
+    assert!(e.contains("root") || e.contains("CAP_BPF"), "says what to do: {e}");
+    assert!(!host.dir().exists(), "the directory bfperf created on the host is gone");
+    assert!(!cache.path().join("hosts").exists());
+    assert_no_ssh_left(host.sshd.port());
+
+    // A directory that was there before stays, with what it held; only the upload goes.
+    std::fs::create_dir_all(host.dir().join("builds")).unwrap();
+    std::fs::write(host.dir().join("builds/keep"), "mine").unwrap();
+    let out = run("bench", repo.path(), &["--filter", "xdp__prologue"], &host.args(), cache.path());
+    error_line(&out);
+    assert_eq!(std::fs::read_to_string(host.dir().join("builds/keep")).unwrap(), "mine");
+    let bins = host.dir().join("bin").read_dir().map(|d| d.count()).unwrap_or(0);
+    assert_eq!(bins, 0, "the uploaded harness is removed");
+    assert_no_ssh_left(host.sshd.port());
+}
+
+#[test]
+fn ctrl_c_stops_the_host_side_and_cleans_up_both_ends() {
+    require_bpf!();
+    let Some(host) = Host::start(SshdOptions::default()) else { return };
+    let cache = tempfile::tempdir().unwrap();
+    let repo = FixtureRepo::new();
+    repo.set_padding(40);
+    repo.commit("cgen: more padding");
+    let args = ["HEAD~1", "HEAD", "--filter", "prologue", "--min-rounds", "60", "--max-rounds", "80"];
+    let mut child = command("bench-compare", repo.path(), &args, &host.args(), cache.path())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("xtask runs");
+    // Wait until the harness measures on the host (its process runs the uploaded binary).
+    let harness = host.dir().join("bin");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let measuring = loop {
+        let pids = processes_running_under(&harness);
+        if let Some(pid) = pids.first().filter(|p| !bfperf_tests::mounts_of(**p).is_empty()) {
+            break *pid;
+        }
+        assert!(Instant::now() < deadline, "the host never started measuring");
+        assert!(child.try_wait().unwrap().is_none(), "xtask ended early");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = bfperf_tests::finish_leaving_no_mount(child);
+    assert_eq!(out.code, 130, "{}", show(&out));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_running_under(&harness).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(processes_running_under(&harness).is_empty(), "the host's harness ended");
+    assert_eq!(bfperf_tests::mounts_of(measuring), Vec::<PathBuf>::new(), "the host's bpffs is unmounted");
+    assert_no_ssh_left(host.sshd.port());
+}
+
+/// Processes whose executable lives under `dir`.
+fn processes_running_under(dir: &Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|exe| exe.starts_with(dir)))
+        .collect()
+}

@@ -1,0 +1,159 @@
+//! Where builds and measurements run: this machine, or a host reached over
+//! ssh (`--host`). Every command goes through a [`Machine`], so a remote run
+//! is the same run with its slow steps done elsewhere.
+
+use crate::build::Build;
+use crate::optimize::validate::CommandResult;
+use crate::remote::harness::{CommandOutput, Event, Request};
+use crate::remote::Remote;
+use anyhow::{Context as _, Result};
+use bench_harness::interleave::{self, CompareConfig, Comparison, Progress, SideInfo};
+use bench_harness::program::Bfcli;
+use bench_harness::results::{CaseResult, RunResults, SourceInfo};
+use bench_harness::runner::SamplingConfig;
+use bench_harness::suite::Case;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// This machine or a remote host. Paths of bfclis and build directories
+/// returned by a machine are paths *on* it.
+#[derive(Debug, Clone, Default)]
+pub enum Machine {
+    /// Here.
+    #[default]
+    Local,
+    /// Over ssh.
+    Remote(Arc<Remote>),
+}
+
+impl Machine {
+    /// For messages: `this host` or `user@host`.
+    pub fn name(&self) -> String {
+        match self {
+            Machine::Local => "this host".into(),
+            Machine::Remote(r) => r.host().to_string(),
+        }
+    }
+
+    /// Build bfcli of the local tree `sources` in the build directory `dir`
+    /// (the local path; on a host, its mirror there). Returns the bfcli's path on the machine.
+    pub fn build(&self, sources: &Path, dir: &Path) -> Result<PathBuf> {
+        match self {
+            Machine::Local => Build::new(sources, dir).bfcli_built(),
+            Machine::Remote(r) => {
+                let request = Request::Build { sources: r.sync_tree(sources)?, dir: r.path_of(dir) };
+                Ok(serde_json::from_value(r.request(request, "build", |_| {})?)?)
+            }
+        }
+    }
+
+    /// The bfcli of the build directory `dir` when it was built (history's cache).
+    pub fn built_bfcli(&self, dir: &Path) -> Result<Option<PathBuf>> {
+        let local = Build::new(Path::new(""), dir).bfcli();
+        match self {
+            Machine::Local => Ok(local.is_file().then_some(local)),
+            Machine::Remote(r) => {
+                let path = r.path_of(&local);
+                let answer = r.request(Request::IsExecutable { path: path.clone() }, "check", |_| {})?;
+                Ok(serde_json::from_value::<bool>(answer)?.then_some(path))
+            }
+        }
+    }
+
+    /// The path on the machine of a local build directory's bfcli.
+    pub fn bfcli_of(&self, dir: &Path) -> PathBuf {
+        let local = Build::new(Path::new(""), dir).bfcli();
+        match self {
+            Machine::Local => local,
+            Machine::Remote(r) => r.path_of(&local),
+        }
+    }
+
+    /// Run validation `commands` in the local tree `dir` (uploaded first on a
+    /// host) with build directory `build`; logs are written locally to `logs`.
+    pub fn run_commands(
+        &self,
+        commands: &[String],
+        dir: &Path,
+        build: &Path,
+        logs: &Path,
+        tag: &str,
+    ) -> Result<Vec<CommandResult>> {
+        let Machine::Remote(r) = self else {
+            return crate::optimize::validate::run_all(commands, dir, build, logs, tag);
+        };
+        let tree = r.sync_tree(dir)?;
+        let request = Request::Commands { commands: commands.to_vec(), dir: tree, build: r.path_of(build) };
+        let outputs: Vec<CommandOutput> = serde_json::from_value(r.request(request, "validate", |_| {})?)?;
+        std::fs::create_dir_all(logs).with_context(|| format!("cannot create {}", logs.display()))?;
+        outputs
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let log = logs.join(format!("{tag}-{i}.log"));
+                std::fs::write(&log, &o.log_text).with_context(|| format!("cannot write {}", log.display()))?;
+                Ok(CommandResult { command: o.command, ok: o.ok, failed_tests: o.failed_tests, log, tail: o.tail })
+            })
+            .collect()
+    }
+
+    /// Run `cases` on the bfcli at `bfcli` (a path on the machine).
+    pub fn bench(
+        &self,
+        bfcli: &Path,
+        cases: &[&Case],
+        sampling: SamplingConfig,
+        source: SourceInfo,
+        mut on_case: impl FnMut(&str),
+        mut on_result: impl FnMut(&CaseResult),
+    ) -> Result<RunResults> {
+        match self {
+            Machine::Local => {
+                let mut bench = bench_harness::bench::Bench::new(Bfcli::new(bfcli)?, sampling)
+                    .context("cannot start the benchmark")?;
+                Ok(bench.run(cases, source, |_, c| on_case(&c.name), on_result)?)
+            }
+            Machine::Remote(r) => {
+                let request = Request::Bench {
+                    bfcli: bfcli.to_owned(),
+                    cases: cases.iter().map(|c| c.name.clone()).collect(),
+                    sampling,
+                    source,
+                };
+                let answer = r.request(request, "bench", |e| match e {
+                    Event::CaseStarted(name) => on_case(name),
+                    Event::CaseDone(result) => on_result(result),
+                    _ => {}
+                })?;
+                Ok(serde_json::from_value(answer)?)
+            }
+        }
+    }
+
+    /// The paired, interleaved comparison of two bfclis (paths on the machine).
+    pub fn compare(
+        &self,
+        base: (PathBuf, SideInfo),
+        reference: (PathBuf, SideInfo),
+        cases: &[&Case],
+        config: CompareConfig,
+        mut progress: impl FnMut(Progress<'_>),
+    ) -> Result<Comparison> {
+        match self {
+            Machine::Local => {
+                let side = |(p, i): (PathBuf, SideInfo)| -> Result<(Bfcli, SideInfo)> { Ok((Bfcli::new(p)?, i)) };
+                Ok(interleave::run(side(base)?, side(reference)?, cases, config, progress)?)
+            }
+            Machine::Remote(r) => {
+                let request =
+                    Request::Compare { base, reference, cases: cases.iter().map(|c| c.name.clone()).collect(), config };
+                let answer = r.request(request, "bench-compare", |e| match e {
+                    Event::Loading(name) => progress(Progress::Loading(name)),
+                    Event::Round { case, done } => progress(Progress::Round { case, done: *done }),
+                    _ => {}
+                })?;
+                Ok(serde_json::from_value(answer)?)
+            }
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The remote side of `--host`: `bfperf harness` (hidden subcommand) reads
+//! one [`Request`] as a JSON line on stdin, does it on that host with the
+//! same code a local run uses, and answers with [`Event`] JSON lines on
+//! stdout. Closing its stdin (bfperf interrupted, connection lost) is a
+//! Ctrl-C: it stops at the next check and cleans up like a local run.
+
+use crate::host::Isolation;
+use crate::lock;
+use crate::optimize::validate;
+use anyhow::{Context as _, Result};
+use bench_harness::interleave::{CompareConfig, Progress, SideInfo};
+use bench_harness::program::Bfcli;
+use bench_harness::results::{CaseResult, SourceInfo};
+use bench_harness::runner::SamplingConfig;
+use bench_harness::suite::{self, Case};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
+
+/// Version of the protocol; both sides are the same bfperf binary, so a
+/// mismatch only means a stale upload.
+pub const PROTOCOL: u32 = 1;
+
+/// What the host is asked to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// Check bpf() and the build tools; answers [`Probe`].
+    Probe,
+    /// Build bfcli of `sources` in `dir`; answers the bfcli path.
+    Build {
+        /// The source tree (already uploaded).
+        sources: PathBuf,
+        /// The build directory.
+        dir: PathBuf,
+    },
+    /// Whether `path` is an executable file; answers a bool.
+    IsExecutable {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Run validation commands; answers `Vec<`[`CommandOutput`]`>`.
+    Commands {
+        /// Commands, with `{build}`, `{source}`, `{jobs}` placeholders.
+        commands: Vec<String>,
+        /// Where they run (`{source}`).
+        dir: PathBuf,
+        /// `{build}`.
+        build: PathBuf,
+    },
+    /// Run the suite on one bfcli; answers `RunResults`.
+    Bench {
+        /// The bfcli.
+        bfcli: PathBuf,
+        /// Case names.
+        cases: Vec<String>,
+        /// Sampling.
+        sampling: SamplingConfig,
+        /// What was built.
+        source: SourceInfo,
+    },
+    /// The paired comparison; answers a `Comparison`.
+    Compare {
+        /// BASE bfcli and identity.
+        base: (PathBuf, SideInfo),
+        /// REF bfcli and identity.
+        reference: (PathBuf, SideInfo),
+        /// Case names.
+        cases: Vec<String>,
+        /// Measurement settings.
+        config: CompareConfig,
+    },
+}
+
+impl Request {
+    fn measures(&self) -> bool {
+        matches!(self, Request::Bench { .. } | Request::Compare { .. })
+    }
+}
+
+/// A request with how the host should be held while measuring.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    /// [`PROTOCOL`].
+    pub protocol: u32,
+    /// The work.
+    pub request: Request,
+    /// Isolation applied before measuring.
+    pub isolation: Isolation,
+    /// Wait for the host's benchmark lock (else fail at once).
+    pub wait: bool,
+    /// Shown to another run waiting for the lock.
+    pub what: String,
+    /// The remote cache root (the lock falls back there when /run/lock is not writable).
+    pub root: PathBuf,
+}
+
+/// One line of the answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Event {
+    /// A message for the user (lock waits, isolation applied).
+    Note(String),
+    /// Loading a case's programs (compare).
+    Loading(String),
+    /// A round of `case` measured; `done` rounds so far (compare).
+    Round {
+        /// Case.
+        case: String,
+        /// Rounds so far.
+        done: usize,
+    },
+    /// Starting a case (bench).
+    CaseStarted(String),
+    /// A case's result (bench).
+    CaseDone(Box<CaseResult>),
+    /// The answer.
+    Done(serde_json::Value),
+    /// The request failed; the message as a local run would print it.
+    Failed {
+        /// The error, one line per cause.
+        message: String,
+        /// Whether it stopped because it was interrupted.
+        interrupted: bool,
+    },
+}
+
+/// The answer to [`Request::Probe`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Probe {
+    /// `uname -r`.
+    pub kernel: String,
+    /// Build tools missing on the host.
+    pub missing_tools: Vec<String>,
+}
+
+/// A validation command's outcome with its log text (the log is written on
+/// the host; the text comes back to be kept with the run's local logs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommandOutput {
+    /// The command as given.
+    pub command: String,
+    /// Whether it exited 0.
+    pub ok: bool,
+    /// Failing ctest names.
+    pub failed_tests: Vec<String>,
+    /// Last lines.
+    pub tail: String,
+    /// The whole log.
+    pub log_text: String,
+}
+
+/// Serve one request from stdin; returns the exit code.
+pub fn serve() -> i32 {
+    bench_harness::interrupt::install();
+    let stdout = std::io::stdout();
+    let emit = move |e: &Event| {
+        let mut out = stdout.lock();
+        let _ = serde_json::to_writer(&mut out, e);
+        let _ = out.write_all(b"\n");
+        let _ = out.flush();
+    };
+    let mut line = String::new();
+    let envelope: Result<Envelope> = std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the request")
+        .and_then(|_| serde_json::from_str(&line).context("malformed request"));
+    let envelope = match envelope {
+        Ok(e) if e.protocol == PROTOCOL => e,
+        Ok(e) => {
+            let message = format!("protocol {} != {PROTOCOL}: the uploaded bfperf is stale", e.protocol);
+            emit(&Event::Failed { message, interrupted: false });
+            return 1;
+        }
+        Err(e) => {
+            emit(&Event::Failed { message: format!("{e:#}"), interrupted: false });
+            return 1;
+        }
+    };
+    // The rest of stdin stays open for the whole request; its end means stop.
+    std::thread::spawn(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut sink);
+        bench_harness::interrupt::request();
+    });
+    match handle(envelope, &emit) {
+        Ok(value) => {
+            emit(&Event::Done(value));
+            0
+        }
+        Err(e) => {
+            let interrupted = bench_harness::interrupt::requested();
+            emit(&Event::Failed { message: format!("{e:#}"), interrupted });
+            if interrupted {
+                130
+            } else {
+                1
+            }
+        }
+    }
+}
+
+fn cases_named(all: &[Case], names: &[String]) -> Result<Vec<Case>> {
+    names
+        .iter()
+        .map(|n| {
+            all.iter().find(|c| &c.name == n).cloned().with_context(|| format!("the host's suite has no case {n}"))
+        })
+        .collect()
+}
+
+fn handle(envelope: Envelope, emit: &dyn Fn(&Event)) -> Result<serde_json::Value> {
+    let _lock = if envelope.request.measures() {
+        let wait = if envelope.wait { lock::Wait::Yes } else { lock::Wait::No };
+        std::fs::create_dir_all(&envelope.root)?;
+        let held = lock::RunLock::acquire(&lock::default_path(&envelope.root), wait, &envelope.what)?;
+        for line in envelope.isolation.apply()? {
+            emit(&Event::Note(format!("host: {line}")));
+        }
+        Some(held)
+    } else {
+        None
+    };
+    let all = suite::suite();
+    Ok(match envelope.request {
+        Request::Probe => {
+            if let Err(e) = bench_harness::program::check_bpf_access() {
+                if let bench_harness::error::HarnessError::BpfNotPermitted(why) = &e {
+                    // The local advice (sudo) does not apply to a login over ssh.
+                    anyhow::bail!(
+                        "the kernel there refused bpf() to this login ({why}): log in as root (--host root@HOST) or give it CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN"
+                    );
+                }
+                return Err(e.into());
+            }
+            let kernel =
+                nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+            let missing_tools = ["cmake", "make", "cc", "bison", "flex", "pkg-config"]
+                .into_iter()
+                .filter(|t| !crate::build::which(t))
+                .map(str::to_owned)
+                .collect();
+            serde_json::to_value(Probe { kernel, missing_tools })?
+        }
+        Request::Build { sources, dir } => {
+            serde_json::to_value(crate::build::Build::new(&sources, &dir).bfcli_built()?)?
+        }
+        Request::IsExecutable { path } => serde_json::to_value(is_executable(&path))?,
+        Request::Commands { commands, dir, build } => {
+            let logs = tempfile::tempdir()?;
+            let results = validate::run_all(&commands, &dir, &build, logs.path(), "remote")?;
+            let outputs: Vec<CommandOutput> = results
+                .into_iter()
+                .map(|r| CommandOutput {
+                    log_text: std::fs::read_to_string(&r.log).unwrap_or_default(),
+                    command: r.command,
+                    ok: r.ok,
+                    failed_tests: r.failed_tests,
+                    tail: r.tail,
+                })
+                .collect();
+            serde_json::to_value(outputs)?
+        }
+        Request::Bench { bfcli, cases, sampling, source } => {
+            let cases = cases_named(&all, &cases)?;
+            let refs: Vec<&Case> = cases.iter().collect();
+            let mut bench = bench_harness::bench::Bench::new(Bfcli::new(bfcli)?, sampling)?;
+            let results = bench.run(
+                &refs,
+                source,
+                |_, c| emit(&Event::CaseStarted(c.name.clone())),
+                |r| emit(&Event::CaseDone(Box::new(r.clone()))),
+            )?;
+            serde_json::to_value(results)?
+        }
+        Request::Compare { base, reference, cases, config } => {
+            let cases = cases_named(&all, &cases)?;
+            let refs: Vec<&Case> = cases.iter().collect();
+            let side =
+                |(path, info): (PathBuf, SideInfo)| -> Result<(Bfcli, SideInfo)> { Ok((Bfcli::new(path)?, info)) };
+            let c = bench_harness::interleave::run(side(base)?, side(reference)?, &refs, config, |p| match p {
+                Progress::Loading(name) => emit(&Event::Loading(name.to_owned())),
+                Progress::Round { case, done } => emit(&Event::Round { case: case.to_owned(), done }),
+            })?;
+            serde_json::to_value(c)?
+        }
+    })
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}

@@ -1,0 +1,274 @@
+//! Remote benchmark hosts (`--host`): the sources and the harness go to
+//! the host over the system OpenSSH client, build and run there, and the
+//! results come back.
+//!
+//! Layout on the host, under the remote directory (`--remote-dir`, default
+//! `~/.cache/bfperf` there): `bin/bfperf-<id>` (this very binary, uploaded
+//! once per build of bfperf, as the harness), and a mirror of the local
+//! per-host cache: a tree or build directory at `<cache>/X` locally is at
+//! `<remote dir>/X` there, so builds stay incremental from run to run.
+//! Trees outside the cache (a `--sources` checkout) go to `ext/<key>`.
+
+pub mod harness;
+pub mod spec;
+pub mod ssh;
+mod sync;
+
+pub use spec::HostSpec;
+pub use ssh::SshOptions;
+
+use crate::host::Isolation;
+use anyhow::{bail, Context as _, Result};
+use harness::{Envelope, Event, Request};
+use ssh::{quote, Connection};
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Default remote directory, relative to the login's home there.
+pub const DEFAULT_REMOTE_DIR: &str = ".cache/bfperf";
+
+/// Everything `--host` and its companions say.
+#[derive(Debug, Clone)]
+pub struct RemoteOptions {
+    /// The host.
+    pub host: HostSpec,
+    /// Key and extra ssh options.
+    pub ssh: SshOptions,
+    /// The directory on the host (relative: to the login's home).
+    pub remote_dir: String,
+    /// Isolation applied on the host while measuring.
+    pub isolation: Isolation,
+    /// Wait for the host's benchmark lock.
+    pub wait: bool,
+}
+
+/// A connected, checked host.
+#[derive(Debug)]
+pub struct Remote {
+    conn: Connection,
+    /// Absolute remote directory.
+    root: PathBuf,
+    /// The uploaded harness.
+    harness: PathBuf,
+    /// The local per-host cache whose layout is mirrored under `root`.
+    local_cache: PathBuf,
+    /// The host's kernel release.
+    kernel: String,
+    isolation: Isolation,
+    wait: bool,
+}
+
+impl Remote {
+    /// Connect, check the host can build and measure, and upload the harness.
+    /// On any failure nothing bfperf created stays on the host.
+    pub fn connect(opts: &RemoteOptions, local_cache: &Path) -> Result<Self> {
+        let conn = Connection::open(&opts.host, &opts.ssh)?;
+        let host = &opts.host;
+        let exe = std::env::current_exe().context("cannot find the bfperf binary to upload")?;
+        let meta = exe.metadata()?;
+        let mtime = meta.modified()?.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let harness_name = format!("bfperf-{:x}-{:x}", meta.len(), mtime);
+        // One round trip for the survey: every ssh session costs the login's shell start-up.
+        let dir_q = quote(&opts.remote_dir);
+        let survey = conn.run(&format!(
+            "uname -m; printf '%s\\n' \"$HOME\"; test -e {dir_q} && echo yes || echo no; test -x {dir_q}/bin/{harness_name} && echo yes || echo no"
+        ))?;
+        let lines: Vec<&str> = survey.lines().collect();
+        let [arch, home, existed, installed] = lines[lines.len().saturating_sub(4)..] else {
+            bail!("{host} answered the survey with {survey:?}: is the login shell a POSIX shell?");
+        };
+        if arch != std::env::consts::ARCH {
+            bail!(
+                "{host} is {arch} but this bfperf is built for {}: benchmark from a machine of the same architecture",
+                std::env::consts::ARCH
+            );
+        }
+        let root = Path::new(home).join(&opts.remote_dir);
+        let mut remote = Remote {
+            conn,
+            harness: root.join("bin").join(&harness_name),
+            root,
+            local_cache: local_cache.to_owned(),
+            kernel: String::new(),
+            isolation: opts.isolation.clone(),
+            wait: opts.wait,
+        };
+        let uploaded = installed != "yes";
+        let ready = if uploaded { remote.upload_harness(&exe) } else { Ok(()) };
+        match ready.and_then(|()| remote.probe()) {
+            Ok(()) => Ok(remote),
+            Err(e) => {
+                // Leave the host as it was: drop the directory if it is ours, else our upload.
+                let undo = match (existed == "yes", uploaded) {
+                    (false, _) => Some(format!("rm -rf {}", quote(&remote.root.display().to_string()))),
+                    (true, true) => Some(format!("rm -f {}", quote(&remote.harness.display().to_string()))),
+                    (true, false) => None,
+                };
+                if let Some(undo) = undo {
+                    let _ = remote.conn.run(&undo);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Upload this very binary as the harness (gzipped: it carries line tables).
+    fn upload_harness(&self, exe: &Path) -> Result<()> {
+        let bin = quote(&self.root.join("bin").display().to_string());
+        let target = quote(&self.harness.display().to_string());
+        let spin = crate::progress::spinner(format!("uploading the harness to {}", self.conn.host()));
+        // One bfperf per host directory: older uploads go.
+        let script = format!(
+            "mkdir -p {bin} && rm -f {bin}/bfperf-* && gzip -dc > {target}.part && chmod 755 {target}.part && mv {target}.part {target}"
+        );
+        let sent = self.conn.run_with_input(&script, |w| sync::send_gzipped(exe, w));
+        spin.finish_and_clear();
+        sent.with_context(|| format!("cannot upload the harness to {}", self.conn.host()))
+    }
+
+    /// Ask the harness whether the host can build and measure.
+    fn probe(&mut self) -> Result<()> {
+        let probe: harness::Probe = self
+            .exchange(Request::Probe, "probe", |_| {})
+            .and_then(|v| Ok(serde_json::from_value(v)?))
+            .with_context(|| format!("{} cannot run benchmarks", self.conn.host()))?;
+        self.kernel = probe.kernel;
+        if !probe.missing_tools.is_empty() {
+            bail!(
+                "{} lacks build tools: {} (on Debian: apt-get install cmake make gcc bison flex pkgconf libbpf-dev)",
+                self.conn.host(),
+                probe.missing_tools.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    /// The host.
+    pub fn host(&self) -> &HostSpec {
+        self.conn.host()
+    }
+
+    /// The host's kernel release.
+    pub fn kernel(&self) -> &str {
+        &self.kernel
+    }
+
+    /// The remote directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the local `path` lives on the host.
+    pub fn path_of(&self, path: &Path) -> PathBuf {
+        match path.strip_prefix(&self.local_cache) {
+            Ok(rel) => self.root.join(rel),
+            Err(_) => self.root.join("ext").join(crate::workspace::path_key(path)),
+        }
+    }
+
+    /// Upload the tree at `local` to its place on the host (see [`Remote::path_of`]).
+    pub fn sync_tree(&self, local: &Path) -> Result<PathBuf> {
+        let remote = self.path_of(local);
+        let (r, next) = (quote(&remote.display().to_string()), quote(&format!("{}.next", remote.display())));
+        // Extract beside, then swap: a cut upload never leaves a half tree in place.
+        let script = format!("rm -rf {next} && mkdir -p {next} && tar -xzf - -C {next} && rm -rf {r} && mv {next} {r}");
+        self.conn
+            .run_with_input(&script, |w| sync::send_tree(local, w))
+            .with_context(|| format!("cannot upload {} to {}", local.display(), self.host()))?;
+        Ok(remote)
+    }
+
+    /// Send `request` to the harness on the host, forwarding its events to
+    /// `on_event`, and return its answer. Ctrl-C here stops the host's side.
+    pub fn request(&self, request: Request, what: &str, on_event: impl FnMut(&Event)) -> Result<serde_json::Value> {
+        self.exchange(request, what, on_event).map_err(|e| e.context(format!("on {}", self.host())))
+    }
+
+    /// [`Remote::request`] without naming the host in errors.
+    fn exchange(&self, request: Request, what: &str, mut on_event: impl FnMut(&Event)) -> Result<serde_json::Value> {
+        let envelope = Envelope {
+            protocol: harness::PROTOCOL,
+            request,
+            isolation: self.isolation.clone(),
+            wait: self.wait,
+            what: what.to_owned(),
+            root: self.root.clone(),
+        };
+        let script = format!("{} harness", quote(&self.harness.display().to_string()));
+        let mut child = self
+            .conn
+            .command(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot run ssh")?;
+        // The host's messages (a lock wait, a crash) are shown as they come.
+        let stderr = child.stderr.take().expect("piped");
+        let host = self.host().to_string();
+        let last_error = std::thread::spawn(move || {
+            let mut last = String::new();
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{host}: {line}");
+                if !line.trim().is_empty() {
+                    last = line;
+                }
+            }
+            last
+        });
+        let mut stdin = child.stdin.take().expect("piped");
+        serde_json::to_writer(&mut stdin, &envelope)?;
+        stdin.write_all(b"\n")?;
+        stdin.flush()?;
+        let mut stdin = Some(stdin);
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut answer: Option<Result<serde_json::Value>> = None;
+        loop {
+            if bench_harness::interrupt::requested() && stdin.is_some() {
+                // The host's side sees its stdin end and stops as after a Ctrl-C.
+                stdin = None;
+            }
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => match serde_json::from_str::<Event>(&line) {
+                    Ok(Event::Done(v)) => answer = Some(Ok(v)),
+                    Ok(Event::Failed { message, interrupted }) => {
+                        answer = Some(if interrupted {
+                            Err(anyhow::Error::new(bench_harness::error::HarnessError::Interrupted))
+                        } else {
+                            Err(anyhow::anyhow!("{message}"))
+                        })
+                    }
+                    Ok(Event::Note(n)) => eprintln!("{}: {n}", self.host()),
+                    Ok(e) => on_event(&e),
+                    Err(_) => eprintln!("{}: {line}", self.host()),
+                },
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        drop(stdin);
+        let status = child.wait()?;
+        let last = last_error.join().unwrap_or_default();
+        match answer {
+            Some(a) => a,
+            None => {
+                if bench_harness::interrupt::requested() {
+                    return Err(bench_harness::error::HarnessError::Interrupted.into());
+                }
+                bail!("the harness on {} ended without an answer ({status}): {last}", self.host())
+            }
+        }
+    }
+}
