@@ -33,7 +33,14 @@ pub fn prepare(opts: &BenchOptions) -> Result<(PathBuf, SourceInfo)> {
     if let Some(path) = &opts.bfcli {
         let path = match &opts.machine {
             Machine::Local => bench_harness::program::Bfcli::new(path)?.path().to_owned(),
-            Machine::Remote(_) => path.clone(),
+            Machine::Remote(r) => {
+                anyhow::ensure!(
+                    path.is_absolute(),
+                    "with --host, --bfcli names a bfcli on {}: give its absolute path there",
+                    r.host()
+                );
+                path.clone()
+            }
         };
         let info = SourceInfo { bfcli: path.display().to_string(), ..SourceInfo::default() };
         return Ok((path, info));

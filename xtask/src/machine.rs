@@ -42,7 +42,7 @@ impl Machine {
             Machine::Local => Build::new(sources, dir).bfcli_built(),
             Machine::Remote(r) => {
                 let request = Request::Build { sources: r.sync_tree(sources)?, dir: r.path_of(dir) };
-                Ok(serde_json::from_value(r.request(request, "build", |_| {})?)?)
+                Ok(serde_json::from_value(r.request(request, |_| {})?)?)
             }
         }
     }
@@ -54,7 +54,7 @@ impl Machine {
             Machine::Local => Ok(local.is_file().then_some(local)),
             Machine::Remote(r) => {
                 let path = r.path_of(&local);
-                let answer = r.request(Request::IsExecutable { path: path.clone() }, "check", |_| {})?;
+                let answer = r.request(Request::IsExecutable { path: path.clone() }, |_| {})?;
                 Ok(serde_json::from_value::<bool>(answer)?.then_some(path))
             }
         }
@@ -84,7 +84,7 @@ impl Machine {
         };
         let tree = r.sync_tree(dir)?;
         let request = Request::Commands { commands: commands.to_vec(), dir: tree, build: r.path_of(build) };
-        let outputs: Vec<CommandOutput> = serde_json::from_value(r.request(request, "validate", |_| {})?)?;
+        let outputs: Vec<CommandOutput> = serde_json::from_value(r.request(request, |_| {})?)?;
         std::fs::create_dir_all(logs).with_context(|| format!("cannot create {}", logs.display()))?;
         outputs
             .into_iter()
@@ -120,7 +120,7 @@ impl Machine {
                     sampling,
                     source,
                 };
-                let answer = r.request(request, "bench", |e| match e {
+                let answer = r.request(request, |e| match e {
                     Event::CaseStarted(name) => on_case(name),
                     Event::CaseDone(result) => on_result(result),
                     _ => {}
@@ -147,7 +147,7 @@ impl Machine {
             Machine::Remote(r) => {
                 let request =
                     Request::Compare { base, reference, cases: cases.iter().map(|c| c.name.clone()).collect(), config };
-                let answer = r.request(request, "bench-compare", |e| match e {
+                let answer = r.request(request, |e| match e {
                     Event::Loading(name) => progress(Progress::Loading(name)),
                     Event::Round { case, done } => progress(Progress::Round { case, done: *done }),
                     _ => {}

@@ -416,9 +416,11 @@ struct Session {
     _lock: Option<lock::RunLock>,
 }
 
-/// Connect to --host (the lock and isolation then apply there, per measurement),
-/// or take this host's lock and apply isolation here.
-fn enter(host: &HostArgs, remote: &RemoteArgs, common: &CommonArgs, what: &str) -> Result<Session> {
+/// Connect to --host (the host lock and isolation then apply there, per
+/// measurement; here a lock on that host's cache keeps two runs from sharing
+/// its worktrees), or take this host's lock and apply isolation here.
+/// `builds`: whether the run builds (a host without build tools is refused then).
+fn enter(host: &HostArgs, remote: &RemoteArgs, common: &CommonArgs, what: &str, builds: bool) -> Result<Session> {
     let cache = workspace::cache_dir(common.cache_dir.as_deref())?;
     let Some(spec) = &remote.host else {
         let lock = host.enter(&cache, what)?;
@@ -440,12 +442,16 @@ fn enter(host: &HostArgs, remote: &RemoteArgs, common: &CommonArgs, what: &str) 
             slice: None,
         },
         wait: !host.no_wait,
+        builds,
+        what: what.to_owned(),
     };
     let host_cache = cache.join("hosts").join(spec.cache_key());
     let connected = Remote::connect(&opts, &host_cache)?;
     std::fs::create_dir_all(&host_cache).with_context(|| format!("cannot create {}", host_cache.display()))?;
+    let wait = if host.no_wait { lock::Wait::No } else { lock::Wait::Yes };
+    let held = lock::RunLock::acquire(&host_cache.join("bfperf.lock"), wait, what)?;
     eprintln!("host: {spec} (kernel {}), bfperf directory {}", connected.kernel(), connected.root().display());
-    Ok(Session { machine: Machine::Remote(std::sync::Arc::new(connected)), cache: host_cache, _lock: None })
+    Ok(Session { machine: Machine::Remote(std::sync::Arc::new(connected)), cache: host_cache, _lock: Some(held) })
 }
 
 #[derive(Args, Debug)]
@@ -571,7 +577,7 @@ fn cmd_doctor(args: DoctorArgs) -> i32 {
 }
 
 fn cmd_optimize(args: OptimizeArgs) -> Result<()> {
-    let session = enter(&args.host, &args.remote, &args.common, "optimize")?;
+    let session = enter(&args.host, &args.remote, &args.common, "optimize", true)?;
     let cache = session.cache.clone();
     let mut config = if args.quick { CompareConfig::quick() } else { CompareConfig::default() };
     config.threshold_pct = args.threshold;
@@ -686,7 +692,7 @@ fn cmd_selfcheck(args: SelfcheckArgs) -> Result<()> {
 fn cmd_history(args: HistoryArgs) -> Result<i32> {
     use bench_harness::compare::Change;
     let what = format!("bench-history {}..{}", args.since, args.until);
-    let session = enter(&args.host, &args.remote, &args.common, &what)?;
+    let session = enter(&args.host, &args.remote, &args.common, &what, true)?;
     let cache = session.cache.clone();
     let opts = history::HistoryOptions {
         sources: args.sources,
@@ -755,7 +761,7 @@ fn cmd_history(args: HistoryArgs) -> Result<i32> {
 
 fn cmd_compare(args: CompareArgs) -> Result<i32> {
     let what = format!("bench-compare {} {}", args.base, args.reference);
-    let session = enter(&args.host, &args.remote, &args.common, &what)?;
+    let session = enter(&args.host, &args.remote, &args.common, &what, true)?;
     let mut config = if args.quick { CompareConfig::quick() } else { CompareConfig::default() };
     config.threshold_pct = args.threshold;
     if let Some(b) = args.time_budget {
@@ -812,7 +818,7 @@ fn cmd_bench(args: BenchArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let session = enter(&args.host, &args.remote, &args.common, "bench")?;
+    let session = enter(&args.host, &args.remote, &args.common, "bench", args.bfcli.is_none())?;
     let opts = bench::BenchOptions {
         sources: args.sources,
         bfcli: args.bfcli,

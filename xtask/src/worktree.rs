@@ -131,14 +131,19 @@ impl Repo {
         Ok(statuses.iter().filter_map(|s| s.path().map(str::to_owned)).collect())
     }
 
-    fn worktree_name(slot: &str) -> String {
-        format!("bfperf-{slot}")
+    /// The git name of a slot's worktree. It carries a hash of the slots'
+    /// directory: caches (this machine's, each `--host`'s, each optimize
+    /// run's) have their own `base`, and must not prune each other's.
+    fn worktree_name(dir: &Path, slot: &str) -> String {
+        let key = crate::workspace::path_key(dir);
+        let hash = key.rsplit('-').next().unwrap_or_default();
+        format!("bfperf-{slot}-{}", &hash[..hash.len().min(8)])
     }
 
     /// Check `rev` out in the slot's worktree under `dir` and return its path.
     /// The worktree is created on first use and reused afterwards.
     pub fn checkout(&self, dir: &Path, slot: &str, rev: &Rev) -> Result<PathBuf> {
-        let name = Self::worktree_name(slot);
+        let name = Self::worktree_name(dir, slot);
         let path = dir.join(slot);
         let wt_repo = match self.repo.find_worktree(&name) {
             Ok(wt) if wt.validate().is_ok() && wt.path() == path => Repository::open_from_worktree(&wt)?,
@@ -213,7 +218,7 @@ impl Repo {
 
     /// Remove a slot's worktree and its git metadata (after a failed build).
     pub fn remove_slot(&self, dir: &Path, slot: &str) -> Result<()> {
-        if let Ok(wt) = self.repo.find_worktree(&Self::worktree_name(slot)) {
+        if let Ok(wt) = self.repo.find_worktree(&Self::worktree_name(dir, slot)) {
             wt.prune(Some(git2::WorktreePruneOptions::new().valid(true).working_tree(true).locked(true)))?;
         }
         let path = dir.join(slot);

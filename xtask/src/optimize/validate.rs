@@ -53,12 +53,13 @@ pub struct CommandResult {
     pub tail: String,
 }
 
-/// Expand `{build}`, `{source}` and `{jobs}` in a command.
+/// Expand `{build}`, `{source}` (shell-quoted: the command runs under `sh -c`)
+/// and `{jobs}` in a command.
 pub fn expand(command: &str, build: &Path, source: &Path) -> String {
     let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     command
-        .replace("{build}", &build.display().to_string())
-        .replace("{source}", &source.display().to_string())
+        .replace("{build}", &crate::remote::ssh::quote(&build.display().to_string()))
+        .replace("{source}", &crate::remote::ssh::quote(&source.display().to_string()))
         .replace("{jobs}", &jobs.to_string())
 }
 
@@ -191,5 +192,7 @@ mod tests {
     fn commands_expand() {
         let c = expand("make -C {build} -j{jobs} && ls {source}", Path::new("/b"), Path::new("/s"));
         assert!(c.starts_with("make -C /b -j") && c.ends_with("ls /s"), "{c}");
+        let c = expand("make -C {build}", Path::new("/my build/$x"), Path::new("/s"));
+        assert_eq!(c, "make -C '/my build/$x'");
     }
 }

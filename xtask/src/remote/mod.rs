@@ -4,10 +4,12 @@
 //!
 //! Layout on the host, under the remote directory (`--remote-dir`, default
 //! `~/.cache/bfperf` there): `bin/bfperf-<id>` (this very binary, uploaded
-//! once per build of bfperf, as the harness), and a mirror of the local
+//! once per build of bfperf, as the harness), and per client (a machine and
+//! cache using the host) `clients/<hostname>-<hash>/`, a mirror of the local
 //! per-host cache: a tree or build directory at `<cache>/X` locally is at
-//! `<remote dir>/X` there, so builds stay incremental from run to run.
-//! Trees outside the cache (a `--sources` checkout) go to `ext/<key>`.
+//! `<client dir>/X` there, so builds stay incremental from run to run and two
+//! developers sharing a host never build into each other's trees. Trees
+//! outside the cache (a `--sources` checkout) go to `<client dir>/ext/<key>`.
 
 pub mod harness;
 pub mod spec;
@@ -43,6 +45,30 @@ pub struct RemoteOptions {
     pub isolation: Isolation,
     /// Wait for the host's benchmark lock.
     pub wait: bool,
+    /// Whether this run builds on the host (else missing build tools are fine).
+    pub builds: bool,
+    /// Shown to another run waiting for the host's lock.
+    pub what: String,
+}
+
+/// Harness uploads older than this are removed by the next upload (another
+/// client may still use a recent one).
+const HARNESS_MAX_AGE_DAYS: u32 = 7;
+
+/// Check `--remote-dir`: the directory is created, and on a refused host
+/// removed again, so it must name a directory of its own, never `~` or `/`.
+pub fn check_remote_dir(dir: &str) -> Result<()> {
+    use std::path::Component;
+    let path = Path::new(dir);
+    let normal = path.components().filter(|c| matches!(c, Component::Normal(_))).count();
+    let only_plain = path.components().all(|c| matches!(c, Component::Normal(_) | Component::RootDir));
+    if normal == 0 || !only_plain || dir.chars().any(char::is_control) {
+        bail!("--remote-dir {dir:?}: give a directory of bfperf's own, e.g. .cache/bfperf or /var/tmp/bfperf (no `.`, `..`, `~`, not the home or /)");
+    }
+    if dir.starts_with('~') {
+        bail!("--remote-dir {dir:?}: `~` is not expanded there; give a directory of bfperf's own relative to the home (.cache/bfperf) or absolute");
+    }
+    Ok(())
 }
 
 /// A connected, checked host.
@@ -51,6 +77,8 @@ pub struct Remote {
     conn: Connection,
     /// Absolute remote directory.
     root: PathBuf,
+    /// This client's directory under it.
+    client: PathBuf,
     /// The uploaded harness.
     harness: PathBuf,
     /// The local per-host cache whose layout is mirrored under `root`.
@@ -59,12 +87,22 @@ pub struct Remote {
     kernel: String,
     isolation: Isolation,
     wait: bool,
+    what: String,
+}
+
+/// A name for this machine and cache among the clients of a host.
+fn client_key(local_cache: &Path) -> String {
+    let host = nix::sys::utsname::uname().map(|u| u.nodename().to_string_lossy().into_owned()).unwrap_or_default();
+    let host: String = host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let key = crate::workspace::path_key(local_cache);
+    format!("{host}-{}", key.rsplit('-').next().unwrap_or_default())
 }
 
 impl Remote {
     /// Connect, check the host can build and measure, and upload the harness.
     /// On any failure nothing bfperf created stays on the host.
     pub fn connect(opts: &RemoteOptions, local_cache: &Path) -> Result<Self> {
+        check_remote_dir(&opts.remote_dir)?;
         let conn = Connection::open(&opts.host, &opts.ssh)?;
         let host = &opts.host;
         let exe = std::env::current_exe().context("cannot find the bfperf binary to upload")?;
@@ -72,7 +110,11 @@ impl Remote {
         let mtime = meta.modified()?.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         let harness_name = format!("bfperf-{:x}-{:x}", meta.len(), mtime);
         // One round trip for the survey: every ssh session costs the login's shell start-up.
-        let dir_q = quote(&opts.remote_dir);
+        // Relative to the home whatever directory the login shell starts in.
+        let dir_q = match opts.remote_dir.starts_with('/') {
+            true => quote(&opts.remote_dir),
+            false => format!("\"$HOME\"/{}", quote(&opts.remote_dir)),
+        };
         let survey = conn.run(&format!(
             "uname -m; printf '%s\\n' \"$HOME\"; test -e {dir_q} && echo yes || echo no; test -x {dir_q}/bin/{harness_name} && echo yes || echo no"
         ))?;
@@ -86,25 +128,35 @@ impl Remote {
                 std::env::consts::ARCH
             );
         }
+        anyhow::ensure!(
+            home.starts_with('/'),
+            "{host} has no home directory ($HOME is {home:?}): pass --remote-dir /ABSOLUTE/PATH"
+        );
         let root = Path::new(home).join(&opts.remote_dir);
         let mut remote = Remote {
             conn,
             harness: root.join("bin").join(&harness_name),
+            client: root.join("clients").join(client_key(local_cache)),
             root,
             local_cache: local_cache.to_owned(),
             kernel: String::new(),
             isolation: opts.isolation.clone(),
             wait: opts.wait,
+            what: opts.what.clone(),
         };
         let uploaded = installed != "yes";
         let ready = if uploaded { remote.upload_harness(&exe) } else { Ok(()) };
-        match ready.and_then(|()| remote.probe()) {
+        match ready.and_then(|()| remote.probe(opts.builds)) {
             Ok(()) => Ok(remote),
             Err(e) => {
                 // Leave the host as it was: drop the directory if it is ours, else our upload.
                 let undo = match (existed == "yes", uploaded) {
                     (false, _) => Some(format!("rm -rf {}", quote(&remote.root.display().to_string()))),
-                    (true, true) => Some(format!("rm -f {}", quote(&remote.harness.display().to_string()))),
+                    (true, true) => Some(format!(
+                        "rm -f {}; rmdir {} 2>/dev/null; true",
+                        quote(&remote.harness.display().to_string()),
+                        quote(&remote.root.join("bin").display().to_string())
+                    )),
                     (true, false) => None,
                 };
                 if let Some(undo) = undo {
@@ -120,9 +172,9 @@ impl Remote {
         let bin = quote(&self.root.join("bin").display().to_string());
         let target = quote(&self.harness.display().to_string());
         let spin = crate::progress::spinner(format!("uploading the harness to {}", self.conn.host()));
-        // One bfperf per host directory: older uploads go.
+        // Other clients may run other builds of bfperf: only old uploads go.
         let script = format!(
-            "mkdir -p {bin} && rm -f {bin}/bfperf-* && gzip -dc > {target}.part && chmod 755 {target}.part && mv {target}.part {target}"
+            "mkdir -p {bin} && find {bin} -name 'bfperf-*' -mtime +{HARNESS_MAX_AGE_DAYS} -delete; gzip -dc > {target}.part && chmod 755 {target}.part && mv {target}.part {target}"
         );
         let sent = self.conn.run_with_input(&script, |w| sync::send_gzipped(exe, w));
         spin.finish_and_clear();
@@ -130,13 +182,13 @@ impl Remote {
     }
 
     /// Ask the harness whether the host can build and measure.
-    fn probe(&mut self) -> Result<()> {
+    fn probe(&mut self, builds: bool) -> Result<()> {
         let probe: harness::Probe = self
-            .exchange(Request::Probe, "probe", |_| {})
+            .exchange(Request::Probe, |_| {})
             .and_then(|v| Ok(serde_json::from_value(v)?))
             .with_context(|| format!("{} cannot run benchmarks", self.conn.host()))?;
         self.kernel = probe.kernel;
-        if !probe.missing_tools.is_empty() {
+        if builds && !probe.missing_tools.is_empty() {
             bail!(
                 "{} lacks build tools: {} (on Debian: apt-get install cmake make gcc bison flex pkgconf libbpf-dev)",
                 self.conn.host(),
@@ -164,8 +216,8 @@ impl Remote {
     /// Where the local `path` lives on the host.
     pub fn path_of(&self, path: &Path) -> PathBuf {
         match path.strip_prefix(&self.local_cache) {
-            Ok(rel) => self.root.join(rel),
-            Err(_) => self.root.join("ext").join(crate::workspace::path_key(path)),
+            Ok(rel) => self.client.join(rel),
+            Err(_) => self.client.join("ext").join(crate::workspace::path_key(path)),
         }
     }
 
@@ -183,18 +235,20 @@ impl Remote {
 
     /// Send `request` to the harness on the host, forwarding its events to
     /// `on_event`, and return its answer. Ctrl-C here stops the host's side.
-    pub fn request(&self, request: Request, what: &str, on_event: impl FnMut(&Event)) -> Result<serde_json::Value> {
-        self.exchange(request, what, on_event).map_err(|e| e.context(format!("on {}", self.host())))
+    pub fn request(&self, request: Request, on_event: impl FnMut(&Event)) -> Result<serde_json::Value> {
+        self.exchange(request, on_event).map_err(|e| e.context(format!("on {}", self.host())))
     }
 
     /// [`Remote::request`] without naming the host in errors.
-    fn exchange(&self, request: Request, what: &str, mut on_event: impl FnMut(&Event)) -> Result<serde_json::Value> {
+    fn exchange(&self, request: Request, mut on_event: impl FnMut(&Event)) -> Result<serde_json::Value> {
+        // Interrupted during an upload: do not start a build or a measurement there.
+        bench_harness::interrupt::check()?;
         let envelope = Envelope {
             protocol: harness::PROTOCOL,
             request,
             isolation: self.isolation.clone(),
             wait: self.wait,
-            what: what.to_owned(),
+            what: self.what.clone(),
             root: self.root.clone(),
         };
         let script = format!("{} harness", quote(&self.harness.display().to_string()));
@@ -220,10 +274,10 @@ impl Remote {
             last
         });
         let mut stdin = child.stdin.take().expect("piped");
-        serde_json::to_writer(&mut stdin, &envelope)?;
-        stdin.write_all(b"\n")?;
-        stdin.flush()?;
-        let mut stdin = Some(stdin);
+        let line = serde_json::to_string(&envelope)? + "\n";
+        // A failed write means ssh or the harness died: its reason comes on stderr, below.
+        let sent = stdin.write_all(line.as_bytes()).and_then(|()| stdin.flush());
+        let mut stdin = sent.ok().map(|()| stdin);
         let stdout = child.stdout.take().expect("piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

@@ -21,6 +21,38 @@ pub struct SshOptions {
 /// How long the first connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `/tmp/bfperf-ssh-<pid>-XXXX`: the control socket's directory of process `<pid>`.
+pub const SOCKET_DIR_PREFIX: &str = "bfperf-ssh-";
+
+/// Remove the socket directories of bfperf processes that are gone (killed
+/// before their destructors ran; their ssh children died with them).
+fn sweep_stale_sockets() {
+    let Ok(entries) = std::fs::read_dir("/tmp") else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(SOCKET_DIR_PREFIX).and_then(|r| r.split('-').next()) else { continue };
+        if pid.parse::<u32>().is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Run ssh children in their own process group (the terminal's Ctrl-C
+/// reaches bfperf only, which then stops the host's side in order) and let
+/// them die with bfperf even when it is killed outright.
+fn detach_but_die_with_parent(cmd: &mut Command) {
+    cmd.process_group(0);
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// An open connection to a host.
 #[derive(Debug)]
 pub struct Connection {
@@ -51,9 +83,10 @@ impl Connection {
                 bail!("--ssh-option {o:?}: give it as NAME=VALUE, e.g. --ssh-option UserKnownHostsFile=~/.ssh/bench_hosts");
             }
         }
+        sweep_stale_sockets();
         // The socket path must stay under the 108 bytes of sun_path, hence /tmp.
         let dir = tempfile::Builder::new()
-            .prefix("bfperf-ssh-")
+            .prefix(&format!("{SOCKET_DIR_PREFIX}{}-", std::process::id()))
             .tempdir_in("/tmp")
             .context("cannot create a temporary directory")?;
         let socket = dir.path().join("s");
@@ -107,6 +140,7 @@ impl Connection {
         Command::new("ssh")
             .arg("-S")
             .arg(self.socket())
+            .args(NEVER_CONNECT)
             .args(args)
             .arg(self.host.destination())
             .stdin(Stdio::null())
@@ -118,9 +152,9 @@ impl Connection {
     /// bfperf only, which then ends the remote side in order.
     pub fn command(&self, script: &str) -> Command {
         let mut cmd = Command::new("ssh");
-        cmd.arg("-S").arg(self.socket()).args(["-o", "ControlMaster=no", "-o", "BatchMode=yes"]);
+        cmd.arg("-S").arg(self.socket()).args(NEVER_CONNECT).args(["-o", "BatchMode=yes"]);
         cmd.arg(self.host.destination()).arg("--").arg(script);
-        cmd.process_group(0);
+        detach_but_die_with_parent(&mut cmd);
         cmd
     }
 
@@ -143,12 +177,19 @@ impl Connection {
     ) -> Result<()> {
         let mut child =
             self.command(script).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+        // Drained while writing: a chatty remote (one tar warning per file) must not block us.
+        let mut stderr = child.stderr.take().expect("piped");
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
         let mut stdin = child.stdin.take().expect("piped");
         let wrote = input(&mut stdin);
         drop(stdin);
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
+        let status = child.wait()?;
+        let err = errors.join().unwrap_or_default();
+        if !status.success() {
             let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
             bail!("on {}: `{script}` failed: {last}", self.host);
         }
@@ -186,9 +227,14 @@ fn base_command(host: &HostSpec, opts: &SshOptions, socket: &Path) -> Command {
     for o in &opts.options {
         cmd.args(["-o", o]);
     }
-    cmd.process_group(0);
+    detach_but_die_with_parent(&mut cmd);
     cmd
 }
+
+/// Options of every command after the master's: use its socket, and never
+/// connect on one's own. Without them a lost master would make ssh open a
+/// fresh connection without the port, key and known-hosts options given.
+const NEVER_CONNECT: &[&str] = &["-o", "ControlMaster=no", "-o", "ProxyCommand=false"];
 
 /// One line saying why ssh could not connect and what to do.
 fn explain(host: &HostSpec, opts: &SshOptions, code: Option<i32>, stderr: &str) -> anyhow::Error {

@@ -8,7 +8,7 @@
 use anyhow::{Context as _, Result};
 use flate2::{write::GzEncoder, Compression};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Stream `file`, gzipped, into `out`.
 pub fn send_gzipped(file: &Path, out: &mut dyn Write) -> Result<()> {
@@ -19,12 +19,47 @@ pub fn send_gzipped(file: &Path, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// The files of the tree at `root` that go to the host, relative to it.
-pub fn tree_files(root: &Path) -> Result<Vec<std::path::PathBuf>> {
+/// The files of the tree at `root` that go to the host, relative to it: in
+/// a git work tree (a checkout, a linked worktree), what `git ls-files
+/// --cached --others --exclude-standard` lists; elsewhere every file but
+/// those its `.gitignore` files exclude.
+pub fn tree_files(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = match git2::Repository::open(root) {
+        Ok(repo) if repo.workdir().is_some() => git_files(&repo, root)?,
+        _ => walked_files(root)?,
+    };
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+fn git_files(repo: &git2::Repository, root: &Path) -> Result<Vec<PathBuf>> {
+    const GITLINK: u32 = 0o160000;
+    let mut files = vec![];
+    for entry in repo.index()?.iter() {
+        let rel = PathBuf::from(String::from_utf8_lossy(&entry.path).into_owned());
+        // Deleted in the work tree, or a submodule (its own repository): nothing to send.
+        if entry.mode != GITLINK && root.join(&rel).symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+            files.push(rel);
+        }
+    }
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
+    for status in repo.statuses(Some(&mut opts))?.iter() {
+        if status.status().contains(git2::Status::WT_NEW) {
+            if let Some(path) = status.path() {
+                files.push(PathBuf::from(path));
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn walked_files(root: &Path) -> Result<Vec<PathBuf>> {
     let mut files = vec![];
     let walk = ignore::WalkBuilder::new(root)
-        .hidden(false)
-        .parents(false)
+        .standard_filters(false)
+        .git_ignore(true)
         .require_git(false)
         .filter_entry(|e| e.file_name() != ".git")
         .build();
@@ -35,7 +70,6 @@ pub fn tree_files(root: &Path) -> Result<Vec<std::path::PathBuf>> {
         }
         files.push(entry.path().strip_prefix(root).expect("under the root").to_owned());
     }
-    files.sort();
     Ok(files)
 }
 
@@ -87,5 +121,29 @@ mod tests {
         let secs = mtime.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
         assert_eq!(names[2], ("src/cgen/prog.c".to_string(), secs), "mtimes travel for incremental builds");
         assert_eq!(names.len(), 3);
+    }
+
+    #[test]
+    fn git_trees_send_what_git_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = git2::Repository::init(root).unwrap();
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::create_dir_all(root.join("build")).unwrap();
+        std::fs::write(root.join(".gitignore"), "build/\n*.o\n").unwrap();
+        std::fs::write(root.join("src/a.c"), "a").unwrap();
+        std::fs::write(root.join("src/forced.o"), "tracked though ignored").unwrap();
+        std::fs::write(root.join("src/gone.c"), "deleted in the work tree").unwrap();
+        let mut index = repo.index().unwrap();
+        for p in [".gitignore", "src/a.c", "src/forced.o", "src/gone.c"] {
+            index.add_path(Path::new(p)).unwrap();
+        }
+        index.write().unwrap();
+        std::fs::remove_file(root.join("src/gone.c")).unwrap();
+        std::fs::write(root.join("src/new.c"), "untracked").unwrap();
+        std::fs::write(root.join("src/x.o"), "ignored").unwrap();
+        std::fs::write(root.join("build/big"), "ignored").unwrap();
+        let files: Vec<String> = tree_files(root).unwrap().iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(files, [".gitignore", "src/a.c", "src/forced.o", "src/new.c"]);
     }
 }
