@@ -397,7 +397,7 @@ struct RemoteArgs {
     /// Build and measure on this host over ssh: [ssh://][USER@]HOST[:PORT] or an ~/.ssh/config alias.
     #[arg(long, value_name = "USER@HOST")]
     host: Option<String>,
-    /// The private key to log in to --host with (only that key is offered).
+    /// The private key to log in to --host with (IdentitiesOnly: the agent's keys are not offered).
     #[arg(long, value_name = "PATH", requires = "host")]
     ssh_key: Option<PathBuf>,
     /// An extra ssh option for --host, as NAME=VALUE (repeatable), e.g. ProxyJump=gw or UserKnownHostsFile=FILE.
