@@ -49,7 +49,7 @@ impl Build {
 
     /// Where the built bfcli lands (bpfilter's layout).
     pub fn bfcli(&self) -> PathBuf {
-        self.dir.join("output/sbin/bfcli")
+        bfcli_in(&self.dir)
     }
 
     /// Where the log of the last step is written.
@@ -121,6 +121,11 @@ impl Build {
         }
         .into())
     }
+}
+
+/// Where bpfilter's build in `dir` puts bfcli.
+pub fn bfcli_in(dir: &Path) -> PathBuf {
+    dir.join("output/sbin/bfcli")
 }
 
 /// Whether `program` is on PATH.

@@ -49,20 +49,17 @@ impl Machine {
 
     /// The bfcli of the build directory `dir` when it was built (history's cache).
     pub fn built_bfcli(&self, dir: &Path) -> Result<Option<PathBuf>> {
-        let local = Build::new(Path::new(""), dir).bfcli();
-        match self {
-            Machine::Local => Ok(local.is_file().then_some(local)),
-            Machine::Remote(r) => {
-                let path = r.path_of(&local);
-                let answer = r.request(Request::IsExecutable { path: path.clone() }, |_| {})?;
-                Ok(serde_json::from_value::<bool>(answer)?.then_some(path))
-            }
-        }
+        let path = self.bfcli_of(dir);
+        let built = match self {
+            Machine::Local => path.is_file(),
+            Machine::Remote(r) => serde_json::from_value(r.request(Request::IsBfcli { path: path.clone() }, |_| {})?)?,
+        };
+        Ok(built.then_some(path))
     }
 
     /// The path on the machine of a local build directory's bfcli.
     pub fn bfcli_of(&self, dir: &Path) -> PathBuf {
-        let local = Build::new(Path::new(""), dir).bfcli();
+        let local = crate::build::bfcli_in(dir);
         match self {
             Machine::Local => local,
             Machine::Remote(r) => r.path_of(&local),

@@ -27,9 +27,8 @@ enum Command {
         cargo xtask bench --sources ~/bpfilter\n  \
         BPFILTER_SOURCES=~/bpfilter cargo xtask bench --filter prologue,ip4_saddr\n  \
         cargo xtask bench --bfcli ~/bpfilter/build/output/sbin/bfcli --json-output results.json\n  \
-        cargo xtask bench --list
-  \
-        cargo xtask bench --host root@bench-box --ssh-key ~/.ssh/bench_ed25519   # build and measure over ssh")]
+        cargo xtask bench --list\n  \
+        cargo xtask bench --host root@bench-box --ssh-key ~/.ssh/bench_ed25519   # over ssh")]
     Bench(BenchArgs),
     /// Compare two revisions of bpfilter: paired, interleaved rounds, a verdict per case.
     #[command(after_help = "Examples:\n  \
@@ -366,6 +365,25 @@ struct HostArgs {
 }
 
 impl HostArgs {
+    /// The isolation asked for.
+    fn isolation(&self) -> host::Isolation {
+        host::Isolation {
+            cpu_pin: self.cpu_pin,
+            no_preempt: self.no_preempt,
+            bind_node: self.bind_node,
+            slice: self.slice.clone(),
+        }
+    }
+
+    /// Whether to queue behind another run (`--no-wait`: fail at once).
+    fn wait(&self) -> lock::Wait {
+        if self.no_wait {
+            lock::Wait::No
+        } else {
+            lock::Wait::Yes
+        }
+    }
+
     /// Enter the slice (re-exec), take the host lock, apply isolation.
     fn enter(&self, cache: &std::path::Path, what: &str) -> Result<Option<lock::RunLock>> {
         // Privileges first: an unprivileged user gets the one line that says what to do,
@@ -376,15 +394,8 @@ impl HostArgs {
                 std::process::exit(code);
             }
         }
-        let wait = if self.no_wait { lock::Wait::No } else { lock::Wait::Yes };
-        let held = lock::RunLock::acquire(&lock::default_path(cache), wait, what)?;
-        let isolation = host::Isolation {
-            cpu_pin: self.cpu_pin,
-            no_preempt: self.no_preempt,
-            bind_node: self.bind_node,
-            slice: self.slice.clone(),
-        };
-        for line in isolation.apply()? {
+        let held = lock::RunLock::acquire(&lock::default_path(cache), self.wait(), what)?;
+        for line in self.isolation().apply()? {
             eprintln!("host: {line}");
         }
         Ok(Some(held))
@@ -435,21 +446,15 @@ fn enter(host: &HostArgs, remote: &RemoteArgs, common: &CommonArgs, what: &str, 
         host: spec.clone(),
         ssh: SshOptions { key: remote.ssh_key.clone(), options: remote.ssh_option.clone() },
         remote_dir: remote.remote_dir.clone(),
-        isolation: host::Isolation {
-            cpu_pin: host.cpu_pin,
-            no_preempt: host.no_preempt,
-            bind_node: host.bind_node,
-            slice: None,
-        },
-        wait: !host.no_wait,
+        isolation: host.isolation(),
+        wait: host.wait() == lock::Wait::Yes,
         builds,
         what: what.to_owned(),
     };
     let host_cache = cache.join("hosts").join(spec.cache_key());
     let connected = Remote::connect(&opts, &host_cache)?;
     std::fs::create_dir_all(&host_cache).with_context(|| format!("cannot create {}", host_cache.display()))?;
-    let wait = if host.no_wait { lock::Wait::No } else { lock::Wait::Yes };
-    let held = lock::RunLock::acquire(&host_cache.join("bfperf.lock"), wait, what)?;
+    let held = lock::RunLock::acquire(&host_cache.join("bfperf.lock"), host.wait(), what)?;
     eprintln!("host: {spec} (kernel {}), bfperf directory {}", connected.kernel(), connected.root().display());
     Ok(Session { machine: Machine::Remote(std::sync::Arc::new(connected)), cache: host_cache, _lock: Some(held) })
 }

@@ -15,7 +15,7 @@ use bench_harness::runner::SamplingConfig;
 use bench_harness::suite::{self, Case};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Version of the protocol; both sides are the same bfperf binary, so a
 /// mismatch only means a stale upload.
@@ -33,8 +33,8 @@ pub enum Request {
         /// The build directory.
         dir: PathBuf,
     },
-    /// Whether `path` is an executable file; answers a bool.
-    IsExecutable {
+    /// Whether `path` is a bfcli the harness can run; answers a bool.
+    IsBfcli {
         /// The path.
         path: PathBuf,
     },
@@ -244,7 +244,7 @@ fn handle(envelope: Envelope, emit: &dyn Fn(&Event)) -> Result<serde_json::Value
         Request::Build { sources, dir } => {
             serde_json::to_value(crate::build::Build::new(&sources, &dir).bfcli_built()?)?
         }
-        Request::IsExecutable { path } => serde_json::to_value(is_executable(&path))?,
+        Request::IsBfcli { path } => serde_json::to_value(Bfcli::new(path).is_ok())?,
         Request::Commands { commands, dir, build } => {
             let logs = tempfile::tempdir()?;
             let results = validate::run_all(&commands, &dir, &build, logs.path(), "remote")?;
@@ -284,9 +284,4 @@ fn handle(envelope: Envelope, emit: &dyn Fn(&Event)) -> Result<serde_json::Value
             serde_json::to_value(c)?
         }
     })
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt as _;
-    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

@@ -162,9 +162,7 @@ impl Connection {
     pub fn run(&self, script: &str) -> Result<String> {
         let out = self.command(script).stdin(Stdio::null()).output().context("cannot run ssh")?;
         if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
-            bail!("on {}: `{script}` failed: {last}", self.host);
+            bail!("on {}: `{script}` failed: {}", self.host, last_line(&String::from_utf8_lossy(&out.stderr)));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -190,8 +188,7 @@ impl Connection {
         let status = child.wait()?;
         let err = errors.join().unwrap_or_default();
         if !status.success() {
-            let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
-            bail!("on {}: `{script}` failed: {last}", self.host);
+            bail!("on {}: `{script}` failed: {}", self.host, last_line(&err));
         }
         wrote
     }
@@ -235,6 +232,11 @@ fn base_command(host: &HostSpec, opts: &SshOptions, socket: &Path) -> Command {
 /// connect on one's own. Without them a lost master would make ssh open a
 /// fresh connection without the port, key and known-hosts options given.
 const NEVER_CONNECT: &[&str] = &["-o", "ControlMaster=no", "-o", "ProxyCommand=false"];
+
+/// The last non-empty line of a command's stderr: where ssh and shells say why.
+fn last_line(stderr: &str) -> &str {
+    stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message")
+}
 
 /// One line saying why ssh could not connect and what to do.
 fn explain(host: &HostSpec, opts: &SshOptions, code: Option<i32>, stderr: &str) -> anyhow::Error {
