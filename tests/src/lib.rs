@@ -142,6 +142,32 @@ pub fn xtask_bin() -> &'static Path {
     })
 }
 
+/// `bench-compare` flags for tests: two cases, few rounds, a short budget
+/// (a few seconds of measuring per run).
+pub const COMPARE_CHEAP: &[&str] =
+    &["--filter", "xdp__prologue,tc__prologue", "--min-rounds", "8", "--max-rounds", "16", "--time-budget", "5"];
+
+/// `optimize` flags for tests: two cases, quick rounds, a short budget, and
+/// minifilter's validation (build, test binary, ctest).
+pub const OPTIMIZE_CHEAP: &[&str] = &[
+    "--quick",
+    "--filter",
+    "xdp__prologue,tc__prologue",
+    "--time-budget",
+    "5",
+    "--validate",
+    "make -C {build} -j{jobs}",
+    "--validate",
+    "make -C {build} test_bin",
+    "--validate",
+    "make -C {build} test",
+];
+
+/// A run's exit code and both streams, for assertion messages.
+pub fn show(run: &Run) -> String {
+    format!("exit {}\nstdout:\n{}\nstderr:\n{}", run.code, run.stdout, run.stderr)
+}
+
 /// Output of one xtask run.
 pub struct Run {
     /// Exit code (-1 when killed by a signal).

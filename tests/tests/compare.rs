@@ -7,17 +7,14 @@
 //! Runs take the host-wide benchmark lock and wait for each other, so the
 //! tests of this file effectively run one after the other.
 
+use bfperf_tests::COMPARE_CHEAP as CHEAP;
 use bfperf_tests::{git, mounts_of, snapshot};
-use bfperf_tests::{require_bpf, FixtureRepo, Run};
+use bfperf_tests::{require_bpf, show, FixtureRepo, Run};
 use serde_json::Value;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
-
-/// Two cases, few rounds, a short budget: a few seconds of measuring per run.
-const CHEAP: &[&str] =
-    &["--filter", "xdp__prologue,tc__prologue", "--min-rounds", "8", "--max-rounds", "16", "--time-budget", "5"];
 
 /// Where `no change` is the expected verdict the threshold is raised to 10 %.
 /// At the default 1 % a case has, by design, up to a 5 % chance of a false
@@ -43,10 +40,6 @@ fn compare(sources: &Path, args: &[&str], cache: &Path) -> Run {
 /// [`CHEAP`] followed by `extra`.
 fn with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     [CHEAP, extra].concat()
-}
-
-fn show(run: &Run) -> String {
-    format!("exit {}\nstdout:\n{}\nstderr:\n{}", run.code, run.stdout, run.stderr)
 }
 
 /// The failure's one `error: ` line (the first; a build failure's log tail follows it).

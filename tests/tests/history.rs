@@ -10,7 +10,7 @@
 //! the tests of this file effectively run one after the other.
 
 use bfperf_tests::{git, mounts_of, snapshot};
-use bfperf_tests::{require_bpf, FixtureRepo, Run};
+use bfperf_tests::{require_bpf, show, FixtureRepo, Run};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -43,10 +43,6 @@ fn xtask_command(sources: &Path, args: &[&str], cache: &Path) -> Command {
 /// the outcome, the process must have left no bpffs mount behind.
 fn history(sources: &Path, args: &[&str], cache: &Path) -> Run {
     bfperf_tests::run_leaving_no_mount("bench-history", sources, args, cache)
-}
-
-fn show(run: &Run) -> String {
-    format!("exit {}\nstdout:\n{}\nstderr:\n{}", run.code, run.stdout, run.stderr)
 }
 
 /// The failure's one `error: ` line; there must be exactly one.

@@ -10,7 +10,8 @@
 //! effectively run one after the other. After every test the user's checkout
 //! must be byte-for-byte what it was (the run works in its own worktree).
 
-use bfperf_tests::{finish_leaving_no_mount as finish, require_bpf, FixtureRepo, Run};
+use bfperf_tests::OPTIMIZE_CHEAP as CHEAP;
+use bfperf_tests::{finish_leaving_no_mount as finish, require_bpf, show, FixtureRepo, Run};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -25,21 +26,6 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 const KEY: &str = "sk-test-SECRET-optimize-4242";
 const MODEL: &str = "claude-sonnet-4-5";
 const KNOBS: &str = "src/libbpfilter/cgen/knobs.h";
-
-/// Two cases, quick rounds, a short budget, and minifilter's validation (build, test binary, ctest).
-const CHEAP: &[&str] = &[
-    "--quick",
-    "--filter",
-    "xdp__prologue,tc__prologue",
-    "--time-budget",
-    "5",
-    "--validate",
-    "make -C {build} -j{jobs}",
-    "--validate",
-    "make -C {build} test_bin",
-    "--validate",
-    "make -C {build} test",
-];
 
 // ---------------------------------------------------------------------------
 // The scripted Messages API.
@@ -207,10 +193,6 @@ fn optimize(repo: &FixtureRepo, cache: &Path, server: &ModelServer, run_id: &str
 /// `--resume run_id` against the mock at `uri`.
 fn resume(repo: &FixtureRepo, cache: &Path, uri: &str, run_id: &str, extra: &[&str]) -> Run {
     run(optimize_command(repo.path(), cache, &optimize_args(false, run_id, uri, extra)))
-}
-
-fn show(run: &Run) -> String {
-    format!("exit {}\nstdout:\n{}\nstderr:\n{}", run.code, run.stdout, run.stderr)
 }
 
 /// The lines of `stderr` that are not the host lock's queueing messages

@@ -7,15 +7,11 @@
 //! and leave nothing on either side; so does Ctrl-C in the middle of a run.
 
 use bfperf_tests::sshd::{unused_port, SshdOptions, TestSshd};
-use bfperf_tests::{require_bpf, FixtureRepo, Run};
+use bfperf_tests::{require_bpf, show, FixtureRepo, Run, COMPARE_CHEAP, OPTIMIZE_CHEAP};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Two cases, few rounds, a short budget.
-const CHEAP: &[&str] =
-    &["--filter", "xdp__prologue,tc__prologue", "--min-rounds", "8", "--max-rounds", "16", "--time-budget", "5"];
 
 /// A throwaway sshd and where bfperf may keep its files "on the host".
 struct Host {
@@ -68,10 +64,6 @@ fn run(sub: &str, sources: &Path, args: &[&str], host: &[String], cache: &Path) 
     let out = bfperf_tests::finish_leaving_no_mount(child);
     assert_no_ssh_left(pid);
     out
-}
-
-fn show(run: &Run) -> String {
-    format!("exit {}\nstdout:\n{}\nstderr:\n{}", run.code, run.stdout, run.stderr)
 }
 
 /// The failure's one `error: ` line, checked to be the only line of its kind.
@@ -140,7 +132,7 @@ fn bench_compare_and_history_build_and_measure_on_the_host() {
 
     // bench-compare: minifilter goes to the host, is built there, measured there.
     let json = cache.path().join("cmp.json");
-    let mut args = CHEAP.to_vec();
+    let mut args = COMPARE_CHEAP.to_vec();
     args.extend(["--json-output", json.to_str().unwrap()]);
     let out =
         run("bench-compare", repo.path(), &[&["HEAD~1", "HEAD"], args.as_slice()].concat(), &host.args(), cache.path());
@@ -204,25 +196,7 @@ fn optimize_validates_and_evaluates_on_the_host() {
     let agent = r#"if grep -q 'Implement this plan' "$BFPERF_PROMPT_FILE"; then
         sed -i 's/MF_PROLOGUE_PADDING [0-9]*/MF_PROLOGUE_PADDING 16/' src/libbpfilter/cgen/knobs.h; echo done
     else printf 'TITLE: shorten the prologue padding\nWHY: fewer instructions on every packet\n'; fi"#;
-    let args = [
-        "--iterations",
-        "1",
-        "--run-id",
-        "remote",
-        "--agent-command",
-        agent,
-        "--quick",
-        "--filter",
-        "xdp__prologue,tc__prologue",
-        "--time-budget",
-        "5",
-        "--validate",
-        "make -C {build} -j{jobs}",
-        "--validate",
-        "make -C {build} test_bin",
-        "--validate",
-        "make -C {build} test",
-    ];
+    let args = [&["--iterations", "1", "--run-id", "remote", "--agent-command", agent], OPTIMIZE_CHEAP].concat();
     let out = run("optimize", repo.path(), &args, &host.args(), cache.path());
     assert_eq!(out.code, 0, "{}", show(&out));
     let local = host.cache_of(cache.path()).join("optimize/remote");
