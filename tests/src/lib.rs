@@ -1,6 +1,7 @@
 //! Shared support for bfperf's end-to-end tests: the minifilter fixture in a
 //! temporary git repository, its build, the xtask binary, and the check that
-//! the kernel lets us use bpf() (tests skip, loudly, only where it refuses);
+//! the kernel lets us use bpf() (tests skip, loudly, only where it refuses:
+//! see [`skip`]);
 //! [`sshd`]: a throwaway OpenSSH server on 127.0.0.1 for the `--host` tests.
 
 use std::path::{Path, PathBuf};
@@ -19,8 +20,8 @@ pub fn minifilter_sources() -> PathBuf {
     workspace_root().join("tests/fixtures/minifilter")
 }
 
-/// `Err(reason)` when this process may not load BPF programs (not root, no
-/// bpf()). Tests print the reason as SKIPPED and return.
+/// `Some(reason)` when this process may not load BPF programs (not root, no
+/// bpf()); [`require_bpf!`] turns it into a [`skip`].
 pub fn bpf_unavailable() -> Option<String> {
     match bench_harness::program::check_bpf_access() {
         Ok(()) => None,
@@ -28,15 +29,78 @@ pub fn bpf_unavailable() -> Option<String> {
     }
 }
 
-/// Skip the current test, loudly, when the kernel refuses bpf().
+/// Skip the current test when the kernel refuses bpf(): a [`skip`] (a failure
+/// under `BFPERF_NO_SKIP=1`), then `return`.
 #[macro_export]
 macro_rules! require_bpf {
     () => {
         if let Some(reason) = $crate::bpf_unavailable() {
-            eprintln!("SKIPPED {}: the kernel refuses bpf(): {reason}", module_path!());
+            $crate::skip(&format!("the kernel refuses bpf(): {reason}"));
             return;
         }
     };
+}
+
+/// Set to `1` (`.ci/run` does) to make every skip a failure that names what is missing.
+pub const NO_SKIP_ENV: &str = "BFPERF_NO_SKIP";
+
+/// Is `BFPERF_NO_SKIP=1` set?
+pub fn no_skip() -> bool {
+    std::env::var_os(NO_SKIP_ENV).is_some_and(|v| v == "1")
+}
+
+/// The cargo target directory the tests were built in (`CARGO_TARGET_DIR` or `target/`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// The list of skipped tests, one `SKIPPED <binary>::<test>: <what is missing>` line each,
+/// appended by [`skip`]: `target/tmp/bfperf-skipped.txt`. `.ci/run` empties it before
+/// `cargo test` and prints it after.
+pub fn skip_summary() -> PathBuf {
+    target_dir().join("tmp/bfperf-skipped.txt")
+}
+
+/// `<test binary>::<test>`: libtest runs each test on a thread named after it.
+fn current_test() -> String {
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .map(|stem| match stem.rsplit_once('-') {
+            // Cargo names test binaries `<name>-<16 hex digits>`.
+            Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => name.to_owned(),
+            _ => stem,
+        })
+        .unwrap_or_else(|| "?".into());
+    let thread = std::thread::current();
+    format!("{binary}::{}", thread.name().unwrap_or("?"))
+}
+
+/// The running test skips (part of) its checks because `missing` is missing; `missing` says
+/// what and how to get it. Under `BFPERF_NO_SKIP=1` this panics instead. Otherwise the skip is
+/// written to the process's stderr, which `cargo test` shows even for a passing test (it
+/// captures `eprintln!`, not direct writes), and appended to [`skip_summary`]. The caller
+/// returns (or leaves out the skipped part) after it.
+#[track_caller]
+pub fn skip(missing: &str) {
+    let test = current_test();
+    if no_skip() {
+        panic!("{NO_SKIP_ENV}=1 and {test} would be skipped: {missing}");
+    }
+    let line = format!("SKIPPED {test}: {missing}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+    let summary = skip_summary();
+    let written = std::fs::create_dir_all(summary.parent().expect("a file in target/tmp")).and_then(|()| {
+        // One write per line, in append mode: lines of parallel tests do not mix.
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&summary)?;
+        std::io::Write::write_all(&mut file, line.as_bytes())
+    });
+    if let Err(e) = written {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr().lock(),
+            format!("warning: cannot list the skip in {}: {e}\n", summary.display()).as_bytes(),
+        );
+    }
 }
 
 /// minifilter in a temporary git repository, with one initial commit.
@@ -137,8 +201,7 @@ pub fn xtask_bin() -> &'static Path {
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building xtask failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-        target.join("debug/xtask")
+        target_dir().join("debug/xtask")
     })
 }
 

@@ -44,16 +44,17 @@ pub struct TestSshd {
 
 impl TestSshd {
     /// Generate the keys, write the configuration and start sshd; returns once it accepts
-    /// connections. `None` (and a SKIPPED line) only when the OpenSSH binaries are missing; any
-    /// other problem (not root included: sessions log in as root) panics, with sshd's log.
+    /// connections. `None` (after a [`crate::skip`], a failure under `BFPERF_NO_SKIP=1`) only
+    /// when the OpenSSH binaries are missing; any other problem (not root included: sessions
+    /// log in as root) panics, with sshd's log.
     pub fn start(opts: SshdOptions) -> Option<TestSshd> {
         let missing: Vec<&str> =
             [SSHD, "ssh", "ssh-keygen"].into_iter().filter(|b| find_program(b).is_none()).collect();
         if !missing.is_empty() {
-            eprintln!(
-                "SKIPPED: no OpenSSH to run a test sshd ({} not found; apt-get install openssh-server openssh-client)",
+            crate::skip(&format!(
+                "no OpenSSH to run a test sshd ({} not found: apt-get install openssh-server openssh-client)",
                 missing.join(", ")
-            );
+            ));
             return None;
         }
         assert!(nix::unistd::geteuid().is_root(), "the test sshd needs root: its sessions log in as root");

@@ -239,7 +239,19 @@ fn other_client_errors_quote_the_api_without_the_key() {
 #[test]
 fn missing_key_is_reported() {
     if std::env::var_os("ANTHROPIC_API_KEY").is_some() {
-        eprintln!("SKIPPED missing_key_is_reported: ANTHROPIC_API_KEY is set in this environment");
+        // Set here: run this very test again in a child process without it (removing it from
+        // this multi-threaded process would race with the other tests).
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "missing_key_is_reported", "--test-threads", "1"])
+            .env_remove("ANTHROPIC_API_KEY")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return;
     }
     let err = Anthropic::from_env(AnthropicConfig::new(MODEL, Some("http://127.0.0.1:9"))).unwrap_err();

@@ -190,15 +190,20 @@ fn fixture_sshd_accepts_only_its_key_on_loopback() {
     let unprivileged_bpf =
         std::fs::read_to_string("/proc/sys/kernel/unprivileged_bpf_disabled").is_ok_and(|v| v.trim() == "0");
     match (bfperf_tests::bpf_unavailable(), bpf_probe(work.path())) {
-        _ if unprivileged_bpf => eprintln!("SKIPPED the bpf() call: kernel.unprivileged_bpf_disabled is 0"),
+        _ if unprivileged_bpf => bfperf_tests::skip(
+            "the bpf() call without CAP_BPF: kernel.unprivileged_bpf_disabled is 0, so it would succeed \
+             anyway (sysctl kernel.unprivileged_bpf_disabled=2)",
+        ),
         (None, Some(probe)) => {
             let local = Command::new(&probe).output().unwrap();
             assert_eq!(text(&local.stdout), "bpf: ok\n");
             let out = sshd.ssh(&probe.display().to_string());
             assert_eq!(text(&out.stdout), "bpf: Operation not permitted\n", "{}", text(&out.stderr));
         }
-        (Some(reason), _) => eprintln!("SKIPPED the bpf() call: the kernel refuses bpf() here too: {reason}"),
-        (None, None) => eprintln!("SKIPPED the bpf() call: no C compiler"),
+        (Some(reason), _) => bfperf_tests::skip(&format!(
+            "the bpf() call without CAP_BPF: the kernel refuses bpf() here too: {reason} (run the tests as root)"
+        )),
+        (None, None) => bfperf_tests::skip("the bpf() call without CAP_BPF: no C compiler (apt-get install gcc)"),
     }
     let config = sshd.config();
     drop(sshd);
