@@ -613,13 +613,15 @@ fn api_faults_and_the_budget_are_handled() {
             json!({"type": "error", "error": {"type": "authentication_error", "message": format!("invalid x-api-key {KEY}")}}),
         )
     });
-    let out = resume(&repo, cache.path(), &unauthorized.uri(), "faults", &["--iterations", "1"]);
+    // Three iterations allowed: the run stops at the first 401 rather than running out of them.
+    let out = resume(&repo, cache.path(), &unauthorized.uri(), "faults", &["--iterations", "3"]);
     assert_eq!(out.code, 0, "{}", show(&out));
     let h = history(cache.path(), "faults");
-    assert_eq!(outcomes(&h), ["no_change", "model_error"], "{}", show(&out));
+    assert_eq!(outcomes(&h), ["no_change", "model_error"], "one attempt, then the run stops:\n{}", show(&out));
     let reason = attempts(&h)[1]["outcome"]["reason"].as_str().unwrap();
     assert_eq!(reason, "the API rejected the key (HTTP 401): check ANTHROPIC_API_KEY");
-    assert_eq!(unauthorized.bodies().len(), 1, "401 is not retried");
+    assert_eq!(h["stopped"], "the API rejected the key", "{}", show(&out));
+    assert_eq!(unauthorized.bodies().len(), 1, "401 is not retried, and no later attempt calls the API");
     assert_key_never_shown(&out, cache.path(), "faults");
 
     // The budget covers the whole run: $3 are spent, so a $2.50 budget stops the
@@ -669,10 +671,16 @@ fn ctrl_c_is_recorded_and_the_run_resumes() {
             .unwrap();
     let pid = child.id();
     // Wait for the second proposal request (the baseline comes first), then Ctrl-C while it is answered.
-    // (No time limit: the run may first queue for the host's benchmark lock.)
+    // The run may first queue for the host's benchmark lock: as long as compare.rs waits for it.
+    let deadline = Instant::now() + Duration::from_secs(1800);
     while server.first_requests(Phase::Propose).len() < 2 {
         if child.try_wait().unwrap().is_some() {
             panic!("xtask ended before its second proposal:\n{}", show(&finish(child)));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("no second proposal within 30 min; xtask said:\n{}", String::from_utf8_lossy(&out.stderr));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
