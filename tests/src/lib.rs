@@ -348,3 +348,36 @@ pub fn snapshot(root: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     walk(root, root, &mut out);
     out
 }
+
+/// Send SIGINT (Ctrl-C) to a spawned xtask and wait for it to end within `limit` (a hang guard,
+/// not a speed check: past it the run is killed and the test fails), leaving no mount behind.
+pub fn interrupt_and_finish(mut child: std::process::Child, limit: std::time::Duration) -> Run {
+    use nix::sys::signal::{kill, Signal};
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    kill(pid, Signal::SIGINT).expect("the run is still there to interrupt");
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().expect("waitable").is_none() {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("xtask still running {limit:?} after SIGINT:\n{}", show(&finish_leaving_no_mount(child)));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    finish_leaving_no_mount(child)
+}
+
+/// The members of process group `pgid` still alive (zombies count as gone).
+pub fn live_process_group_members(pgid: i32) -> Vec<i32> {
+    let mut live = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let fields: Vec<&str> = rest.split(' ').collect();
+        // Fields 3 (state) and 5 (process group) of stat.
+        if fields.get(2).and_then(|f| f.parse().ok()) == Some(pgid) && fields[0] != "Z" {
+            live.push(pid);
+        }
+    }
+    live
+}

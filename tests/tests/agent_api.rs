@@ -237,6 +237,36 @@ fn other_client_errors_quote_the_api_without_the_key() {
 }
 
 #[test]
+fn a_redirect_is_not_followed_so_the_key_stays_home() {
+    let elsewhere = Server::start();
+    elsewhere.mount(messages().respond_with(end_turn("thanks for the key")));
+    let server = Server::start();
+    let target = format!("{}/v1/messages", elsewhere.uri());
+    server.mount(messages().respond_with(ResponseTemplate::new(307).insert_header("location", target.as_str())));
+    let err = anthropic(&server).converse(&conversation(Effort::Low), &mut NoTools).unwrap_err();
+    assert!(matches!(err, AgentError::Redirected { status: 307, .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&target) && msg.contains("--api-base-url") && !msg.contains(KEY), "{msg}");
+    assert!(elsewhere.requests().is_empty(), "the redirect target was called");
+    assert_eq!(server.requests().len(), 1, "a redirect is not retried");
+}
+
+#[test]
+fn plain_http_off_loopback_is_refused_before_connecting() {
+    // Refused when the client is made: no request is ever sent (nothing listens there anyway).
+    for url in ["http://10.1.2.3:80", "http://example.com"] {
+        let err = Anthropic::new(ApiKey::new(KEY).unwrap(), AnthropicConfig::new(MODEL, Some(url))).unwrap_err();
+        assert!(matches!(err, AgentError::InsecureUrl(_)), "{url}: {err:?}");
+        assert!(err.to_string().contains("use https://"), "{err}");
+        let err = OpenAi::new(Some(ApiKey::new(KEY).unwrap()), OpenAiConfig::new("m", url)).unwrap_err();
+        assert!(matches!(err, AgentError::InsecureUrl(_)), "{url}: {err:?}");
+    }
+    for url in ["http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9", "https://10.1.2.3"] {
+        assert!(Anthropic::new(ApiKey::new(KEY).unwrap(), AnthropicConfig::new(MODEL, Some(url))).is_ok(), "{url}");
+    }
+}
+
+#[test]
 fn missing_key_is_reported() {
     if std::env::var_os("ANTHROPIC_API_KEY").is_some() {
         // Set here: run this very test again in a child process without it (removing it from

@@ -648,18 +648,16 @@ fn api_faults_and_the_budget_are_handled() {
 
 #[test]
 fn ctrl_c_is_recorded_and_the_run_resumes() {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
     require_bpf!();
     let (repo, before) = fixture();
     let cache = cache_dir();
     let base = repo.head();
-    // Every plan changes nothing; the second proposal takes 4 s to come.
-    const DELAY: Duration = Duration::from_secs(4);
+    // Every plan changes nothing; the second proposal is never answered (in this test's time):
+    // Ctrl-C must end the call in flight, not wait for it.
     let server = ModelServer::start(|call: &Call| {
         let plan = format!("TITLE: idea number {}\nWHY: it could help.\nHOW: nothing in the end.", call.conv + 1);
         match call.phase {
-            Phase::Propose if call.conv == 1 => text(&plan).set_delay(DELAY),
+            Phase::Propose if call.conv == 1 => text(&plan).set_delay(Duration::from_secs(3600)),
             Phase::Propose => text(&plan),
             Phase::Implement => text("Nothing to change."),
         }
@@ -669,7 +667,6 @@ fn ctrl_c_is_recorded_and_the_run_resumes() {
         optimize_command(repo.path(), cache.path(), &optimize_args(true, "ctrlc", &uri, &["--iterations", "2"]))
             .spawn()
             .unwrap();
-    let pid = child.id();
     // Wait for the second proposal request (the baseline comes first), then Ctrl-C while it is answered.
     // The run may first queue for the host's benchmark lock: as long as compare.rs waits for it.
     let deadline = Instant::now() + Duration::from_secs(1800);
@@ -684,17 +681,15 @@ fn ctrl_c_is_recorded_and_the_run_resumes() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let sent = Instant::now();
-    kill(Pid::from_raw(pid as i32), Signal::SIGINT).unwrap();
-    let out = finish(child);
+    let out = bfperf_tests::interrupt_and_finish(child, Duration::from_secs(30));
     eprintln!("--- xtask (interrupted), exit {}:\n{}", out.code, out.stderr);
-    assert!(sent.elapsed() < DELAY + Duration::from_secs(10), "xtask did not stop after the call in flight");
     assert_eq!(out.code, 130, "{}", show(&out));
     assert!(error_line(&out).contains("resume with cargo xtask optimize --resume ctrlc"), "{}", show(&out));
     let h = history(cache.path(), "ctrlc");
     assert_eq!(outcomes(&h), ["no_change", "interrupted"], "{}", show(&out));
     assert!(h["stopped"].as_str().unwrap().contains("interrupted"), "{}", h["stopped"]);
     assert_eq!(attempts(&h)[1]["step"], "propose", "cut short while proposing");
+    assert_spent_is_the_sum_of_attempts(&h);
     assert_worktree_clean(&h);
 
     let out = resume(&repo, cache.path(), &uri, "ctrlc", &["--iterations", "1"]);
@@ -710,6 +705,68 @@ fn ctrl_c_is_recorded_and_the_run_resumes() {
     assert!(system.contains("[no_change] idea number 1"), "{system}");
     assert_worktree_clean(&h);
     assert_eq!(branch_tip(&repo, "ctrlc"), base);
+    before.assert_unchanged(&repo);
+}
+
+/// The run's spending is what its attempts cost, interrupted ones included (the budget of --resume).
+fn assert_spent_is_the_sum_of_attempts(h: &Value) {
+    let sum: f64 = attempts(h).iter().map(|a| a["cost_usd"].as_f64().unwrap()).sum();
+    let spent = h["spent_usd"].as_f64().unwrap();
+    assert!((spent - sum).abs() < 1e-9, "spent_usd {spent} but the attempts cost {sum}");
+}
+
+#[test]
+fn ctrl_c_ends_an_agent_command_and_everything_it_started() {
+    require_bpf!();
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let base = repo.head();
+    // The agent notes where its prompt file is and its process group, starts a grandchild that
+    // sleeps, and sleeps itself: it would run for ten minutes.
+    let notes = tempfile::tempdir().unwrap();
+    let n = notes.path().display();
+    let agent = format!(
+        r#"echo "$BFPERF_PROMPT_FILE" > {n}/prompt; sh -c 'sleep 600; :' & echo $$ > {n}/pgid.tmp; mv {n}/pgid.tmp {n}/pgid; sleep 600"#
+    );
+    let args = optimize_args(true, "agentint", "http://127.0.0.1:9", &["--iterations", "1", "--agent-command", &agent]);
+    let mut child = optimize_command(repo.path(), cache.path(), &args).spawn().unwrap();
+    // (No time limit: the run may first queue for the host's benchmark lock, then builds its baseline.)
+    let pgid_file = notes.path().join("pgid");
+    while !pgid_file.exists() {
+        if child.try_wait().unwrap().is_some() {
+            panic!("xtask ended before its agent started:\n{}", show(&finish(child)));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pgid: i32 = std::fs::read_to_string(&pgid_file).unwrap().trim().parse().unwrap();
+    assert!(bfperf_tests::live_process_group_members(pgid).len() >= 2, "the agent and its grandchild run");
+    let out = bfperf_tests::interrupt_and_finish(child, Duration::from_secs(30));
+    eprintln!("--- xtask (interrupted), exit {}:\n{}", out.code, out.stderr);
+    assert_eq!(out.code, 130, "{}", show(&out));
+    assert!(error_line(&out).contains("resume with cargo xtask optimize --resume agentint"), "{}", show(&out));
+
+    // Nothing of the agent's is left: its whole group is gone, and so is the prompt file.
+    // (SIGKILL is delivered asynchronously: the members get a moment to die.)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !bfperf_tests::live_process_group_members(pgid).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the agent's group is still running: {:?}",
+            bfperf_tests::live_process_group_members(pgid)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let prompt = std::fs::read_to_string(notes.path().join("prompt")).unwrap();
+    assert!(!Path::new(prompt.trim()).exists(), "the prompt file {} was left behind", prompt.trim());
+
+    // The record has the attempt, cut short while proposing.
+    let h = history(cache.path(), "agentint");
+    assert_eq!(outcomes(&h), ["interrupted"], "{}", show(&out));
+    assert_eq!(attempts(&h)[0]["step"], "propose");
+    assert!(h["stopped"].as_str().unwrap().contains("interrupted"), "{}", h["stopped"]);
+    assert_spent_is_the_sum_of_attempts(&h);
+    assert_worktree_clean(&h);
+    assert_eq!(branch_tip(&repo, "agentint"), base);
     before.assert_unchanged(&repo);
 }
 
@@ -739,6 +796,19 @@ fn bad_input_gets_one_clear_error_and_leaves_nothing_behind() {
     let out = run(cmd);
     let line = only_line(&out);
     assert!(line.contains("ANTHROPIC_API_KEY is not set"), "{line}");
+    assert_nothing_created(&repo, cache.path());
+    before.assert_unchanged(&repo);
+
+    // Plain http:// to a host that is not loopback: refused at start-up, before anything
+    // connects anywhere (10.1.2.3 is never contacted) and before any build.
+    let out = run(optimize_command(
+        repo.path(),
+        cache.path(),
+        &optimize_args(true, "insecure", "http://10.1.2.3:80", &["--iterations", "1"]),
+    ));
+    let line = only_line(&out);
+    assert!(line.contains("http://10.1.2.3:80") && line.contains("loopback") && line.contains("https://"), "{line}");
+    assert_eq!(out.code, 1);
     assert_nothing_created(&repo, cache.path());
     before.assert_unchanged(&repo);
 

@@ -106,6 +106,7 @@ impl Machine {
     ) -> Result<RunResults> {
         match self {
             Machine::Local => {
+                let _isolated = crate::host::measuring()?;
                 let mut bench = bench_harness::bench::Bench::new(Bfcli::new(bfcli)?, sampling)
                     .context("cannot start the benchmark")?;
                 Ok(bench.run(cases, source, |_, c| on_case(&c.name), on_result)?)
@@ -138,6 +139,7 @@ impl Machine {
     ) -> Result<Comparison> {
         match self {
             Machine::Local => {
+                let _isolated = crate::host::measuring()?;
                 let side = |(p, i): (PathBuf, SideInfo)| -> Result<(Bfcli, SideInfo)> { Ok((Bfcli::new(p)?, i)) };
                 Ok(interleave::run(side(base)?, side(reference)?, cases, config, progress)?)
             }

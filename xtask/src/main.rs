@@ -347,10 +347,10 @@ struct CompareArgs {
 
 #[derive(Args, Debug)]
 struct HostArgs {
-    /// Pin the measuring process to this CPU.
+    /// Pin the measuring thread to this CPU while it measures (builds are not pinned).
     #[arg(long, value_name = "CPU")]
     cpu_pin: Option<usize>,
-    /// Measure under SCHED_FIFO so nothing preempts a sample.
+    /// Measure under SCHED_FIFO so nothing preempts a sample (the measuring thread only).
     #[arg(long)]
     no_preempt: bool,
     /// Bind CPUs and memory to this NUMA node.
@@ -384,7 +384,7 @@ impl HostArgs {
         }
     }
 
-    /// Enter the slice (re-exec), take the host lock, apply isolation.
+    /// Enter the slice (re-exec), take the host lock, check and install the measuring isolation.
     fn enter(&self, cache: &std::path::Path, what: &str) -> Result<Option<lock::RunLock>> {
         // Privileges first: an unprivileged user gets the one line that says what to do,
         // not an error about a lock file owned by root.
@@ -395,8 +395,8 @@ impl HostArgs {
             }
         }
         let held = lock::RunLock::acquire(&lock::default_path(cache), self.wait(), what)?;
-        for line in self.isolation().apply()? {
-            eprintln!("host: {line}");
+        for line in self.isolation().install()? {
+            eprintln!("host: while measuring: {line}");
         }
         Ok(Some(held))
     }

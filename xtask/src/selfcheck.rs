@@ -56,7 +56,10 @@ pub fn aa(
     let mut widths = vec![];
     let mut out = AaOutcome { runs: 0, verdicts: 0, false_verdicts: 0, median_ci_width_pct: 0.0 };
     for run in 0..runs {
-        let c = interleave::run(side(), side(), &selected, config, |_| {})?;
+        let c = {
+            let _isolated = crate::host::measuring()?;
+            interleave::run(side(), side(), &selected, config, |_| {})?
+        };
         for case in c.cases.iter().filter(|x| x.is_ok()) {
             if let (Some(est), Some(change)) = (case.estimate, case.change) {
                 out.verdicts += 1;
@@ -77,5 +80,6 @@ pub fn aa(
 pub fn power(reps: usize, config: CompareConfig, on_point: impl FnMut(&PowerPoint)) -> Result<Vec<PowerPoint>> {
     // Extra instructions on top of a 64-instruction base: from well under 1 %
     // of the program's cost to several %.
+    let _isolated = crate::host::measuring()?;
     Ok(selfcheck::power(64, &[1, 2, 4, 8, 16, 32], reps, &config, on_point)?)
 }

@@ -177,7 +177,7 @@ impl Model for Anthropic {
             let estimate = self.budget.estimate_next_call(self.worst_case_usd(&body, max_tokens));
             self.budget.check_before_call(estimate)?;
 
-            let reply = Reply::parse(&self.poster.post(&body)?)?;
+            let reply = Reply::parse(&self.poster.post(&body).map_err(|e| e.with_usage(&usage))?)?;
             usage.add(&reply.usage);
             self.budget.record(reply.usage.cost_usd(&self.config.model));
             thinking.extend(reply.thinking.iter().cloned());

@@ -4,16 +4,19 @@
 //! on standard input and in a file named by `BFPERF_PROMPT_FILE` (kept outside the worktree so it
 //! never shows up in the diff). Its standard output is the answer. It gets no [`ToolHost`]: it
 //! edits files with its own tools, and the caller enforces the scope on the resulting diff.
-//! The command runs in its own process group, which is killed when the command ends or times out,
-//! so nothing it started is left running.
+//! The command runs in its own process group, which is killed when the command ends, times out or
+//! is interrupted (Ctrl-C: SIGTERM, then SIGKILL a second later), and when this process is forced
+//! out by a second Ctrl-C; the group's leader also dies with us (`PR_SET_PDEATHSIG`) if we are
+//! killed outright. The prompt file goes in all these cases but the last.
 
 use super::{AgentError, Conversation, Model, Outcome, ToolHost};
+use bench_harness::interrupt::{self, ForcedExitGuard};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -56,7 +59,9 @@ impl AgentCommand {
             .and_then(|_| prompt_file.flush())
             .map_err(|e| spawn_error(format!("cannot write the prompt file: {e}")))?;
 
-        let mut child = Command::new("sh")
+        let parent = std::process::id();
+        let mut command = Command::new("sh");
+        command
             .arg("-c")
             .arg(&self.command)
             .current_dir(&self.dir)
@@ -64,10 +69,24 @@ impl AgentCommand {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| spawn_error(format!("{e} (in {})", self.dir.display())))?;
-        let group = Pid::from_raw(child.id() as i32);
+            .process_group(0);
+        // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                // Die with the thread that started us, even if it is killed outright (SIGKILL):
+                // the group's other members are then ended by nobody, but the agent itself is.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died before the prctl: then no signal would ever come.
+                if libc::getppid() as u32 != parent {
+                    return Err(std::io::Error::other("bfperf exited while starting the agent"));
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(|e| spawn_error(format!("{e} (in {})", self.dir.display())))?;
+        let mut group = Group::new(Pid::from_raw(child.id() as i32), prompt_file.path().to_owned());
 
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let prompt_owned = prompt.to_string();
@@ -81,16 +100,22 @@ impl AgentCommand {
             match child.try_wait() {
                 Ok(Some(status)) => break Some(status),
                 Ok(None) if Instant::now() >= deadline => break None,
-                Ok(None) => thread::sleep(Duration::from_millis(20)),
+                Ok(None) => {
+                    if let Err(e) = super::check_interrupt() {
+                        group.stop(&mut child);
+                        return Err(e);
+                    }
+                    thread::sleep(Duration::from_millis(20))
+                }
                 Err(e) => {
-                    let _ = killpg(group, Signal::SIGKILL);
+                    group.kill();
                     let _ = child.wait();
                     return Err(spawn_error(format!("cannot wait for it: {e}")));
                 }
             }
         };
-        // Whatever the command left running in its group goes too (ESRCH when nothing is left).
-        let _ = killpg(group, Signal::SIGKILL);
+        // Whatever the command left running in its group goes too.
+        group.kill();
         let Some(status) = status else {
             let _ = child.wait();
             return Err(AgentError::CommandTimedOut { command: self.command.clone(), timeout: self.timeout });
@@ -115,6 +140,50 @@ impl Model for AgentCommand {
     fn converse(&mut self, req: &Conversation, _tools: &mut dyn ToolHost) -> Result<Outcome, AgentError> {
         let prompt = format!("{}\n\n{}\n", req.system.trim_end(), req.user.trim_end());
         Ok(Outcome { text: self.run(&prompt)?, ..Outcome::default() })
+    }
+}
+
+/// The running command's process group: killed on drop (every way out of [`AgentCommand::run`],
+/// panics included), and with the prompt file removed if a second Ctrl-C forces the process out
+/// (no destructor runs then).
+struct Group {
+    leader: Pid,
+    killed: bool,
+    _forced: ForcedExitGuard,
+}
+
+impl Group {
+    fn new(leader: Pid, prompt_file: PathBuf) -> Group {
+        let forced = interrupt::on_forced_exit(move || {
+            let _ = killpg(leader, Signal::SIGKILL);
+            let _ = std::fs::remove_file(&prompt_file);
+        });
+        Group { leader, killed: false, _forced: forced }
+    }
+
+    /// SIGKILL to every member (ESRCH when nothing is left is fine).
+    fn kill(&mut self) {
+        let _ = killpg(self.leader, Signal::SIGKILL);
+        self.killed = true;
+    }
+
+    /// Ask the group to stop (SIGTERM), give it a second, then kill it and reap the leader.
+    fn stop(&mut self, child: &mut Child) {
+        let _ = killpg(self.leader, Signal::SIGTERM);
+        let grace = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < grace && matches!(child.try_wait(), Ok(None)) {
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if !self.killed {
+            self.kill();
+        }
     }
 }
 
@@ -149,6 +218,7 @@ fn tail(text: &str, lines: usize, max_chars: usize) -> String {
 mod tests {
     use super::*;
     use crate::agent::{Effort, NoTools};
+    use std::path::Path;
 
     #[test]
     fn prompt_arrives_on_stdin_and_in_the_file() {
@@ -180,6 +250,42 @@ mod tests {
         let start = Instant::now();
         assert!(matches!(cmd.run("x"), Err(AgentError::CommandTimedOut { .. })));
         assert!(start.elapsed() < Duration::from_secs(10));
+    }
+
+    /// Members of process group `pgid` that are still alive (zombies are dead).
+    fn live_members(pgid: i32) -> Vec<i32> {
+        let mut live = vec![];
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+            let fields: Vec<&str> = rest.split(' ').collect();
+            // Fields 3 (state) and 5 (process group) of stat.
+            if fields[2].parse() == Ok(pgid) && fields[0] != "Z" {
+                live.push(pid);
+            }
+        }
+        live
+    }
+
+    #[test]
+    fn ctrl_c_ends_the_command_its_group_and_the_prompt_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = r#"echo "$BFPERF_PROMPT_FILE" > prompt; sh -c 'sleep 600' & echo $$ > pgid.tmp; mv pgid.tmp pgid; sleep 600"#;
+        let cmd = AgentCommand::new(script, dir.path());
+        let started = dir.path().join("pgid");
+        crate::agent::tests::interrupt_this_thread_when(move || started.exists());
+        let err = cmd.run("the prompt").unwrap_err();
+        assert!(matches!(err, AgentError::Interrupted { .. }), "{err}");
+        let prompt = std::fs::read_to_string(dir.path().join("prompt")).unwrap();
+        assert!(!Path::new(prompt.trim()).exists(), "the prompt file {} is left", prompt.trim());
+        let pgid: i32 = std::fs::read_to_string(dir.path().join("pgid")).unwrap().trim().parse().unwrap();
+        // SIGKILL is delivered asynchronously: allow the members a moment to die.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !live_members(pgid).is_empty() {
+            assert!(Instant::now() < deadline, "still running: {:?}", live_members(pgid));
+            thread::sleep(Duration::from_millis(50));
+        }
     }
 
     #[test]

@@ -16,6 +16,29 @@ pub enum AgentError {
     #[error("an OpenAI-compatible endpoint needs --api-base-url (e.g. http://127.0.0.1:8080/v1)")]
     MissingBaseUrl,
 
+    /// A plain `http://` URL to a host other than loopback: the key would cross the network in clear.
+    #[error("refusing the model API URL {0}: plain http:// is only allowed to a loopback address (127.0.0.1, ::1, localhost); use https://")]
+    InsecureUrl(String),
+
+    /// The API answered with a redirect, which is not followed (the key would go along).
+    #[error("the model API at {url} answered with a redirect (HTTP {status} to {location}); redirects are not followed, so the key goes nowhere else: set --api-base-url (or ANTHROPIC_BASE_URL) to the final address")]
+    Redirected {
+        /// The URL that was called.
+        url: String,
+        /// The 3xx status.
+        status: u16,
+        /// Where it pointed (`nowhere` without a `location` header).
+        location: String,
+    },
+
+    /// Ctrl-C during a model call or an agent command, which was ended.
+    #[error("interrupted (Ctrl-C) during the model call")]
+    Interrupted {
+        /// What the conversation used before it was cut short (the call in flight is not counted:
+        /// its usage is unknown).
+        usage: crate::agent::Usage,
+    },
+
     /// The API refused the key (HTTP 401 or 403).
     #[error("the API rejected the key (HTTP {status}): check {key_var}")]
     Unauthorized {

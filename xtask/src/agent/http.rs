@@ -5,13 +5,24 @@
 //! wrong), other 4xx (the request is wrong), a request timeout (it would only time out again), and
 //! a 2xx whose body is not JSON. The API key travels in a header marked sensitive and is scrubbed
 //! from any API message quoted in an error.
+//!
+//! Where the key may go: redirects are never followed (reqwest drops `Authorization` on a
+//! cross-origin redirect but not `x-api-key`), a 3xx is an error naming the target, and plain
+//! `http://` is only accepted to a loopback address, checked before any connection ([`check_url`]).
+//!
+//! A call in flight ends within [`POLL`] of Ctrl-C: the blocking request runs on a worker thread
+//! while the caller polls [`bench_harness::interrupt`]; an interrupted call's answer is dropped.
 
 use super::{AgentError, ApiKey};
 use rand::Rng;
 use reqwest::blocking::Client;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use serde_json::Value;
+use std::sync::mpsc;
 use std::time::Duration;
+
+/// How often a waiting call looks at the interrupt flag.
+pub const POLL: Duration = Duration::from_millis(100);
 
 /// When and how often to retry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +100,14 @@ impl std::fmt::Debug for JsonPoster {
     }
 }
 
+/// What one request brought back, from the worker thread that made it.
+enum Sent {
+    /// No response (connection refused, timeout...).
+    Failed(reqwest::Error),
+    /// A response: its status, `retry-after`, `location` and body.
+    Answer { status: u16, retry_after: Option<Duration>, location: Option<String>, text: reqwest::Result<String> },
+}
+
 /// Why the last try failed, before it becomes an [`AgentError`].
 enum Failure {
     Connect(String),
@@ -107,10 +126,7 @@ impl JsonPoster {
         key_var: &'static str,
         config: &HttpConfig,
     ) -> Result<Self, AgentError> {
-        let parsed = reqwest::Url::parse(&url)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| AgentError::Unreachable(url.clone(), "not a valid http(s) URL".into()))?;
+        let parsed = check_url(&url)?;
         let mut map = HeaderMap::new();
         map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for h in headers {
@@ -120,8 +136,10 @@ impl JsonPoster {
             value.set_sensitive(h.sensitive);
             map.insert(HeaderName::from_static(h.name), value);
         }
-        let mut builder =
-            Client::builder().timeout(config.timeout).user_agent(concat!("bfperf/", env!("CARGO_PKG_VERSION")));
+        let mut builder = Client::builder()
+            .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("bfperf/", env!("CARGO_PKG_VERSION")));
         if is_loopback(&parsed) {
             // A local model or test server: never send its traffic through a proxy.
             builder = builder.no_proxy();
@@ -136,28 +154,31 @@ impl JsonPoster {
     }
 
     /// POST `body`, retrying per the policy, and return the response's JSON.
+    ///
+    /// Ctrl-C ends the call (and any wait between tries) with [`AgentError::Interrupted`].
     pub(crate) fn post(&self, body: &Value) -> Result<Value, AgentError> {
+        let body =
+            serde_json::to_vec(body).map_err(|e| AgentError::Malformed(format!("cannot encode the request: {e}")))?;
         let tries = self.retry.max_tries.max(1);
         let mut last = Failure::Connect(String::new());
         for attempt in 1..=tries {
             let mut retry_after = None;
-            match self.client.post(&self.url).headers(self.headers.clone()).json(body).send() {
-                Err(e) if e.is_timeout() => {
+            match self.send(body.clone())? {
+                Sent::Failed(e) if e.is_timeout() => {
                     return Err(AgentError::Unreachable(self.url.clone(), self.timeout_reason()));
                 }
-                Err(e) if e.is_connect() => last = Failure::Connect(self.scrub(&root_cause(&e))),
-                Err(e) => last = Failure::Connect(self.scrub(&error_chain(&e.without_url()))),
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    retry_after = resp.headers().get(RETRY_AFTER).and_then(parse_retry_after);
-                    let text = match resp.text() {
+                Sent::Failed(e) if e.is_connect() => last = Failure::Connect(self.scrub(&root_cause(&e))),
+                Sent::Failed(e) => last = Failure::Connect(self.scrub(&error_chain(&e.without_url()))),
+                Sent::Answer { status, retry_after: ra, location, text } => {
+                    retry_after = ra;
+                    let text = match text {
                         Ok(t) => t,
                         Err(e) if e.is_timeout() => {
                             return Err(AgentError::Unreachable(self.url.clone(), self.timeout_reason()));
                         }
                         Err(e) => {
                             last = Failure::Connect(self.scrub(&error_chain(&e.without_url())));
-                            self.pause(attempt, tries, retry_after);
+                            self.pause(attempt, tries, retry_after)?;
                             continue;
                         }
                     };
@@ -167,6 +188,10 @@ impl JsonPoster {
                                 AgentError::Malformed(format!("response is not JSON ({e}): {}", self.excerpt(&text)))
                             });
                         }
+                        300..=399 => {
+                            let to = location.map(|l| self.excerpt(&l)).unwrap_or_else(|| "nowhere".into());
+                            return Err(AgentError::Redirected { url: self.url.clone(), status, location: to });
+                        }
                         401 | 403 => return Err(AgentError::Unauthorized { status, key_var: self.key_var }),
                         429 => last = Failure::RateLimited(self.detail(&text)),
                         529 => last = Failure::Overloaded(self.detail(&text)),
@@ -175,7 +200,7 @@ impl JsonPoster {
                     }
                 }
             }
-            self.pause(attempt, tries, retry_after);
+            self.pause(attempt, tries, retry_after)?;
         }
         Err(match last {
             Failure::Connect(reason) => {
@@ -187,10 +212,51 @@ impl JsonPoster {
         })
     }
 
-    fn pause(&self, attempt: u32, tries: u32, retry_after: Option<Duration>) {
-        if attempt < tries {
-            std::thread::sleep(self.retry.delay(attempt, retry_after));
+    /// One request, made on a worker thread so that Ctrl-C ends the wait: blocking reqwest
+    /// cannot be cancelled, so an interrupted request is left to its thread and its answer dropped
+    /// (the process is about to exit; the request timeout bounds the thread otherwise).
+    fn send(&self, body: Vec<u8>) -> Result<Sent, AgentError> {
+        super::check_interrupt()?;
+        let request = self.client.post(&self.url).headers(self.headers.clone()).body(body);
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("bfperf-model-call".into())
+            .spawn(move || {
+                let sent = match request.send() {
+                    Err(e) => Sent::Failed(e),
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        let header = |name| resp.headers().get(name);
+                        let retry_after = header(RETRY_AFTER).and_then(parse_retry_after);
+                        let location = header(LOCATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+                        Sent::Answer { status, retry_after, location, text: resp.text() }
+                    }
+                };
+                // The receiver is gone when the call was interrupted: nobody wants the answer.
+                let _ = tx.send(sent);
+            })
+            .map_err(|e| AgentError::Unreachable(self.url.clone(), format!("cannot start the request thread: {e}")))?;
+        loop {
+            match rx.recv_timeout(POLL) {
+                Ok(sent) => return Ok(sent),
+                Err(mpsc::RecvTimeoutError::Timeout) => super::check_interrupt()?,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(AgentError::Unreachable(self.url.clone(), "the request thread died".into()));
+                }
+            }
         }
+    }
+
+    /// Wait before the next try (none after the last), in slices so that Ctrl-C ends the wait.
+    fn pause(&self, attempt: u32, tries: u32, retry_after: Option<Duration>) -> Result<(), AgentError> {
+        if attempt < tries {
+            let until = std::time::Instant::now() + self.retry.delay(attempt, retry_after);
+            while let Some(left) = until.checked_duration_since(std::time::Instant::now()).filter(|d| !d.is_zero()) {
+                super::check_interrupt()?;
+                std::thread::sleep(left.min(POLL));
+            }
+        }
+        super::check_interrupt()
     }
 
     fn timeout_reason(&self) -> String {
@@ -228,10 +294,25 @@ fn parse_retry_after(v: &HeaderValue) -> Option<Duration> {
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
 }
 
+/// Parse a model API URL and refuse what would expose the key: anything but `http(s)`, and plain
+/// `http://` to a host other than loopback (127.0.0.0/8, `::1`, `localhost`). Nothing is resolved
+/// or connected here, so a refused URL never sees a packet.
+pub fn check_url(url: &str) -> Result<reqwest::Url, AgentError> {
+    let parsed = reqwest::Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .ok_or_else(|| AgentError::Unreachable(url.to_string(), "not a valid http(s) URL".into()))?;
+    if parsed.scheme() == "http" && !is_loopback(&parsed) {
+        return Err(AgentError::InsecureUrl(url.to_string()));
+    }
+    Ok(parsed)
+}
+
 fn is_loopback(url: &reqwest::Url) -> bool {
     let Some(host) = url.host_str() else { return false };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// The innermost cause of an error ("Connection refused (os error 111)").
@@ -304,6 +385,64 @@ mod tests {
             ("https://api.anthropic.com/", false),
         ] {
             assert_eq!(is_loopback(&reqwest::Url::parse(u).unwrap()), want, "{u}");
+        }
+    }
+
+    /// A loopback server that accepts one connection, reads the request, answers `response`
+    /// (nothing when `None`) and keeps the connection open; `accepted` is set once it has read.
+    fn one_shot_server(response: Option<&'static str>) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let accepted = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = accepted.clone();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 65536];
+            let _ = conn.read(&mut buf);
+            if let Some(r) = response {
+                let _ = conn.write_all(r.as_bytes());
+            }
+            flag.store(true, Ordering::SeqCst);
+            // Hold the connection until the client goes away.
+            let _ = conn.read(&mut buf);
+        });
+        (url, accepted)
+    }
+
+    #[test]
+    fn ctrl_c_ends_a_call_that_is_never_answered() {
+        let (url, accepted) = one_shot_server(None);
+        // The request timeout is the hang guard: without the interrupt the call ends with it.
+        let config = HttpConfig { timeout: Duration::from_secs(60), retry: RetryPolicy::default() };
+        let poster = JsonPoster::new(url, vec![], None, "K", &config).unwrap();
+        crate::agent::tests::interrupt_this_thread_when(move || accepted.load(std::sync::atomic::Ordering::SeqCst));
+        let err = poster.post(&serde_json::json!({})).unwrap_err();
+        assert!(matches!(err, AgentError::Interrupted { .. }), "{err}");
+    }
+
+    #[test]
+    fn ctrl_c_ends_the_wait_before_a_retry() {
+        let answer = "HTTP/1.1 529 Overloaded\r\nretry-after: 600\r\ncontent-length: 0\r\n\r\n";
+        let (url, answered) = one_shot_server(Some(answer));
+        let retry = RetryPolicy { retry_after_cap: Duration::from_secs(600), ..RetryPolicy::default() };
+        let poster = JsonPoster::new(url, vec![], None, "K", &HttpConfig { retry, ..HttpConfig::default() }).unwrap();
+        crate::agent::tests::interrupt_this_thread_when(move || answered.load(std::sync::atomic::Ordering::SeqCst));
+        let err = poster.post(&serde_json::json!({})).unwrap_err();
+        assert!(matches!(err, AgentError::Interrupted { .. }), "{err}");
+    }
+
+    #[test]
+    fn plain_http_goes_to_loopback_only() {
+        for url in ["http://10.1.2.3:80/v1", "http://example.com/v1", "http://[2001:db8::1]:8080/v1"] {
+            let err = check_url(url).unwrap_err();
+            assert!(matches!(err, AgentError::InsecureUrl(_)), "{url}: {err}");
+        }
+        for url in
+            ["http://127.0.0.1:9/", "http://127.9.8.7/", "http://LOCALHOST:1/", "http://[::1]:2/", "https://10.1.2.3/"]
+        {
+            assert!(check_url(url).is_ok(), "{url}");
         }
     }
 

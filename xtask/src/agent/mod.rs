@@ -30,6 +30,29 @@ pub use error::AgentError;
 pub use secret::ApiKey;
 pub use tools::FileTools;
 
+/// `Err(Interrupted)` once Ctrl-C was pressed ([`bench_harness::interrupt`]), polled while a model
+/// call or an agent command is waited for. Unit tests interrupt one thread only ([`tests::interrupt_this_thread_when`]).
+pub(crate) fn check_interrupt() -> Result<(), AgentError> {
+    #[cfg(test)]
+    if tests::INTERRUPT_WHEN.with(|when| when.borrow().as_ref().is_some_and(|pressed| pressed())) {
+        return Err(AgentError::Interrupted { usage: Usage::default() });
+    }
+    if bench_harness::interrupt::requested() {
+        return Err(AgentError::Interrupted { usage: Usage::default() });
+    }
+    Ok(())
+}
+
+impl AgentError {
+    /// For a conversation cut short by Ctrl-C: the same error carrying `usage`, what it used so far.
+    pub(crate) fn with_usage(self, used: &Usage) -> AgentError {
+        match self {
+            AgentError::Interrupted { .. } => AgentError::Interrupted { usage: *used },
+            other => other,
+        }
+    }
+}
+
 /// A backend that can hold a tool-using conversation with a model.
 pub trait Model {
     /// Run a conversation until the model stops calling tools or `max_turns` is hit.
@@ -226,9 +249,25 @@ pub(crate) fn dispatch(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
+    use std::cell::RefCell;
+
+    /// A condition standing for "Ctrl-C was pressed".
+    type Pressed = Box<dyn Fn() -> bool>;
+
+    thread_local! {
+        /// Ctrl-C as [`check_interrupt`] sees it on this test thread only (the real flag is
+        /// process-wide and cannot be cleared).
+        pub(crate) static INTERRUPT_WHEN: RefCell<Option<Pressed>> = const { RefCell::new(None) };
+    }
+
+    /// Make [`check_interrupt`] fail on this thread once `pressed` holds (polled while a model
+    /// call or a command is waited for), so a test interrupts at a known point, not after a delay.
+    pub(crate) fn interrupt_this_thread_when(pressed: impl Fn() -> bool + 'static) {
+        INTERRUPT_WHEN.with(|when| *when.borrow_mut() = Some(Box::new(pressed)));
+    }
 
     #[test]
     fn effort_parses_and_prints() {

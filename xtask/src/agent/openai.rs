@@ -140,7 +140,7 @@ impl Model for OpenAi {
             }
             self.budget.check_before_call(self.budget.estimate_next_call(self.worst_case_usd(&body)))?;
 
-            let reply = Reply::parse(&self.poster.post(&body)?)?;
+            let reply = Reply::parse(&self.poster.post(&body).map_err(|e| e.with_usage(&usage))?)?;
             usage.add(&reply.usage);
             self.budget.record(self.config.price().cost_usd(&reply.usage));
             thinking.extend(reply.reasoning.clone());

@@ -145,8 +145,18 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
     );
 
     // Check model access before any slow step (worktree, baseline build).
-    if opts.backend == Backend::Anthropic {
-        agent::ApiKey::from_env("ANTHROPIC_API_KEY").ok_or(AgentError::MissingApiKey)?;
+    // Where the key would go is checked here too, before anything connects anywhere.
+    match &opts.backend {
+        Backend::Anthropic => {
+            agent::ApiKey::from_env("ANTHROPIC_API_KEY").ok_or(AgentError::MissingApiKey)?;
+            agent::http::check_url(&agent::anthropic::resolve_base_url(opts.api_base_url.as_deref()))?;
+        }
+        Backend::OpenAi => {
+            if let Some(base) = &opts.api_base_url {
+                agent::http::check_url(base)?;
+            }
+        }
+        Backend::Command(_) => {}
     }
     let live = opts.serve.map(serve::Dashboard::start).transpose()?;
     if let Some(d) = &live {
@@ -176,6 +186,8 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
                 attempt.outcome = Some(Outcome::Interrupted);
                 // Cut short after its commit (validating, evaluating): the commit goes too.
                 reset_worktree(&worktree, Some(kept_tip(&record)?))?;
+                // What its finished model calls cost is spent all the same (the budget of --resume).
+                record.spent_usd += attempt.cost_usd;
                 record.attempts.push(attempt);
                 record.stopped = Some("interrupted (Ctrl-C); continue with --resume".into());
                 record.save(&history)?;
@@ -511,9 +523,20 @@ fn plan_field<'a>(plan: &'a str, field: &str) -> Option<&'a str> {
 }
 
 fn account(attempt: &mut Attempt, outcome: &agent::Outcome, model: &str) {
-    attempt.tokens.0 += outcome.usage.input_tokens;
-    attempt.tokens.1 += outcome.usage.output_tokens;
-    attempt.cost_usd += outcome.usage.cost_usd(model);
+    charge(attempt, &outcome.usage, model);
+}
+
+fn charge(attempt: &mut Attempt, usage: &agent::Usage, model: &str) {
+    attempt.tokens.0 += usage.input_tokens;
+    attempt.tokens.1 += usage.output_tokens;
+    attempt.cost_usd += usage.cost_usd(model);
+}
+
+/// A conversation cut short by Ctrl-C still used the tokens of its finished calls.
+fn charge_interrupted<T>(attempt: &mut Attempt, result: &std::result::Result<T, AgentError>, model: &str) {
+    if let Err(AgentError::Interrupted { usage }) = result {
+        charge(attempt, usage, model);
+    }
 }
 
 fn model_error(e: AgentError) -> Outcome {
@@ -558,6 +581,7 @@ fn attempt_once(
     };
     let proposed = model.converse(&conv, &mut read_tools);
     spin.finish_and_clear();
+    charge_interrupted(attempt, &proposed, &opts.model);
     bench_harness::interrupt::check()?;
     attempt.refusals.extend(read_tools.refusals().iter().cloned());
     // Proposing is read-only. Our tools cannot write, but an agent command can: what it
@@ -599,6 +623,7 @@ fn attempt_once(
         let conv = Conversation { system: system.clone(), user, max_turns: opts.max_turns, effort: opts.effort };
         let implemented = model.converse(&conv, &mut tools);
         spin.finish_and_clear();
+        charge_interrupted(attempt, &implemented, &opts.model);
         bench_harness::interrupt::check()?;
         attempt.refusals.extend(tools.refusals().iter().cloned());
         attempt.timings.push((Step::Implement, t.elapsed().as_secs_f64()));

@@ -208,15 +208,20 @@ fn cases_named(all: &[Case], names: &[String]) -> Result<Vec<Case>> {
         .collect()
 }
 
+/// The isolation of a measuring request, applied to this thread as locally ([`Isolation::scope`]).
+fn isolate(isolation: &Isolation, emit: &dyn Fn(&Event)) -> Result<crate::host::Scope> {
+    let scope = isolation.scope()?;
+    for line in scope.applied() {
+        emit(&Event::Note(format!("host: while measuring: {line}")));
+    }
+    Ok(scope)
+}
+
 fn handle(envelope: Envelope, emit: &dyn Fn(&Event)) -> Result<serde_json::Value> {
     let _lock = if envelope.request.measures() {
         let wait = if envelope.wait { lock::Wait::Yes } else { lock::Wait::No };
         std::fs::create_dir_all(&envelope.root)?;
-        let held = lock::RunLock::acquire(&lock::default_path(&envelope.root), wait, &envelope.what)?;
-        for line in envelope.isolation.apply()? {
-            emit(&Event::Note(format!("host: {line}")));
-        }
-        Some(held)
+        Some(lock::RunLock::acquire(&lock::default_path(&envelope.root), wait, &envelope.what)?)
     } else {
         None
     };
@@ -262,6 +267,7 @@ fn handle(envelope: Envelope, emit: &dyn Fn(&Event)) -> Result<serde_json::Value
         }
         Request::Bench { bfcli, cases, sampling, source } => {
             let cases = cases_named(&all, &cases)?;
+            let _isolated = isolate(&envelope.isolation, emit)?;
             let refs: Vec<&Case> = cases.iter().collect();
             let mut bench = bench_harness::bench::Bench::new(Bfcli::new(bfcli)?, sampling)?;
             let results = bench.run(
@@ -274,6 +280,7 @@ fn handle(envelope: Envelope, emit: &dyn Fn(&Event)) -> Result<serde_json::Value
         }
         Request::Compare { base, reference, cases, config } => {
             let cases = cases_named(&all, &cases)?;
+            let _isolated = isolate(&envelope.isolation, emit)?;
             let refs: Vec<&Case> = cases.iter().collect();
             let side =
                 |(path, info): (PathBuf, SideInfo)| -> Result<(Bfcli, SideInfo)> { Ok((Bfcli::new(path)?, info)) };
