@@ -297,6 +297,56 @@ fn a_host_without_bpf_is_refused_and_left_as_it_was() {
     assert!(!host.dir().join("bin").exists(), "the uploaded harness and its directory are removed");
 }
 
+/// The name bfperf gives its harness on the host (`remote::Remote::connect`): a planted file of
+/// that name is what root would run there.
+fn harness_name() -> String {
+    let meta = bfperf_tests::xtask_bin().metadata().unwrap();
+    let mtime = meta.modified().unwrap().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("bfperf-{:x}-{:x}", meta.len(), mtime)
+}
+
+#[test]
+fn a_remote_dir_another_user_made_or_may_write_to_is_refused_untouched() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(host) = Host::start(SshdOptions::default()) else { return };
+    let cache = tempfile::tempdir().unwrap();
+    let repo = FixtureRepo::new();
+    let dir = host.dir();
+    let marker = host.remote.path().join("the planted harness ran");
+    let listing = |d: &Path| {
+        let out = Command::new("find").arg(d).args(["-printf", "%p %U %m\n"]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let prefix = format!("error: --remote-dir {} on {}: ", dir.display(), host.sshd.host());
+    for (uid, mode, problem) in [
+        (65534, 0o755, format!("{} is owned by uid 65534, not by this login (uid 0): another user may have made it; remove it", dir.display())),
+        (0, 0o777, format!("{} (drwxrwxrwx) is writable by other users: another user could replace what bfperf runs there; chmod go-w", dir.display())),
+    ] {
+        // Another user's directory, with a "harness" of the very name this bfperf would run.
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        let planted = dir.join("bin").join(harness_name());
+        std::fs::write(&planted, format!("#!/bin/sh\ntouch '{}'\n", marker.display())).unwrap();
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.join("keep"), "theirs").unwrap();
+        std::os::unix::fs::chown(&dir, Some(uid), Some(uid)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        let before = listing(&dir);
+        let e = error_line(&run("bench", repo.path(), &["--filter", "xdp__prologue"], &host.args(), cache.path()));
+        assert!(e.starts_with(&prefix) && e.contains(&problem), "{e}");
+        assert!(!marker.exists(), "nothing ran there");
+        assert_eq!(listing(&dir), before, "nothing was removed, added or changed there");
+        assert!(!cache.path().join("hosts").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    // A parent others may write to (not sticky): refused before bfperf creates anything in it.
+    std::fs::set_permissions(host.remote.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = error_line(&run("bench", repo.path(), &["--filter", "xdp__prologue"], &host.args(), cache.path()));
+    let problem = format!("{} (drwxrwxrwx) is writable by other users", host.remote.path().display());
+    assert!(e.starts_with(&prefix) && e.contains(&problem), "{e}");
+    assert!(!dir.exists(), "nothing created on the host");
+}
+
 #[test]
 fn ctrl_c_stops_the_host_side_and_cleans_up_both_ends() {
     require_bpf!();

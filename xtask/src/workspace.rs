@@ -33,14 +33,30 @@ pub fn root() -> Result<PathBuf> {
     Ok(meta.workspace_root.into_std_path_buf())
 }
 
-/// A stable, filesystem-safe key for a path (build directories per source tree).
+/// 16 hex digits of the SHA-256 of `parts`, each preceded by its length
+/// (64-bit little-endian, so `["ab", "c"]` and `["a", "bc"]` differ): a key
+/// that, unlike std's `DefaultHasher`, is the same for every Rust release
+/// and platform, so caches keyed by it survive a toolchain upgrade.
+pub fn stable_key<P: AsRef<[u8]>>(parts: impl IntoIterator<Item = P>) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        let p = p.as_ref();
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A stable, filesystem-safe key for a path (build directories per source
+/// tree): its last component and [`stable_key`] of the path as components
+/// (`/a/b/` and `/a/./b` are `/a/b`).
 pub fn path_key(path: &Path) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    path.hash(&mut h);
+    use std::os::unix::ffi::OsStrExt as _;
+    let canonical: PathBuf = path.components().collect();
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("root");
     let name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-    format!("{name}-{:016x}", h.finish())
+    format!("{name}-{}", stable_key([canonical.as_os_str().as_bytes()]))
 }
 
 #[cfg(test)]
@@ -61,5 +77,16 @@ mod tests {
         assert_eq!(a, path_key(Path::new("/src/bpfilter")));
         assert_ne!(a, path_key(Path::new("/other/bpfilter")));
         assert!(a.starts_with("bpfilter-"));
+        assert_eq!(path_key(Path::new("/src/bpfilter/")), a);
+        assert_eq!(path_key(Path::new("/src/./bpfilter")), a);
+    }
+
+    #[test]
+    fn keys_are_fixed_across_toolchains() {
+        // SHA-256 of the length-prefixed parts (checked with Python's hashlib), first 8 bytes.
+        assert_eq!(stable_key(["a", "bc"]), "9a8acca1b6c6c0be");
+        assert_ne!(stable_key(["ab", "c"]), stable_key(["a", "bc"]));
+        assert_eq!(path_key(Path::new("/src/bpfilter")), "bpfilter-7fd0e3d2d8646956");
+        assert_eq!(path_key(Path::new("/")), "root-52849b4b58a8286b");
     }
 }

@@ -140,9 +140,58 @@ impl Repo {
         format!("bfperf-{slot}-{}", &hash[..hash.len().min(8)])
     }
 
+    /// Remove this repository's slots that an earlier bfperf made beside
+    /// `dir` under another key scheme: keys were `DefaultHasher` hashes, whose
+    /// value may change with any Rust release. A slot `<root>/<key>/<slot>`
+    /// (`<root>`: `dir`'s parent) named `bfperf-<slot>-<hash>` whose hash is
+    /// not that of `<root>/<key>` today is such a leftover (this repository's,
+    /// since its metadata is in this repository): its worktree and metadata
+    /// go, and, when `<root>` is a cache's `worktrees/`, that key's `builds/`
+    /// and `results/` beside it (see compare::RepoCache, history::cache),
+    /// unreachable under the new key. Slots of the current scheme are never
+    /// touched, whatever their key (the same repository reached by another
+    /// path, another cache's).
+    fn prune_orphaned_slots(&self, dir: &Path) -> Result<()> {
+        let Some(root) = dir.parent() else { return Ok(()) };
+        for name in self.repo.worktrees()?.iter().flatten() {
+            let Some(hash) = name.strip_prefix("bfperf-").and_then(|n| n.rsplit_once('-')).map(|(_, h)| h) else {
+                continue;
+            };
+            if hash.len() != 8 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            let Ok(wt) = self.repo.find_worktree(name) else { continue };
+            let path = wt.path().to_owned();
+            let (Some(key_dir), Some(slot)) = (path.parent(), path.file_name().and_then(|s| s.to_str())) else {
+                continue;
+            };
+            if key_dir.parent() != Some(root) || key_dir == dir || Self::worktree_name(key_dir, slot) == name {
+                continue;
+            }
+            wt.prune(Some(git2::WorktreePruneOptions::new().valid(true).working_tree(true).locked(true)))?;
+            if path.exists() {
+                std::fs::remove_dir_all(&path).with_context(|| format!("cannot remove stale {}", path.display()))?;
+            }
+            // The key's directory, once its last slot is gone, and what else was kept under that key.
+            if std::fs::remove_dir(key_dir).is_ok() && root.file_name().is_some_and(|n| n == "worktrees") {
+                let (cache, key) =
+                    (root.parent().expect("worktrees has a parent"), key_dir.file_name().expect("named"));
+                for kind in ["builds", "results"] {
+                    let stale = cache.join(kind).join(key);
+                    if stale.exists() {
+                        std::fs::remove_dir_all(&stale)
+                            .with_context(|| format!("cannot remove stale {}", stale.display()))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Check `rev` out in the slot's worktree under `dir` and return its path.
     /// The worktree is created on first use and reused afterwards.
     pub fn checkout(&self, dir: &Path, slot: &str, rev: &Rev) -> Result<PathBuf> {
+        self.prune_orphaned_slots(dir)?;
         let name = Self::worktree_name(dir, slot);
         let path = dir.join(slot);
         let wt_repo = match self.repo.find_worktree(&name) {
@@ -313,6 +362,36 @@ mod tests {
         repo.remove_slot(cache.path(), "base").unwrap();
         repo.remove_slot(cache.path(), "ref").unwrap();
         assert!(!git(dir.path(), &["worktree", "list"]).contains("bfperf"));
+    }
+
+    #[test]
+    fn slots_an_earlier_key_scheme_named_are_removed_with_their_builds() {
+        let (dir, shas) = repo_with_commits();
+        let repo = Repo::open(dir.path()).unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let c = cache.path();
+        let rev = repo.resolve(&shas[0]).unwrap();
+        // As bfperf left them when keys were DefaultHasher hashes: a slot, its build, its results.
+        let old_key = "bpfilter-00c0ffee00c0ffee";
+        let old_slot = c.join("worktrees").join(old_key).join("base");
+        std::fs::create_dir_all(old_slot.parent().unwrap()).unwrap();
+        repo.add_detached_worktree("bfperf-base-1234abcd", &old_slot, rev.oid()).unwrap();
+        std::fs::create_dir_all(c.join("builds").join(old_key).join("base")).unwrap();
+        std::fs::create_dir_all(c.join("results").join(old_key)).unwrap();
+        // Another key of today's scheme (the repository by another path): kept.
+        let other = c.join("worktrees").join("bpfilter-0000000000000001");
+        let kept = repo.checkout(&other, "base", &rev).unwrap();
+
+        let current = c.join("worktrees").join(crate::workspace::path_key(repo.root()));
+        let slot = repo.checkout(&current, "base", &rev).unwrap();
+        assert_eq!(std::fs::read_to_string(slot.join("file.txt")).unwrap(), "v0\n");
+        let listed = git(dir.path(), &["worktree", "list", "--porcelain"]);
+        assert!(!listed.contains(old_key) && !old_slot.exists(), "the old slot is gone: {listed}");
+        assert!(!dir.path().join(".git/worktrees/bfperf-base-1234abcd").exists(), "its metadata is gone");
+        for kind in ["worktrees", "builds", "results"] {
+            assert!(!c.join(kind).join(old_key).exists(), "{kind}/{old_key} is gone");
+        }
+        assert!(kept.join("file.txt").exists() && listed.contains(kept.to_str().unwrap()), "{listed}");
     }
 
     #[test]

@@ -8,7 +8,6 @@ use bench_harness::interleave::{CompareConfig, Comparison};
 use bench_harness::results::{write_atomic, HostInfo, HARNESS_VERSION};
 use bench_harness::suite::Case;
 use serde::{Deserialize, Serialize};
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 /// Schema identifier of a cached pair comparison.
@@ -32,24 +31,23 @@ pub struct ResultCache {
     suffix: String,
 }
 
-fn hash_of(parts: impl IntoIterator<Item = String>) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for p in parts {
-        p.hash(&mut h);
-    }
-    h.finish()
-}
-
 impl ResultCache {
     /// The cache for the repository at `root`, for the selected cases and settings.
     pub fn new(cache: &Path, root: &Path, cases: &[&Case], config: &CompareConfig) -> Self {
-        let host = HostInfo::current();
-        let host_key = hash_of([host.hostname, host.cpu_model, host.kernel]);
-        let suite_key =
-            hash_of(cases.iter().map(|c| format!("{}\n{}", c.name, c.chain_text())).chain([format!("{config:?}")]));
+        Self::on_host(cache, root, &HostInfo::current(), cases, config)
+    }
+
+    /// [`ResultCache::new`] for measurements on `host`. The key parts are
+    /// hashed with [`crate::workspace::stable_key`] (SHA-256), settings as
+    /// JSON: a new Rust release does not silently empty the cache.
+    fn on_host(cache: &Path, root: &Path, host: &HostInfo, cases: &[&Case], config: &CompareConfig) -> Self {
+        use crate::workspace::stable_key;
+        let host_key = stable_key([&host.hostname, &host.cpu_model, &host.kernel]);
+        let settings = serde_json::to_string(config).expect("settings serialize");
+        let suite_key = stable_key(cases.iter().map(|c| format!("{}\n{}", c.name, c.chain_text())).chain([settings]));
         ResultCache {
             dir: cache.join("results").join(crate::workspace::path_key(root)),
-            suffix: format!("{host_key:016x}-v{HARNESS_VERSION}-{suite_key:016x}"),
+            suffix: format!("{host_key}-v{HARNESS_VERSION}-{suite_key}"),
         }
     }
 
@@ -152,5 +150,26 @@ mod tests {
         assert_ne!(ka, kb);
         assert_ne!(ka, kq);
         assert!(ka.starts_with("p-c-") && ka.contains(HARNESS_VERSION));
+    }
+
+    #[test]
+    fn the_key_of_fixed_inputs_is_fixed() {
+        let host = HostInfo { hostname: "bench".into(), kernel: "6.12.0".into(), cpu_model: "CPU".into(), cpus: 4 };
+        let config = CompareConfig {
+            sample_ms: 10.0,
+            warmup: 2,
+            min_rounds: 12,
+            max_rounds: 80,
+            target_ci_pct: 2.0,
+            time_budget_s: 150.0,
+            threshold_pct: 1.0,
+            level: 0.95,
+            instances: 3,
+        };
+        let cache = ResultCache::on_host(Path::new("/c"), Path::new("/src/bpfilter"), &host, &[], &config);
+        let key = cache.key("0123456789abcdef", "fedcba9876543210");
+        // SHA-256 (see workspace::stable_key) of ["bench", "CPU", "6.12.0"] and of the settings' JSON.
+        assert_eq!(key, format!("0123456789ab-fedcba9876543210-dcff8c2b4aa29690-v{HARNESS_VERSION}-879b10f1a254b67d"));
+        assert_eq!(cache.dir, Path::new("/c/results/bpfilter-7fd0e3d2d8646956"));
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! Layout on the host, under the remote directory (`--remote-dir`, default
 //! `~/.cache/bfperf` there): `bin/bfperf-<id>` (this very binary, uploaded
-//! once per build of bfperf, as the harness), and per client (a machine and
+//! once per build of bfperf, as the harness; the directory must be the
+//! login's own, see [`trust`]), and per client (a machine and
 //! cache using the host) `clients/<hostname>-<hash>/`, a mirror of the local
 //! per-host cache: a tree or build directory at `<cache>/X` locally is at
 //! `<client dir>/X` there, so builds stay incremental from run to run and two
@@ -15,6 +16,7 @@ pub mod harness;
 pub mod spec;
 pub mod ssh;
 mod sync;
+pub mod trust;
 
 pub use spec::HostSpec;
 pub use ssh::SshOptions;
@@ -110,28 +112,38 @@ impl Remote {
         let mtime = meta.modified()?.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         let harness_name = format!("bfperf-{:x}-{:x}", meta.len(), mtime);
         // One round trip for the survey: every ssh session costs the login's shell start-up.
-        // Relative to the home whatever directory the login shell starts in.
-        let dir_q = match opts.remote_dir.starts_with('/') {
-            true => quote(&opts.remote_dir),
-            false => format!("\"$HOME\"/{}", quote(&opts.remote_dir)),
-        };
-        let survey = conn.run(&format!(
-            "uname -m; printf '%s\\n' \"$HOME\"; test -e {dir_q} && echo yes || echo no; test -x {dir_q}/bin/{harness_name} && echo yes || echo no"
-        ))?;
-        let lines: Vec<&str> = survey.lines().collect();
-        let [arch, home, existed, installed] = lines[lines.len().saturating_sub(4)..] else {
+        // It also lists the remote directory's chain: nothing runs or is removed there before
+        // that chain is found to be the login's own (trust.rs).
+        let survey = conn.run(&trust::survey_script(&opts.remote_dir, &format!("bin/{harness_name}")))?;
+        let Some(survey) = trust::Survey::parse(&survey) else {
             bail!("{host} answered the survey with {survey:?}: is the login shell a POSIX shell?");
         };
+        let arch = survey.arch.as_str();
         if arch != std::env::consts::ARCH {
             bail!(
                 "{host} is {arch} but this bfperf is built for {}: benchmark from a machine of the same architecture",
                 std::env::consts::ARCH
             );
         }
+        let home = survey.home.as_str();
         anyhow::ensure!(
             home.starts_with('/'),
             "{host} has no home directory ($HOME is {home:?}): pass --remote-dir /ABSOLUTE/PATH"
         );
+        survey.check(&opts.remote_dir, &host.to_string())?;
+        let existed = survey.exists();
+        if !existed {
+            // Made here, one component at a time, and judged again: see trust.rs.
+            let made = conn.run(&trust::create_script(&opts.remote_dir, &survey))?;
+            let made = trust::Survey::parse(&made)
+                .with_context(|| format!("{host} answered the creation of --remote-dir with {made:?}"))?;
+            made.check(&opts.remote_dir, &host.to_string())?;
+            anyhow::ensure!(
+                made.exists(),
+                "--remote-dir {} on {host}: cannot create it: give a directory this login may create",
+                opts.remote_dir
+            );
+        }
         let root = Path::new(home).join(&opts.remote_dir);
         let mut remote = Remote {
             conn,
@@ -144,13 +156,13 @@ impl Remote {
             wait: opts.wait,
             what: opts.what.clone(),
         };
-        let uploaded = installed != "yes";
+        let uploaded = !survey.installed;
         let ready = if uploaded { remote.upload_harness(&exe) } else { Ok(()) };
         match ready.and_then(|()| remote.probe(opts.builds)) {
             Ok(()) => Ok(remote),
             Err(e) => {
                 // Leave the host as it was: drop the directory if it is ours, else our upload.
-                let undo = match (existed == "yes", uploaded) {
+                let undo = match (existed, uploaded) {
                     (false, _) => Some(format!("rm -rf {}", quote(&remote.root.display().to_string()))),
                     (true, true) => Some(format!(
                         "rm -f {}; rmdir {} 2>/dev/null; true",
