@@ -854,3 +854,175 @@ fn bad_input_gets_one_clear_error_and_leaves_nothing_behind() {
     assert_nothing_created(&repo, cache.path());
     dirty.assert_unchanged(&repo);
 }
+
+#[test]
+fn run_ids_are_plain_names_and_a_forged_history_is_not_resumed() {
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let unreachable = "http://127.0.0.1:9";
+    // A run id is a short plain name: nothing may be derived from `../x` or `/tmp/x`.
+    let elsewhere = tempfile::Builder::new().prefix("bfperf-runid-").tempdir().unwrap();
+    let absolute = elsewhere.path().join("x");
+    for (new, id) in [(true, "../escape"), (true, absolute.to_str().unwrap()), (false, "../escape")] {
+        let out = run(optimize_command(repo.path(), cache.path(), &optimize_args(new, id, unreachable, &[])));
+        let line = only_line(&out);
+        assert!(line.contains("is not a valid run id") && line.contains("letters, digits"), "{line}");
+    }
+    assert!(!cache.path().join("escape").exists(), "a directory was created outside the cache's runs");
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0, "a directory was created outside the cache");
+    assert_nothing_created(&repo, cache.path());
+    before.assert_unchanged(&repo);
+
+    // A history.json is untrusted: one that names the user's checkout as the
+    // run's worktree must not get it hard-reset (a local edit would be lost).
+    repo.write("README.md", "a local edit, uncommitted\n");
+    let dirty = Checkout::take(&repo);
+    let forge = |id: &str, worktree: &Path| {
+        let record = json!({
+            "schema": "bfperf.optimize-run.v1", "run_id": id, "sources": repo.path(),
+            "branch": format!("optimize/{id}"), "worktree": worktree, "base_commit": repo.head(),
+            "scope": "src/libbpfilter/cgen", "model": MODEL, "objective": "runtime",
+            "baseline_failures": [], "baseline_failed_commands": [], "attempts": [],
+            "spent_usd": 0.0, "cumulative_ratio": 1.0, "stopped": null
+        });
+        std::fs::create_dir_all(run_dir(cache.path(), id)).unwrap();
+        std::fs::write(run_dir(cache.path(), id).join("history.json"), record.to_string()).unwrap();
+    };
+    forge("forged", repo.path());
+    let out = run(optimize_command(repo.path(), cache.path(), &optimize_args(false, "forged", unreachable, &[])));
+    let line = only_line(&out);
+    assert!(line.contains("records the worktree") && line.contains("start a new run"), "{line}");
+    dirty.assert_unchanged(&repo);
+
+    // The same with the paths it should have, the worktree being a link to the checkout.
+    let derived = run_dir(cache.path(), "linked").join("worktree");
+    forge("linked", &derived);
+    std::os::unix::fs::symlink(repo.path(), &derived).unwrap();
+    let out = run(optimize_command(repo.path(), cache.path(), &optimize_args(false, "linked", unreachable, &[])));
+    let line = only_line(&out);
+    assert!(line.contains("is not the worktree git created for run linked"), "{line}");
+    dirty.assert_unchanged(&repo);
+
+    // A history.json that is a link is not followed.
+    let target = run_dir(cache.path(), "forged").join("history.json");
+    std::fs::create_dir_all(run_dir(cache.path(), "link")).unwrap();
+    std::os::unix::fs::symlink(&target, run_dir(cache.path(), "link").join("history.json")).unwrap();
+    let out = run(optimize_command(repo.path(), cache.path(), &optimize_args(false, "link", unreachable, &[])));
+    assert!(only_line(&out).contains("is a symbolic link: refusing to follow it"), "{}", show(&out));
+    dirty.assert_unchanged(&repo);
+}
+
+#[test]
+fn a_run_that_fails_to_start_leaves_no_branch_nor_worktree() {
+    // Seen on real bpfilter: cmake could not configure the run's worktree.
+    let repo = FixtureRepo::new();
+    let lists = std::fs::read_to_string(repo.path().join("CMakeLists.txt")).unwrap();
+    let guard = "if(NOT EXISTS \"${CMAKE_SOURCE_DIR}/configure-ok\")\n    \
+                 message(FATAL_ERROR \"bfperf test: configure-ok is missing\")\nendif()\n";
+    let lists = lists.replacen("LANGUAGES C)\n", &format!("LANGUAGES C)\n{guard}"), 1);
+    assert!(lists.contains("configure-ok"), "the fixture's project() line moved");
+    std::fs::write(repo.path().join("CMakeLists.txt"), lists).unwrap();
+    repo.commit("cmake: refuse to configure without configure-ok");
+    let before = Checkout::take(&repo);
+    let cache = cache_dir();
+    let args = |iterations| {
+        let mut a = optimize_args(true, "late", "http://127.0.0.1:9", &["--iterations", iterations]);
+        a.extend(["--validate", "make -C {build} -j{jobs}"]);
+        a
+    };
+
+    let out = run(optimize_command(repo.path(), cache.path(), &args("1")));
+    assert_eq!(out.code, 1, "{}", show(&out));
+    let line = error_line(&out);
+    assert!(line.contains("run late could not start (its branch and worktree were removed)"), "{line}");
+    assert!(line.contains("cmake failed"), "{line}");
+    assert!(out.stderr.contains("configure-ok is missing"), "the log's tail is shown:\n{}", show(&out));
+    // No branch, no worktree, no history: the failure's log only.
+    assert_eq!(git(repo.path(), &["branch", "--list", "optimize/*"]), "", "a branch was left");
+    assert_eq!(git(repo.path(), &["worktree", "list", "--porcelain"]).matches("worktree ").count(), 1);
+    let dir = run_dir(cache.path(), "late");
+    let left: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(left, ["logs"], "{left:?}");
+    assert!(dir.join("logs/configure-0.log").is_file());
+    before.assert_unchanged(&repo);
+
+    // The cause fixed, the same run id starts.
+    repo.write("configure-ok", "");
+    repo.commit("cmake: configure-ok");
+    let out = run(optimize_command(repo.path(), cache.path(), &args("0")));
+    assert_eq!(out.code, 0, "{}", show(&out));
+    assert_eq!(history(cache.path(), "late")["stopped"], "0 attempts done");
+    assert_eq!(branch_tip(&repo, "late"), repo.head());
+}
+
+#[test]
+fn scope_spellings_and_ignored_files_are_checked_like_any_change() {
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let cgen = "src/libbpfilter/cgen";
+    // Validation: fails while a marker file is in the scope; it also leaves an
+    // ignored file in the worktree (as a build writing there would), which is not the model's.
+    let validate = "mkdir -p {source}/build-v && touch {source}/build-v/out \
+                    && test ! -e {source}/src/libbpfilter/cgen/marker.txt \
+                    && test ! -e {source}/src/libbpfilter/cgen/build-x/marker.txt";
+    let plan = "TITLE: add a marker\nWHY: to test.\nHOW: write marker.txt.";
+    let server = ModelServer::start(scripted(
+        plan,
+        vec![("write_file", json!({"path": format!("{cgen}/marker.txt"), "content": "m\n"}))],
+    ));
+    let uri = server.uri();
+    let extra = |scope: &'static str, agent: Option<&'static str>| {
+        let mut a = vec!["--iterations", "1", "--max-fix-attempts", "1", "--validate", validate, "--scope", scope];
+        if let Some(agent) = agent {
+            a.extend(["--agent-command", agent]);
+        }
+        a
+    };
+    let args = |new, scope, agent| {
+        let mut a = vec![if new { "--run-id" } else { "--resume" }, "spell", "--api-base-url", &uri];
+        a.extend(extra(scope, agent));
+        a
+    };
+
+    // `./src/libbpfilter/cgen/` is the scope `src/libbpfilter/cgen`: the marker is in it.
+    // It reaches validation (twice: one fix round, the validation's own ignored file not counted).
+    let out = run(optimize_command(repo.path(), cache.path(), &args(true, "./src/libbpfilter/cgen/", None)));
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "spell");
+    assert_eq!(h["scope"], cgen);
+    assert_eq!(outcomes(&h), ["test_failed"], "{}", show(&out));
+    assert_eq!(attempts(&h)[0]["fix_rounds"], 1);
+
+    // An ignored file written inside the scope is a change like any other: validated, and gone after.
+    let inside = "if grep -q 'Implement this plan' \"$BFPERF_PROMPT_FILE\"; then \
+                  mkdir -p src/libbpfilter/cgen/build-x && echo m > src/libbpfilter/cgen/build-x/marker.txt; \
+                  else printf 'TITLE: hide a marker\\nWHY: test\\nHOW: write it\\n'; fi";
+    let out = run(optimize_command(repo.path(), cache.path(), &args(false, "src/libbpfilter/cgen/.", Some(inside))));
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "spell");
+    assert_eq!(outcomes(&h), ["test_failed", "test_failed"], "{}\n{}", attempts(&h)[1], show(&out));
+    let diff = attempts(&h)[1]["diff"].as_str().unwrap();
+    assert!(diff.contains("src/libbpfilter/cgen/build-x/marker.txt") && diff.contains("+m"), "{diff}");
+
+    // Written outside the scope, while implementing or while proposing: out of scope.
+    let outside = "if grep -q 'Implement this plan' \"$BFPERF_PROMPT_FILE\"; then \
+                   mkdir -p build-y && echo leak > build-y/leak; \
+                   else printf 'TITLE: leak\\nWHY: test\\nHOW: write it\\n'; fi";
+    let out = run(optimize_command(repo.path(), cache.path(), &args(false, cgen, Some(outside))));
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let proposing = "mkdir -p build-z && touch build-z/p";
+    let out = run(optimize_command(repo.path(), cache.path(), &args(false, cgen, Some(proposing))));
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "spell");
+    assert_eq!(outcomes(&h), ["test_failed", "test_failed", "out_of_scope", "out_of_scope"], "{}", show(&out));
+    assert_eq!(attempts(&h)[2]["outcome"]["files"], json!(["build-y/leak"]));
+    assert_eq!(attempts(&h)[3]["outcome"]["files"], json!(["build-z/p"]));
+    assert_eq!(attempts(&h)[3]["step"], "done");
+
+    // Nothing ignored is left in the run's worktree, and nothing was committed.
+    let wt = Path::new(h["worktree"].as_str().unwrap());
+    assert_eq!(git(wt, &["status", "--porcelain", "--ignored"]), "", "the worktree keeps ignored files");
+    assert_eq!(branch_tip(&repo, "spell"), repo.head());
+    before.assert_unchanged(&repo);
+}

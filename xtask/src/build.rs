@@ -1,10 +1,19 @@
 //! Building bfcli (and libbpfilter) of one source tree in a build directory
 //! outside it: cmake is configured once per build directory, `make bfcli` is
 //! incremental, and ccache is used when installed.
+//!
+//! A directory counts as configured only once cmake *succeeded* there: cmake
+//! writes `CMakeCache.txt` (source directory included) even when it ends with
+//! "Configuring incomplete", so the cache alone would make every later run skip
+//! the configure step and fail in `make`. A marker written after a successful
+//! configure, removed before each new one, says it succeeded.
 
 use anyhow::{Context as _, Result};
 use std::path::{Path, PathBuf};
 use xshell::{cmd, Shell};
+
+/// Written in a build directory once cmake configured it successfully (holds the source path).
+pub const CONFIGURED_MARKER: &str = "bfperf-configured";
 
 /// How many log lines a build failure shows.
 pub const LOG_TAIL_LINES: usize = 20;
@@ -57,11 +66,37 @@ impl Build {
         self.dir.join("bfperf-build.log")
     }
 
-    /// Whether cmake was already configured for these sources here.
+    /// Whether cmake already configured these sources here, successfully.
     pub fn is_configured(&self) -> bool {
+        let marked = std::fs::read_to_string(self.marker()).is_ok_and(|m| m == self.marker_text());
         let Ok(cache) = std::fs::read_to_string(self.dir.join("CMakeCache.txt")) else { return false };
         let want = format!("CMAKE_HOME_DIRECTORY:INTERNAL={}", self.sources.display());
-        cache.lines().any(|l| l == want)
+        marked && cache.lines().any(|l| l == want)
+    }
+
+    /// Forget a successful configure: call before configuring again, so a
+    /// configure that fails leaves the directory unconfigured.
+    pub fn unmark_configured(&self) -> Result<()> {
+        match std::fs::remove_file(self.marker()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("cannot remove {}", self.marker().display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Record that cmake configured these sources here successfully.
+    pub fn mark_configured(&self) -> Result<()> {
+        std::fs::write(self.marker(), self.marker_text())
+            .with_context(|| format!("cannot write {}", self.marker().display()))
+    }
+
+    fn marker(&self) -> PathBuf {
+        self.dir.join(CONFIGURED_MARKER)
+    }
+
+    fn marker_text(&self) -> String {
+        format!("{}\n", self.sources.display())
     }
 
     /// Configure (once) and build bfcli. Returns the bfcli path.
@@ -79,7 +114,9 @@ impl Build {
                 sh,
                 "cmake -S {src} -B {dir} -DNO_DOCS=1 -DNO_TESTS=1 -DNO_CHECKS=1 -DNO_BENCHMARKS=1 {launcher...}"
             );
+            self.unmark_configured()?;
             self.run_logged("cmake", cmake)?;
+            self.mark_configured()?;
         }
         let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string();
         self.run_logged("make bfcli", cmd!(sh, "make -C {dir} -j{jobs} bfcli"))?;
@@ -152,8 +189,55 @@ mod tests {
         let b = Build::new(Path::new("/src/x"), dir.path());
         assert!(!b.is_configured());
         std::fs::write(dir.path().join("CMakeCache.txt"), "CMAKE_HOME_DIRECTORY:INTERNAL=/src/x\n").unwrap();
+        assert!(!b.is_configured(), "a cache alone may come from a failed configure");
+        b.mark_configured().unwrap();
         assert!(b.is_configured());
         assert!(!Build::new(Path::new("/src/y"), dir.path()).is_configured());
         assert_eq!(b.bfcli(), dir.path().join("output/sbin/bfcli"));
+        b.unmark_configured().unwrap();
+        assert!(!b.is_configured());
+        b.unmark_configured().unwrap();
+    }
+
+    /// A tree whose configure fails until the file `ok` exists, and whose
+    /// `bfcli` target only creates the file bpfilter's build would produce.
+    fn tree_failing_until_ok() -> tempfile::TempDir {
+        let src = tempfile::tempdir().unwrap();
+        let lists = r#"cmake_minimum_required(VERSION 3.16)
+project(fails NONE)
+if(NOT EXISTS "${CMAKE_SOURCE_DIR}/ok")
+    message(FATAL_ERROR "create ok first")
+endif()
+add_custom_target(bfcli
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/output/sbin
+    COMMAND ${CMAKE_COMMAND} -E touch ${CMAKE_BINARY_DIR}/output/sbin/bfcli)
+"#;
+        std::fs::write(src.path().join("CMakeLists.txt"), lists).unwrap();
+        src
+    }
+
+    #[test]
+    fn a_failed_configure_does_not_count_as_configured() {
+        let src = tree_failing_until_ok();
+        let dir = tempfile::tempdir().unwrap();
+        let b = Build::new(src.path(), &dir.path().join("build"));
+        let err = b.bfcli_built().unwrap_err().downcast::<BuildFailed>().unwrap();
+        assert_eq!(err.step, "cmake");
+        assert!(err.tail.contains("create ok first"), "{}", err.tail);
+        // cmake left its cache behind, naming the sources: that must not count.
+        let cache = std::fs::read_to_string(b.dir().join("CMakeCache.txt")).unwrap();
+        assert!(cache.contains(&format!("CMAKE_HOME_DIRECTORY:INTERNAL={}", src.path().display())));
+        assert!(!b.is_configured());
+
+        // The cause is fixed: the next build configures again and succeeds.
+        std::fs::write(src.path().join("ok"), "").unwrap();
+        assert_eq!(b.bfcli_built().unwrap(), b.bfcli());
+        assert!(b.is_configured());
+        let log = std::fs::read_to_string(b.log_path()).unwrap();
+        assert_eq!(log.matches("$ cmake").count(), 2, "{log}");
+        // Configured once: the next build skips cmake.
+        b.bfcli_built().unwrap();
+        let log = std::fs::read_to_string(b.log_path()).unwrap();
+        assert_eq!(log.matches("$ cmake").count(), 2, "{log}");
     }
 }

@@ -152,7 +152,7 @@ struct OptimizeArgs {
     /// Continue the run with this id.
     #[arg(long, value_name = "RUN_ID")]
     resume: Option<String>,
-    /// Id of a new run (its branch is optimize/<RUN_ID>) [default: the time].
+    /// Id of a new run: up to 64 letters, digits, '.', '_', '-' (its branch is optimize/<RUN_ID>) [default: the time].
     #[arg(long, value_name = "RUN_ID", conflicts_with = "resume")]
     run_id: Option<String>,
     /// Fix rounds after a build or test failure.

@@ -16,7 +16,7 @@ pub mod command;
 pub mod error;
 pub mod http;
 pub mod openai;
-mod paths;
+pub(crate) mod paths;
 pub mod pricing;
 pub mod secret;
 pub mod tools;

@@ -100,12 +100,74 @@ pub struct OptimizeOptions {
     pub serve: Option<std::net::SocketAddr>,
 }
 
+/// The longest run id accepted.
+pub const MAX_RUN_ID_LEN: usize = 64;
+
+/// Refuse a run id that is not a short plain name. A run id names a directory
+/// of the cache, a branch and a git worktree, and every path of the run is
+/// derived from it: `../x` or `/tmp/x` would lead out of the cache.
+pub fn check_run_id(id: &str) -> Result<()> {
+    let plain = !id.is_empty()
+        && id.len() <= MAX_RUN_ID_LEN
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && !id.starts_with(['.', '-'])
+        // What git refuses in a branch name besides: `..`, a trailing `.`, `.lock`.
+        && git2::Reference::is_valid_name(&format!("refs/heads/{}", branch_name(id)));
+    anyhow::ensure!(
+        plain,
+        "{id:?} is not a valid run id: use up to {MAX_RUN_ID_LEN} letters, digits, '.', '_' and '-', \
+         not starting with '.' or '-' (it names the branch optimize/<run-id> and a directory of the cache)"
+    );
+    Ok(())
+}
+
 fn run_dir(cache: &Path, run_id: &str) -> PathBuf {
     cache.join("optimize").join(run_id)
 }
 
 fn history_path(cache: &Path, run_id: &str) -> PathBuf {
     run_dir(cache, run_id).join("history.json")
+}
+
+fn worktree_path(cache: &Path, run_id: &str) -> PathBuf {
+    run_dir(cache, run_id).join("worktree")
+}
+
+fn branch_name(run_id: &str) -> String {
+    format!("optimize/{run_id}")
+}
+
+/// The name git knows the run's worktree by.
+fn worktree_name(run_id: &str) -> String {
+    format!("bfperf-opt-{run_id}")
+}
+
+/// `scope` as the scope check compares it: relative to the tree `root`,
+/// normalised and canonical (`./src/cgen/`, `src/cgen/.` and an absolute path
+/// into the tree are all `src/cgen`). It must be a directory inside the tree,
+/// not the tree itself, and may not lead out of it.
+pub fn normalize_scope(root: &Path, scope: &str) -> Result<String> {
+    let canonical_root = std::fs::canonicalize(root).with_context(|| format!("cannot resolve {}", root.display()))?;
+    let requested = Path::new(scope);
+    let relative = if requested.is_absolute() {
+        let canonical = std::fs::canonicalize(requested)
+            .map_err(|e| anyhow::anyhow!("the scope {scope} cannot be resolved ({e}): pass an existing directory"))?;
+        canonical
+            .strip_prefix(&canonical_root)
+            .map(Path::to_owned)
+            .map_err(|_| anyhow::anyhow!("the scope {scope} is outside {}: pass a directory of it", root.display()))?
+    } else {
+        requested.to_owned()
+    };
+    let text = relative.to_str().with_context(|| format!("the scope {scope} is not valid UTF-8"))?;
+    let resolved = crate::agent::paths::resolve(&canonical_root, text)
+        .map_err(|why| anyhow::anyhow!("the scope {scope} is not usable: {why}"))?;
+    anyhow::ensure!(resolved.abs.is_dir(), "the scope {scope} is not a directory of {}: pass --scope", root.display());
+    anyhow::ensure!(
+        !resolved.rel.as_os_str().is_empty(),
+        "the scope {scope} is the whole tree: pass a directory inside it (e.g. src/libbpfilter/cgen)"
+    );
+    Ok(resolved.rel.to_str().expect("built from UTF-8").to_owned())
 }
 
 /// The model backend for `opts`, `spent_usd` already spent by the run (a resumed
@@ -131,6 +193,11 @@ pub fn make_model(opts: &OptimizeOptions, worktree: &Path, spent_usd: f64) -> Re
 
 /// Start or resume a run and make `opts.iterations` attempts.
 pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
+    for (flag, id) in [("--resume", &opts.resume), ("--run-id", &opts.run_id)] {
+        if let Some(id) = id {
+            check_run_id(id).context(flag)?;
+        }
+    }
     let sources = Sources::from_arg_or_env(opts.sources.as_deref())?;
     let repo = Repo::open(sources.root())?;
     let all_cases = suite::suite();
@@ -281,54 +348,95 @@ fn start(repo: &Repo, opts: &OptimizeOptions) -> Result<RunRecord> {
         let more = if dirty.len() > 10 { format!(" and {} more", dirty.len() - 10) } else { String::new() };
         bail!("the source tree has uncommitted changes ({}{more}): commit or stash them first", shown.join(", "));
     }
-    anyhow::ensure!(
-        repo.root().join(&opts.scope).is_dir(),
-        "the scope {} is not a directory of {}: pass --scope",
-        opts.scope,
-        repo.root().display()
-    );
+    let scope = normalize_scope(repo.root(), &opts.scope)?;
     let run_id = opts.run_id.clone().unwrap_or_else(|| chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string());
-    let branch = format!("optimize/{run_id}");
+    check_run_id(&run_id)?;
+    let branch = branch_name(&run_id);
     let git = repo.git();
     if git.find_branch(&branch, git2::BranchType::Local).is_ok() {
         bail!("the branch {branch} already exists: pass another --run-id, or delete it (git branch -D {branch})");
     }
     let dir = run_dir(&opts.cache, &run_id);
+    let worktree = worktree_path(&opts.cache, &run_id);
+    let history = history_path(&opts.cache, &run_id);
+    // A run that failed to start leaves its logs only: that does not count.
     anyhow::ensure!(
-        !dir.exists(),
+        std::fs::symlink_metadata(&history).is_err() && std::fs::symlink_metadata(&worktree).is_err(),
         "a run {run_id} already exists in {}: pass --resume {run_id} or another --run-id",
         dir.display()
     );
     let head = repo.head()?;
-    let worktree = dir.join("worktree");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let b = git.branch(&branch, &git.find_commit(head)?, false)?;
-    let mut wopts = git2::WorktreeAddOptions::new();
-    wopts.reference(Some(b.get()));
-    git.worktree(&format!("bfperf-opt-{run_id}"), &worktree, Some(&wopts))
-        .with_context(|| format!("cannot create the worktree {}", worktree.display()))?;
-    eprintln!("optimize run {run_id}: branch {branch}, worktree {}", worktree.display());
+    let started = git.branch(&branch, &git.find_commit(head)?, false).map_err(anyhow::Error::from).and_then(|b| {
+        let mut wopts = git2::WorktreeAddOptions::new();
+        wopts.reference(Some(b.get()));
+        git.worktree(&worktree_name(&run_id), &worktree, Some(&wopts))
+            .with_context(|| format!("cannot create the worktree {}", worktree.display()))?;
+        eprintln!("optimize run {run_id}: branch {branch}, worktree {}", worktree.display());
+        baseline(
+            opts,
+            RunRecord {
+                schema: record::SCHEMA.into(),
+                run_id: run_id.clone(),
+                sources: repo.root().to_owned(),
+                branch: branch.clone(),
+                worktree: worktree.clone(),
+                base_commit: head.to_string(),
+                scope,
+                model: match &opts.backend {
+                    Backend::Command(c) => format!("command: {c}"),
+                    _ => opts.model.clone(),
+                },
+                objective: format!("{:?}", opts.objective).to_lowercase(),
+                baseline_failures: vec![],
+                baseline_failed_commands: vec![],
+                attempts: vec![],
+                spent_usd: 0.0,
+                cumulative_ratio: 1.0,
+                stopped: None,
+            },
+        )
+    });
+    started.map_err(|e| {
+        // Nothing to resume yet: a run that fails to start leaves no branch and no worktree.
+        remove_failed_start(repo, &opts.cache, &run_id);
+        e.context(format!("run {run_id} could not start (its branch and worktree were removed)"))
+    })
+}
 
-    let mut record = RunRecord {
-        schema: record::SCHEMA.into(),
-        run_id: run_id.clone(),
-        sources: repo.root().to_owned(),
-        branch,
-        worktree: worktree.clone(),
-        base_commit: head.to_string(),
-        scope: opts.scope.clone(),
-        model: match &opts.backend {
-            Backend::Command(c) => format!("command: {c}"),
-            _ => opts.model.clone(),
-        },
-        objective: format!("{:?}", opts.objective).to_lowercase(),
-        baseline_failures: vec![],
-        baseline_failed_commands: vec![],
-        attempts: vec![],
-        spent_usd: 0.0,
-        cumulative_ratio: 1.0,
-        stopped: None,
-    };
+/// Undo a start that failed before the first attempt: the worktree, the
+/// branch, the build and the history go; the logs stay for the error to point to.
+fn remove_failed_start(repo: &Repo, cache: &Path, run_id: &str) {
+    let git = repo.git();
+    if let Ok(wt) = git.find_worktree(&worktree_name(run_id)) {
+        let mut prune = git2::WorktreePruneOptions::new();
+        if let Err(e) = wt.prune(Some(prune.valid(true).working_tree(true).locked(true))) {
+            eprintln!("warning: cannot remove the worktree {}: {e}", worktree_name(run_id));
+        }
+    }
+    let branch = branch_name(run_id);
+    if let Ok(mut b) = git.find_branch(&branch, git2::BranchType::Local) {
+        if let Err(e) = b.delete() {
+            eprintln!("warning: cannot delete the branch {branch} ({e}): git branch -D {branch}");
+        }
+    }
+    let dir = run_dir(cache, run_id);
+    for path in [dir.join("worktree"), dir.join("build"), dir.join("history.json")] {
+        let removed = match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&path),
+            Ok(_) => std::fs::remove_file(&path),
+            Err(_) => Ok(()),
+        };
+        if let Err(e) = removed {
+            eprintln!("warning: cannot remove {}: {e}", path.display());
+        }
+    }
+}
+
+/// Configure the new run's build and validate the baseline in its worktree.
+fn baseline(opts: &OptimizeOptions, mut record: RunRecord) -> Result<RunRecord> {
+    let (run_id, worktree) = (record.run_id.clone(), record.worktree.clone());
+    let dir = run_dir(&opts.cache, &run_id);
     let history = history_path(&opts.cache, &run_id);
     record.save(&history)?;
 
@@ -377,17 +485,7 @@ fn start(repo: &Repo, opts: &OptimizeOptions) -> Result<RunRecord> {
 fn resume(repo: &Repo, opts: &OptimizeOptions, run_id: &str) -> Result<RunRecord> {
     let history = history_path(&opts.cache, run_id);
     let mut record = RunRecord::load(&history)?;
-    anyhow::ensure!(
-        record.sources == repo.root(),
-        "run {run_id} belongs to {}, not {}",
-        record.sources.display(),
-        repo.root().display()
-    );
-    anyhow::ensure!(
-        record.worktree.is_dir(),
-        "the worktree of run {run_id} is gone ({}): start a new run",
-        record.worktree.display()
-    );
+    check_resumable(repo, &opts.cache, run_id, &record)?;
     // An attempt cut short leaves changes or a commit under evaluation: back to the branch's last kept state.
     reset_worktree(&record.worktree, Some(kept_tip(&record)?))?;
     record.stopped = None;
@@ -398,6 +496,73 @@ fn resume(repo: &Repo, opts: &OptimizeOptions, run_id: &str) -> Result<RunRecord
         record.spent_usd
     );
     Ok(record)
+}
+
+/// Refuse a record whose paths are not the ones derived from `run_id`, or whose
+/// worktree is not git's worktree of this run: `history.json` lives in the
+/// cache and is untrusted, and the worktree is about to be hard-reset.
+fn check_resumable(repo: &Repo, cache: &Path, run_id: &str, record: &RunRecord) -> Result<()> {
+    let history = history_path(cache, run_id);
+    let edited = |what: &str, recorded: &dyn std::fmt::Display, derived: &dyn std::fmt::Display| {
+        anyhow::anyhow!(
+            "{} records {what} {recorded}, not {derived}: it was edited or moved, and is not resumed; start a new run",
+            history.display()
+        )
+    };
+    if record.run_id != run_id {
+        return Err(edited("the run id", &record.run_id, &run_id));
+    }
+    if record.branch != branch_name(run_id) {
+        return Err(edited("the branch", &record.branch, &branch_name(run_id)));
+    }
+    let worktree = worktree_path(cache, run_id);
+    if record.worktree != worktree {
+        return Err(edited("the worktree", &record.worktree.display(), &worktree.display()));
+    }
+    anyhow::ensure!(
+        record.sources == repo.root(),
+        "run {run_id} belongs to {}, not {}",
+        record.sources.display(),
+        repo.root().display()
+    );
+    // A real directory (not a link), registered with git as this run's worktree,
+    // whose `.git` leads back to that registration.
+    let not_ours = || {
+        anyhow::anyhow!(
+            "{} is not the worktree git created for run {run_id} in {}: start a new run",
+            worktree.display(),
+            repo.root().display()
+        )
+    };
+    match std::fs::symlink_metadata(&worktree) {
+        Err(_) => bail!("the worktree of run {run_id} is gone ({}): start a new run", worktree.display()),
+        Ok(m) if !m.is_dir() => return Err(not_ours()),
+        Ok(_) => {}
+    }
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    let registered = repo.git().find_worktree(&worktree_name(run_id)).map_err(|_| not_ours())?;
+    let opened = Repository::open(&worktree).map_err(|_| not_ours())?;
+    let gitdir = Repository::open_from_worktree(&registered).map_err(|_| not_ours())?.path().to_owned();
+    if canonical(registered.path()) != canonical(&worktree) || canonical(opened.path()) != canonical(&gitdir) {
+        return Err(not_ours());
+    }
+    let scope = normalize_scope(&worktree, &record.scope).ok();
+    if scope.as_deref() != Some(record.scope.as_str()) {
+        return Err(edited("the scope", &record.scope, &scope.as_deref().unwrap_or("a directory inside the tree")));
+    }
+    // The commits it resets to must be the run's: the base, or kept on top of it.
+    let base = Oid::from_str(&record.base_commit)
+        .map_err(|_| edited("the base commit", &record.base_commit, &"a commit id"))?;
+    let tip = kept_tip(record).map_err(|_| edited("a kept commit", &"that is not a commit id", &"a commit id"))?;
+    let on_branch = |c: Oid| c == base || opened.graph_descendant_of(c, base).unwrap_or(false);
+    anyhow::ensure!(
+        opened.find_commit(base).is_ok() && on_branch(tip),
+        "{} records commits that are not on the run's branch ({} on {}): start a new run",
+        history.display(),
+        tip,
+        base
+    );
+    Ok(())
 }
 
 /// The branch's last kept state: the last kept attempt's commit, else the base.
@@ -414,20 +579,30 @@ fn kept_tip(record: &RunRecord) -> Result<Oid> {
 
 /// Configure the run's build directory with bpfilter's tests (the quick
 /// `bench` builds leave them out).
+/// Locally, a directory counts as configured only after a configure that
+/// succeeded (see [`Build::is_configured`]); a host is always configured again.
 fn configure(machine: &Machine, worktree: &Path, build: &Path, logs: &Path) -> Result<()> {
-    if matches!(machine, Machine::Local) && Build::new(worktree, build).is_configured() {
+    let local = matches!(machine, Machine::Local).then(|| Build::new(worktree, build));
+    if local.as_ref().is_some_and(Build::is_configured) {
         return Ok(());
+    }
+    if let Some(b) = &local {
+        std::fs::create_dir_all(build).with_context(|| format!("cannot create {}", build.display()))?;
+        b.unmark_configured()?;
     }
     let cmake = ["cmake -S {source} -B {build} -DNO_DOCS=1".to_owned()];
     let results = machine.run_commands(&cmake, worktree, build, logs, "configure")?;
     if let Some(r) = results.iter().find(|r| !r.ok) {
         bail!("cmake failed for the run's worktree on {} (log {}):\n{}", machine.name(), r.log.display(), r.tail);
     }
+    local.as_ref().map(Build::mark_configured).transpose()?;
     Ok(())
 }
 
 /// Reset the worktree: to `to` (dropping commits after it) or to its HEAD,
-/// removing untracked files. Only ever inside the run's own worktree.
+/// removing untracked and ignored files (a file the model created must not
+/// outlive its attempt). Only ever inside the run's own worktree, which
+/// holds no build: the build directory is the run's `build`, beside it.
 fn reset_worktree(worktree: &Path, to: Option<Oid>) -> Result<()> {
     let wt = Repository::open(worktree)?;
     let target = match to {
@@ -436,12 +611,28 @@ fn reset_worktree(worktree: &Path, to: Option<Oid>) -> Result<()> {
     };
     let obj = wt.find_object(target, None)?;
     let mut co = git2::build::CheckoutBuilder::new();
-    co.force().remove_untracked(true);
+    co.force();
     wt.reset(&obj, git2::ResetType::Hard, Some(&mut co))?;
+    // libgit2's reset leaves untracked and ignored files whatever the checkout
+    // options say: remove them as `git clean -fdx` would.
+    let mut o = git2::StatusOptions::new();
+    o.include_untracked(true).recurse_untracked_dirs(false).include_ignored(true).recurse_ignored_dirs(false);
+    let stray = wt.statuses(Some(&mut o))?;
+    for entry in stray.iter().filter(|s| s.status().intersects(git2::Status::WT_NEW | git2::Status::IGNORED)) {
+        let Some(rel) = entry.path() else { continue };
+        // A directory is listed once, with a trailing slash; links are removed, not followed.
+        let path = worktree.join(rel.trim_end_matches('/'));
+        let removed = match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&path),
+            Ok(_) => std::fs::remove_file(&path),
+            Err(_) => Ok(()),
+        };
+        removed.with_context(|| format!("cannot remove {}", path.display()))?;
+    }
     Ok(())
 }
 
-/// Changed paths in the worktree (tracked and untracked), relative.
+/// Changed paths in the worktree (tracked and untracked, not ignored), relative.
 fn changed_files(worktree: &Path) -> Result<Vec<String>> {
     let wt = Repository::open(worktree)?;
     let mut o = git2::StatusOptions::new();
@@ -451,13 +642,56 @@ fn changed_files(worktree: &Path) -> Result<Vec<String>> {
     Ok(files)
 }
 
+/// What identifies a file's content without reading it: any write changes the ctime.
+type Stamp = (u64, u64, i64, i64, u32);
+
+/// The files git ignores in the worktree, stamped. Taken before the model
+/// works, compared after: the files it wrote that `git status` does not show.
+/// (Files a validation command left there meanwhile are in the snapshot.)
+fn ignored_files(worktree: &Path) -> Result<std::collections::BTreeMap<String, Stamp>> {
+    use std::os::unix::fs::MetadataExt as _;
+    let wt = Repository::open(worktree)?;
+    let mut o = git2::StatusOptions::new();
+    o.include_untracked(false).include_ignored(true).recurse_ignored_dirs(true);
+    let statuses = wt.statuses(Some(&mut o))?;
+    Ok(statuses
+        .iter()
+        .filter(|s| s.status().is_ignored())
+        .filter_map(|s| s.path().map(str::to_owned))
+        .filter_map(|p| {
+            let m = std::fs::symlink_metadata(worktree.join(&p)).ok()?;
+            Some((p, (m.ino(), m.len(), m.ctime(), m.ctime_nsec(), m.mode())))
+        })
+        .collect())
+}
+
+/// The ignored files created, changed or removed since `before`.
+fn ignored_changes(worktree: &Path, before: &std::collections::BTreeMap<String, Stamp>) -> Result<Vec<String>> {
+    let now = ignored_files(worktree)?;
+    let mut changed: Vec<String> =
+        now.iter().filter(|(p, stamp)| before.get(*p) != Some(stamp)).map(|(p, _)| p.clone()).collect();
+    changed.extend(before.keys().filter(|p| !now.contains_key(*p)).cloned());
+    changed.sort();
+    Ok(changed)
+}
+
+/// `a` and `b`, sorted, without duplicates.
+fn union(a: Vec<String>, b: impl IntoIterator<Item = String>) -> Vec<String> {
+    let set: std::collections::BTreeSet<String> = a.into_iter().chain(b).collect();
+    set.into_iter().collect()
+}
+
 fn in_scope(path: &str, scope: &str) -> bool {
     let scope = scope.trim_end_matches('/');
     path == scope || path.starts_with(&format!("{scope}/"))
 }
 
-/// The diff of the worktree against HEAD (untracked included).
-fn worktree_diff(worktree: &Path) -> Result<String> {
+/// The largest ignored file whose content a recorded diff shows.
+const MAX_SHOWN_BYTES: u64 = 1 << 20;
+
+/// The diff of the worktree against HEAD: tracked and untracked files, and
+/// `ignored`, ignored files the model wrote (git's diff leaves those out).
+fn worktree_diff(worktree: &Path, ignored: &[String]) -> Result<String> {
     let wt = Repository::open(worktree)?;
     let tree = wt.head()?.peel_to_tree()?;
     let mut o = git2::DiffOptions::new();
@@ -471,15 +705,34 @@ fn worktree_diff(worktree: &Path) -> Result<String> {
         out.push_str(&String::from_utf8_lossy(line.content()));
         true
     })?;
+    for path in ignored {
+        // Ignored files are not in HEAD; one that is gone again shows as nothing. As in
+        // git, a link shows its target (never what it points to); a large file only its size.
+        let full = worktree.join(path);
+        let Ok(meta) = std::fs::symlink_metadata(&full) else { continue };
+        let new = if meta.is_symlink() {
+            std::fs::read_link(&full)?.into_os_string().into_encoded_bytes()
+        } else if meta.len() > MAX_SHOWN_BYTES {
+            format!("({} bytes, not shown)\n", meta.len()).into_bytes()
+        } else if meta.is_file() {
+            std::fs::read(&full).with_context(|| format!("cannot read {}", full.display()))?
+        } else {
+            continue;
+        };
+        let mut patch = git2::Patch::from_buffers(&[], None, &new, Some(Path::new(path)), None)?;
+        out.push_str(&String::from_utf8_lossy(&patch.to_buf()?));
+    }
     Ok(out)
 }
 
-/// Commit the scope files only, with a message in bpfilter's style.
-fn commit_scope(worktree: &Path, scope: &str, title: &str, why: &str) -> Result<Oid> {
+/// Commit the scope files only, with a message in bpfilter's style: the
+/// changes git sees plus `ignored`, the ignored files the model wrote (what
+/// was validated and is measured is what is committed).
+fn commit_scope(worktree: &Path, scope: &str, ignored: &[String], title: &str, why: &str) -> Result<Oid> {
     let wt = Repository::open(worktree)?;
     let mut index = wt.index()?;
-    for path in changed_files(worktree)?.into_iter().filter(|p| in_scope(p, scope)) {
-        if worktree.join(&path).exists() {
+    for path in union(changed_files(worktree)?, ignored.iter().cloned()).into_iter().filter(|p| in_scope(p, scope)) {
+        if std::fs::symlink_metadata(worktree.join(&path)).is_ok() {
             index.add_path(Path::new(&path))?;
         } else {
             index.remove_path(Path::new(&path))?;
@@ -573,6 +826,7 @@ fn attempt_once(
     let spin = progress::spinner(format!("attempt {n}: proposing"));
     let system = prompt::system(&worktree, &scope, record, earlier, opts.hint.as_deref())?;
     let mut read_tools = FileTools::read_only(&worktree)?;
+    let before = ignored_files(&worktree)?;
     let conv = Conversation {
         system: system.clone(),
         user: prompt::propose(&scope)?,
@@ -587,13 +841,13 @@ fn attempt_once(
     // Proposing is read-only. Our tools cannot write, but an agent command can: what it
     // changed is out of scope and goes, so it can neither leak into the implementation
     // nor be left in the worktree for the next attempt.
-    let touched = changed_files(&worktree)?;
+    let touched = union(changed_files(&worktree)?, ignored_changes(&worktree, &before)?);
     if !touched.is_empty() {
         if let Ok(o) = &proposed {
             account(attempt, o, &opts.model);
             attempt.plan = o.text.trim().to_owned();
         }
-        attempt.diff = worktree_diff(&worktree)?;
+        attempt.diff = worktree_diff(&worktree, &ignored_changes(&worktree, &before)?)?;
         reset_worktree(&worktree, None)?;
         return Ok(Outcome::OutOfScope { files: touched });
     }
@@ -613,7 +867,10 @@ fn attempt_once(
 
     // Implement, then validate; failures go back to the implementer.
     let mut failure: Option<validate::Failure> = None;
+    // Ignored files the model wrote, over all fix rounds.
+    let mut ignored: Vec<String> = vec![];
     loop {
+        let before = ignored_files(&worktree)?;
         let t = step_start(attempt, Step::Implement, record)?;
         let spin =
             progress::spinner(format!("attempt {n}: implementing{}", if failure.is_some() { " (fixing)" } else { "" }));
@@ -634,18 +891,19 @@ fn attempt_once(
                 return Ok(model_error(e));
             }
         }
-        let changed = changed_files(&worktree)?;
+        ignored = union(ignored, ignored_changes(&worktree, &before)?);
+        let changed = union(changed_files(&worktree)?, ignored.iter().cloned());
         if changed.is_empty() {
             return Ok(Outcome::NoChange);
         }
         let outside: Vec<String> = changed.iter().filter(|p| !in_scope(p, &scope)).cloned().collect();
         if !outside.is_empty() {
             // Only possible through --agent-command: our own tools cannot write there.
-            attempt.diff = worktree_diff(&worktree)?;
+            attempt.diff = worktree_diff(&worktree, &ignored)?;
             reset_worktree(&worktree, None)?;
             return Ok(Outcome::OutOfScope { files: outside });
         }
-        attempt.diff = worktree_diff(&worktree)?;
+        attempt.diff = worktree_diff(&worktree, &ignored)?;
 
         let t = step_start(attempt, Step::Validate, record)?;
         let spin = progress::spinner(format!("attempt {n}: validating (build, style, tests)"));
@@ -677,14 +935,14 @@ fn attempt_once(
         }
     }
     // Style fixes may touch files outside the scope: they are not ours to commit.
-    attempt.diff = worktree_diff(&worktree)?;
+    attempt.diff = worktree_diff(&worktree, &ignored)?;
 
     // Commit the scope only.
     let t = step_start(attempt, Step::Commit, record)?;
     let parent = Repository::open(&worktree)?.head()?.peel_to_commit()?.id();
     let why = plan_field(&attempt.plan, "WHY").unwrap_or("");
     let title = plan_field(&attempt.plan, "TITLE").unwrap_or(attempt.title()).lines().next().unwrap_or("").to_owned();
-    let commit = commit_scope(&worktree, &scope, &title, why)?;
+    let commit = commit_scope(&worktree, &scope, &ignored, &title, why)?;
     reset_worktree(&worktree, None)?;
     attempt.commit = Some(commit.to_string());
     attempt.timings.push((Step::Commit, t.elapsed().as_secs_f64()));
@@ -807,6 +1065,105 @@ mod tests {
         assert_eq!(plan_field(plan, "WHY"), Some("it is dead work\nover two lines"));
         assert_eq!(plan_field(plan, "HOW"), Some("edit knobs.h"));
         assert_eq!(plan_field("nothing", "WHY"), None);
+    }
+
+    #[test]
+    fn run_ids_are_short_plain_names() {
+        for good in ["20261125-221500", "fast", "a.b_c-d", "x", &"a".repeat(MAX_RUN_ID_LEN)] {
+            check_run_id(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        let long = "a".repeat(MAX_RUN_ID_LEN + 1);
+        for bad in ["", "../../x", "/tmp/x", "a/b", ".hidden", "-x", "a..b", "x.", "x.lock", "a b", "é", &long] {
+            let err = check_run_id(bad).unwrap_err().to_string();
+            assert!(err.contains("is not a valid run id") && err.contains("letters, digits"), "{bad}: {err}");
+        }
+    }
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git").args(args).current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// A repository with `src/cgen/prog.c`, `README.md` and a `.gitignore` ignoring `build*/` and `*.o`.
+    fn repo() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        git(p, &["init", "-q", "-b", "main"]);
+        git(p, &["config", "user.email", "t@t.invalid"]);
+        git(p, &["config", "user.name", "t"]);
+        std::fs::create_dir_all(p.join("src/cgen")).unwrap();
+        std::fs::write(p.join("src/cgen/prog.c"), "int x;\n").unwrap();
+        std::fs::write(p.join("README.md"), "readme\n").unwrap();
+        std::fs::write(p.join(".gitignore"), "build*/\n*.o\n").unwrap();
+        git(p, &["add", "-A"]);
+        git(p, &["commit", "-q", "-m", "base"]);
+        dir
+    }
+
+    #[test]
+    fn scopes_are_normalised_relative_to_the_tree() {
+        let dir = repo();
+        let root = dir.path();
+        for given in ["src/cgen", "./src/cgen", "src/cgen/", "src/cgen/.", "./src/./cgen//"] {
+            assert_eq!(normalize_scope(root, given).unwrap(), "src/cgen", "{given}");
+        }
+        let absolute = root.join("src/cgen");
+        assert_eq!(normalize_scope(root, absolute.to_str().unwrap()).unwrap(), "src/cgen");
+        std::os::unix::fs::symlink("src/cgen", root.join("cg")).unwrap();
+        assert_eq!(normalize_scope(root, "cg").unwrap(), "src/cgen", "what the diff shows");
+        for (bad, why) in [
+            (".", "the whole tree"),
+            ("./", "the whole tree"),
+            ("src/../src/cgen", "'..'"),
+            ("../x", "'..'"),
+            ("/", "is outside"),
+            ("src/nope", "not a directory"),
+            ("README.md", "not a directory"),
+            (".git", ".git"),
+        ] {
+            let err = normalize_scope(root, bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn ignored_files_the_model_writes_are_changes_and_are_committed_in_scope() {
+        let dir = repo();
+        let wt = dir.path();
+        // Left by an earlier validation: in the snapshot, so not the model's.
+        std::fs::create_dir_all(wt.join("build-v")).unwrap();
+        std::fs::write(wt.join("build-v/out"), "v").unwrap();
+        let before = ignored_files(wt).unwrap();
+        assert_eq!(before.keys().collect::<Vec<_>>(), ["build-v/out"]);
+        assert!(ignored_changes(wt, &before).unwrap().is_empty());
+
+        std::fs::write(wt.join("src/cgen/prog.c"), "int y;\n").unwrap();
+        std::fs::write(wt.join("src/cgen/table.o"), "generated").unwrap();
+        std::fs::create_dir_all(wt.join("build-x")).unwrap();
+        std::fs::write(wt.join("build-x/leak"), "outside").unwrap();
+        assert_eq!(changed_files(wt).unwrap(), ["src/cgen/prog.c"], "git status alone misses them");
+        let ignored = ignored_changes(wt, &before).unwrap();
+        assert_eq!(ignored, ["build-x/leak", "src/cgen/table.o"]);
+        // Rewriting a file, even to the same size, is a change.
+        std::fs::write(wt.join("build-v/out"), "w").unwrap();
+        assert_eq!(ignored_changes(wt, &before).unwrap(), ["build-v/out", "build-x/leak", "src/cgen/table.o"]);
+        std::fs::write(wt.join("build-v/out"), "v").unwrap();
+        std::fs::remove_file(wt.join("build-x/leak")).unwrap();
+
+        let diff = worktree_diff(wt, &ignored).unwrap();
+        assert!(diff.contains("table.o"), "the recorded diff shows it:\n{diff}");
+        let commit = commit_scope(wt, "src/cgen", &ignored, "use y", "because").unwrap();
+        let files = git(wt, &["show", "--name-only", "--format=", &commit.to_string()]);
+        assert_eq!(files.lines().collect::<Vec<_>>(), ["src/cgen/prog.c", "src/cgen/table.o"]);
+        // The reset leaves no ignored file behind.
+        std::fs::write(wt.join("src/cgen/other.o"), "stale").unwrap();
+        std::fs::write(wt.join("src/cgen/untracked.c"), "new").unwrap();
+        reset_worktree(wt, None).unwrap();
+        assert!(!wt.join("src/cgen/untracked.c").exists(), "untracked.c");
+        assert!(!wt.join("src/cgen/other.o").exists(), "other.o");
+        assert!(!wt.join("build-v").exists(), "build-v");
+        assert_eq!(git(wt, &["status", "--porcelain", "--ignored"]), "");
     }
 
     #[test]

@@ -11,6 +11,42 @@ use std::path::{Path, PathBuf};
 /// Schema identifier of a run record.
 pub const SCHEMA: &str = "bfperf.optimize-run.v1";
 
+/// The largest `history.json` loaded. A long run's record (plans, diffs, log
+/// tails) is a few MiB at most; anything far larger was not written by a run.
+pub const MAX_HISTORY_BYTES: u64 = 64 << 20;
+
+/// The text of `path`: a regular file, not a symlink, at most [`MAX_HISTORY_BYTES`].
+fn read_untrusted(path: &Path) -> Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let shown = path.display();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        // Not a FIFO either: O_NONBLOCK keeps the open from waiting for a writer.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => anyhow::anyhow!("{shown} is a symbolic link: refusing to follow it; remove it"),
+            _ if e.kind() == std::io::ErrorKind::NotFound => {
+                anyhow::anyhow!("no optimize run at {shown}: check the run id")
+            }
+            _ => anyhow::anyhow!("cannot open {shown}: {e}"),
+        })?;
+    let meta = file.metadata().with_context(|| format!("cannot read {shown}"))?;
+    anyhow::ensure!(meta.is_file(), "{shown} is not a regular file: remove it");
+    anyhow::ensure!(
+        meta.len() <= MAX_HISTORY_BYTES,
+        "{shown} is {} MiB, more than a run writes ({} MiB at most): it cannot be resumed; start a new run",
+        meta.len() >> 20,
+        MAX_HISTORY_BYTES >> 20
+    );
+    let mut bytes = Vec::new();
+    file.take(MAX_HISTORY_BYTES + 1).read_to_end(&mut bytes).with_context(|| format!("cannot read {shown}"))?;
+    anyhow::ensure!(bytes.len() as u64 <= MAX_HISTORY_BYTES, "{shown} grew while being read: try again");
+    String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{shown} is corrupt (not UTF-8): it cannot be resumed; start a new run"))
+}
+
 /// Where an attempt is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -217,10 +253,12 @@ impl RunRecord {
             .with_context(|| format!("cannot write {}", path.display()))
     }
 
-    /// Load a run record, with a clear error for a missing, corrupt or foreign file.
+    /// Load a run record, with a clear error for a missing, corrupt or foreign
+    /// file. The file lives in the cache: it is untrusted input, opened without
+    /// following a symlink and refused beyond [`MAX_HISTORY_BYTES`]. (Whether
+    /// the paths it records are the run's own is for the caller to check.)
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("no optimize run at {}: check the run id", path.display()))?;
+        let text = read_untrusted(path)?;
         let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
             anyhow::anyhow!("{} is corrupt ({e}): it cannot be resumed; start a new run", path.display())
         })?;
@@ -277,6 +315,31 @@ mod tests {
         assert!(err.contains("is corrupt"), "{err}");
         let err = RunRecord::load(&dir.path().join("nope.json")).unwrap_err().to_string();
         assert!(err.contains("no optimize run"), "{err}");
+    }
+
+    #[test]
+    fn symlinks_special_files_and_huge_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.json");
+        record().save(&real).unwrap();
+        let link = dir.path().join("history.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = RunRecord::load(&link).unwrap_err().to_string();
+        assert!(err.contains("is a symbolic link") && err.contains("remove it"), "{err}");
+
+        let fifo = dir.path().join("fifo.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = RunRecord::load(&fifo).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let err = RunRecord::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+
+        // Sparse: no disk is used for the size.
+        let huge = dir.path().join("huge.json");
+        std::fs::File::create(&huge).unwrap().set_len(MAX_HISTORY_BYTES + 1).unwrap();
+        let err = RunRecord::load(&huge).unwrap_err().to_string();
+        assert!(err.contains("more than a run writes"), "{err}");
+        assert_eq!(RunRecord::load(&real).unwrap(), record());
     }
 
     #[test]
