@@ -1026,3 +1026,79 @@ fn scope_spellings_and_ignored_files_are_checked_like_any_change() {
     assert_eq!(branch_tip(&repo, "spell"), repo.head());
     before.assert_unchanged(&repo);
 }
+
+#[test]
+fn validation_runs_in_the_sandbox() {
+    require_bpf!();
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    host.set_nonblocking(true).unwrap();
+    // Outside /tmp: a refused write there comes from the read-only mount, not the private /tmp.
+    let outside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let home = outside.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let git_dir = repo.path().join(".git");
+    let probe = outside.path().join("probe.sh");
+    std::fs::write(
+        &probe,
+        format!(
+            "env | grep -E '^(ANTHROPIC_API_KEY|ANTHROPIC_BASE_URL|FOO_TOKEN|X_SECRET|MY_CREDS)=' | sed 's/^/LEAK /'\n\
+             env | grep -q '^PATH=' && echo path-kept\n\
+             touch wt-probe && echo wrote-worktree\n\
+             touch \"$1/build-probe\" && echo wrote-build\n\
+             touch /tmp/probe && echo wrote-tmp\n\
+             touch {git}/hooks/pre-commit; echo x >> {git}/config; touch {home}/x\n\
+             git log -1 --format='git-works %s'\n\
+             (echo > /dev/tcp/127.0.0.1/{port}) 2>/dev/null && echo HOST-REACHED || echo host-refused\n\
+             exit 1\n",
+            git = git_dir.display(),
+            home = home.display(),
+            port = host.local_addr().unwrap().port()
+        ),
+    )
+    .unwrap();
+    let validate = format!("bash {} {{build}}", probe.display());
+    let args = [
+        "--run-id",
+        "sbx",
+        "--agent-command",
+        "true",
+        "--iterations",
+        "1",
+        "--quick",
+        "--filter",
+        "xdp__prologue",
+        "--validate",
+        &validate,
+        "--secret-env",
+        "MY_CREDS",
+    ];
+    let mut cmd = optimize_command(repo.path(), cache.path(), &args);
+    cmd.env("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+        .env("FOO_TOKEN", "tok-SECRET")
+        .env("X_SECRET", "x-SECRET")
+        .env("MY_CREDS", "creds-SECRET")
+        .env("HOME", &home);
+    let out = run(cmd);
+    let line = error_line(&out);
+    assert!(line.contains("the baseline does not build"), "the probe fails on purpose: {line}");
+
+    let log = std::fs::read_to_string(run_dir(cache.path(), "sbx").join("logs/baseline-0.log")).unwrap();
+    assert!(!log.contains("LEAK") && !log.contains("SECRET"), "a secret reached the command:\n{log}");
+    for expected in
+        ["path-kept", "wrote-worktree", "wrote-build", "wrote-tmp", "git-works initial import", "host-refused"]
+    {
+        assert!(log.contains(expected), "{expected}:\n{log}");
+    }
+    assert_eq!(log.matches("Read-only file system").count(), 3, "hooks, config, $HOME refused:\n{log}");
+    assert!(!log.contains("HOST-REACHED"), "{log}");
+    match host.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the host's listener was reached: {other:?}"),
+    }
+    let wt = run_dir(cache.path(), "sbx").join("worktree");
+    assert!(wt.join("wt-probe").is_file() && run_dir(cache.path(), "sbx").join("build/build-probe").is_file());
+    assert!(!git_dir.join("hooks/pre-commit").exists() && !home.join("x").exists());
+    before.assert_unchanged(&repo);
+}

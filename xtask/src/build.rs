@@ -8,6 +8,7 @@
 //! the configure step and fail in `make`. A marker written after a successful
 //! configure, removed before each new one, says it succeeded.
 
+use crate::sandbox::Policy;
 use anyhow::{Context as _, Result};
 use std::path::{Path, PathBuf};
 use xshell::{cmd, Shell};
@@ -43,12 +44,20 @@ pub fn tail(text: &str, n: usize) -> String {
 pub struct Build {
     sources: PathBuf,
     dir: PathBuf,
+    sandbox: Option<Policy>,
 }
 
 impl Build {
     /// Build `sources` in `dir` (created on demand).
     pub fn new(sources: &Path, dir: &Path) -> Self {
-        Build { sources: sources.to_owned(), dir: dir.to_owned() }
+        Build { sources: sources.to_owned(), dir: dir.to_owned(), sandbox: None }
+    }
+
+    /// The same build with its steps confined by `sandbox` (the tree holds
+    /// model-written code): they may write only to the build directory.
+    pub fn confined(mut self, sandbox: Option<Policy>) -> Self {
+        self.sandbox = sandbox;
+        self
     }
 
     /// The build directory.
@@ -134,11 +143,21 @@ impl Build {
     fn run_logged(&self, step: &str, cmd: xshell::Cmd<'_>) -> Result<()> {
         use std::io::Write as _;
         let shown = cmd.to_string();
-        let out = cmd
-            .quiet()
-            .ignore_status()
-            .output()
-            .map_err(|e| anyhow::anyhow!("cannot run {step}: {e}: is it installed? (see cargo xtask doctor)"))?;
+        let out =
+            match &self.sandbox {
+                None => cmd.quiet().ignore_status().output().map_err(|e| {
+                    anyhow::anyhow!("cannot run {step}: {e}: is it installed? (see cargo xtask doctor)")
+                })?,
+                Some(policy) => {
+                    let common = crate::sandbox::git_common_dir(&self.sources);
+                    let mut visible = vec![self.sources.as_path()];
+                    visible.extend(common.as_deref());
+                    let mut cmd = std::process::Command::from(cmd);
+                    // bfperf's own directory may be hidden in the sandbox; the build's is not.
+                    cmd.current_dir(&self.dir);
+                    policy.output(&cmd, &[&self.dir], &visible)?
+                }
+            };
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         let mut log = std::fs::OpenOptions::new()
             .create(true)

@@ -48,11 +48,19 @@ impl RepoCache {
 
 /// Check `rev` out in `slot` and build its bfcli on `machine`; returns its
 /// path there. On a build failure the slot's worktree is removed (nothing
-/// half-built is left) and the error carries the log tail.
-pub fn build_rev(machine: &Machine, repo: &Repo, layout: &RepoCache, slot: &str, rev: &Rev) -> Result<PathBuf> {
+/// half-built is left) and the error carries the log tail. `sandbox` confines
+/// the build of a tree holding model-written code (optimize's parents).
+pub fn build_rev(
+    machine: &Machine,
+    repo: &Repo,
+    layout: &RepoCache,
+    slot: &str,
+    rev: &Rev,
+    sandbox: Option<&crate::sandbox::Policy>,
+) -> Result<PathBuf> {
     let tree = repo.checkout(&layout.worktrees, slot, rev)?;
     let spin = progress::spinner(format!("building {} ({slot}) on {}", rev.label(), machine.name()));
-    let built = machine.build(&tree, &layout.builds.join(slot));
+    let built = machine.build_confined(&tree, &layout.builds.join(slot), sandbox);
     spin.finish_and_clear();
     match built {
         Ok(path) => Ok(path),
@@ -109,8 +117,9 @@ pub fn run(opts: &CompareOptions) -> Result<Comparison> {
         eprintln!("BASE and REF are the same revision: this is an A/A run, measuring the noise (every verdict should be `no change`)");
     }
     let machine = &opts.machine;
-    let base_bfcli = build_rev(machine, &repo, &layout, "base", &base)?;
-    let ref_bfcli = if same { base_bfcli.clone() } else { build_rev(machine, &repo, &layout, "ref", &reference)? };
+    let base_bfcli = build_rev(machine, &repo, &layout, "base", &base, None)?;
+    let ref_bfcli =
+        if same { base_bfcli.clone() } else { build_rev(machine, &repo, &layout, "ref", &reference, None)? };
     let sides = (
         (base_bfcli.clone(), side_info(&repo, &base, &base_bfcli)),
         (ref_bfcli.clone(), side_info(&repo, &reference, &ref_bfcli)),

@@ -176,6 +176,7 @@ pub fn run(cache: &Path, keep: bool) -> Result<DemoOutcome> {
         machine: Default::default(),
         max_turns: 10,
         serve: None,
+        sandbox: Default::default(),
     };
     let run = optimize::run(&opts)?;
     if !keep {

@@ -18,6 +18,7 @@ pub mod optimize;
 pub mod progress;
 pub mod remote;
 pub mod report;
+pub mod sandbox;
 pub mod selfcheck;
 pub mod sources;
 pub mod workspace;

@@ -6,6 +6,7 @@ use crate::build::Build;
 use crate::optimize::validate::CommandResult;
 use crate::remote::harness::{CommandOutput, Event, Request};
 use crate::remote::Remote;
+use crate::sandbox::Policy;
 use anyhow::{Context as _, Result};
 use bench_harness::interleave::{self, CompareConfig, Comparison, Progress, SideInfo};
 use bench_harness::program::Bfcli;
@@ -38,10 +39,16 @@ impl Machine {
     /// Build bfcli of the local tree `sources` in the build directory `dir`
     /// (the local path; on a host, its mirror there). Returns the bfcli's path on the machine.
     pub fn build(&self, sources: &Path, dir: &Path) -> Result<PathBuf> {
+        self.build_confined(sources, dir, None)
+    }
+
+    /// [`Machine::build`], confined by `sandbox` when given (a tree with model-written code).
+    pub fn build_confined(&self, sources: &Path, dir: &Path, sandbox: Option<&Policy>) -> Result<PathBuf> {
         match self {
-            Machine::Local => Build::new(sources, dir).bfcli_built(),
+            Machine::Local => Build::new(sources, dir).confined(sandbox.cloned()).bfcli_built(),
             Machine::Remote(r) => {
-                let request = Request::Build { sources: r.sync_tree(sources)?, dir: r.path_of(dir) };
+                let request =
+                    Request::Build { sources: r.sync_tree(sources)?, dir: r.path_of(dir), sandbox: sandbox.cloned() };
                 Ok(serde_json::from_value(r.request(request, |_| {})?)?)
             }
         }
@@ -67,7 +74,8 @@ impl Machine {
     }
 
     /// Run validation `commands` in the local tree `dir` (uploaded first on a
-    /// host) with build directory `build`; logs are written locally to `logs`.
+    /// host) with build directory `build`, confined by `sandbox` there; logs
+    /// are written locally to `logs`.
     pub fn run_commands(
         &self,
         commands: &[String],
@@ -75,12 +83,18 @@ impl Machine {
         build: &Path,
         logs: &Path,
         tag: &str,
+        sandbox: &Policy,
     ) -> Result<Vec<CommandResult>> {
         let Machine::Remote(r) = self else {
-            return crate::optimize::validate::run_all(commands, dir, build, logs, tag);
+            return crate::optimize::validate::run_all(commands, dir, build, logs, tag, sandbox);
         };
         let tree = r.sync_tree(dir)?;
-        let request = Request::Commands { commands: commands.to_vec(), dir: tree, build: r.path_of(build) };
+        let request = Request::Commands {
+            commands: commands.to_vec(),
+            dir: tree,
+            build: r.path_of(build),
+            sandbox: sandbox.clone(),
+        };
         let outputs: Vec<CommandOutput> = serde_json::from_value(r.request(request, |_| {})?)?;
         std::fs::create_dir_all(logs).with_context(|| format!("cannot create {}", logs.display()))?;
         outputs

@@ -89,6 +89,9 @@ enum Command {
     /// The remote side of --host (run by bfperf over ssh; not for direct use).
     #[command(hide = true)]
     Harness,
+    /// Run a command in optimize's sandbox (run by bfperf itself; not for direct use).
+    #[command(hide = true)]
+    SandboxExec(xtask::sandbox::ExecArgs),
 }
 
 #[derive(Args, Debug)]
@@ -195,6 +198,14 @@ struct OptimizeArgs {
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = optimize::serve::DEFAULT_ADDR,
           value_parser = optimize::serve::parse_addr)]
     serve: Option<std::net::SocketAddr>,
+    /// Also remove this environment variable from the validation commands' environment
+    /// (repeatable; keys, tokens, secrets and model settings are always removed).
+    #[arg(long, value_name = "NAME")]
+    secret_env: Vec<String>,
+    /// DANGEROUS: run validation commands (model-written code, as root) without the sandbox:
+    /// with network access and a writable file system. For hosts that refuse namespaces.
+    #[arg(long)]
+    no_sandbox: bool,
     #[command(flatten)]
     remote: RemoteArgs,
     #[command(flatten)]
@@ -511,6 +522,11 @@ struct CommonArgs {
 
 fn main() {
     let cli = Cli::parse();
+    // Before any thread starts: a threaded process cannot unshare its mounts.
+    let cli = match cli.command {
+        Command::SandboxExec(args) => std::process::exit(xtask::sandbox::exec_main(args)),
+        _ => cli,
+    };
     bench_harness::interrupt::install();
     let result = match cli.command {
         Command::Bench(args) => cmd_bench(args).map(|()| 0),
@@ -522,6 +538,7 @@ fn main() {
         Command::InstallHook(args) => cmd_hook(args).map(|()| 0),
         Command::Demo(args) => cmd_demo(args).map(|()| 0),
         Command::Harness => std::process::exit(remote::harness::serve()),
+        Command::SandboxExec(_) => unreachable!("handled above"),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -623,6 +640,7 @@ fn cmd_optimize(args: OptimizeArgs) -> Result<()> {
         machine: session.machine.clone(),
         max_turns: args.max_turns,
         serve: args.serve,
+        sandbox: xtask::sandbox::Policy { confine: !args.no_sandbox, secret_names: args.secret_env, helper: None },
     };
     let record = optimize::run(&opts)?;
     println!(

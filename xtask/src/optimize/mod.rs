@@ -98,6 +98,8 @@ pub struct OptimizeOptions {
     pub max_turns: usize,
     /// Serve a live dashboard on this (loopback) address.
     pub serve: Option<std::net::SocketAddr>,
+    /// How validation commands and attempt builds are confined.
+    pub sandbox: crate::sandbox::Policy,
 }
 
 /// The longest run id accepted.
@@ -442,9 +444,9 @@ fn baseline(opts: &OptimizeOptions, mut record: RunRecord) -> Result<RunRecord> 
 
     let spin = progress::spinner("baseline: configuring and validating (build, style, tests)");
     let (build, logs) = (dir.join("build"), dir.join("logs"));
-    let configured = configure(&opts.machine, &worktree, &build, &logs);
-    let results =
-        configured.and_then(|()| opts.machine.run_commands(&opts.validate, &worktree, &build, &logs, "baseline"));
+    let configured = configure(opts, &worktree, &build, &logs);
+    let results = configured
+        .and_then(|()| opts.machine.run_commands(&opts.validate, &worktree, &build, &logs, "baseline", &opts.sandbox));
     spin.finish_and_clear();
     let results = results?;
     if let Some(broken) = results
@@ -581,7 +583,8 @@ fn kept_tip(record: &RunRecord) -> Result<Oid> {
 /// `bench` builds leave them out).
 /// Locally, a directory counts as configured only after a configure that
 /// succeeded (see [`Build::is_configured`]); a host is always configured again.
-fn configure(machine: &Machine, worktree: &Path, build: &Path, logs: &Path) -> Result<()> {
+fn configure(opts: &OptimizeOptions, worktree: &Path, build: &Path, logs: &Path) -> Result<()> {
+    let machine = &opts.machine;
     let local = matches!(machine, Machine::Local).then(|| Build::new(worktree, build));
     if local.as_ref().is_some_and(Build::is_configured) {
         return Ok(());
@@ -591,7 +594,7 @@ fn configure(machine: &Machine, worktree: &Path, build: &Path, logs: &Path) -> R
         b.unmark_configured()?;
     }
     let cmake = ["cmake -S {source} -B {build} -DNO_DOCS=1".to_owned()];
-    let results = machine.run_commands(&cmake, worktree, build, logs, "configure")?;
+    let results = machine.run_commands(&cmake, worktree, build, logs, "configure", &opts.sandbox)?;
     if let Some(r) = results.iter().find(|r| !r.ok) {
         bail!("cmake failed for the run's worktree on {} (log {}):\n{}", machine.name(), r.log.display(), r.tail);
     }
@@ -908,7 +911,8 @@ fn attempt_once(
         let t = step_start(attempt, Step::Validate, record)?;
         let spin = progress::spinner(format!("attempt {n}: validating (build, style, tests)"));
         let tag = format!("attempt{n}-try{}", attempt.fix_rounds);
-        let results = opts.machine.run_commands(&opts.validate, &worktree, &dir.join("build"), &dir.join("logs"), &tag);
+        let (build, logs) = (dir.join("build"), dir.join("logs"));
+        let results = opts.machine.run_commands(&opts.validate, &worktree, &build, &logs, &tag, &opts.sandbox);
         spin.finish_and_clear();
         let results = results?;
         attempt.logs.extend(results.iter().map(|r| r.log.clone()));
@@ -952,19 +956,25 @@ fn attempt_once(
     let attempt_bfcli = opts.machine.bfcli_of(&dir.join("build"));
     let layout = RepoCache { worktrees: dir.join("slots"), builds: dir.join("builds") };
     let parent_rev = Rev::Commit { oid: parent, spec: parent.to_string() };
-    let evaluated = build_rev(&opts.machine, repo, &layout, "parent", &parent_rev).and_then(|parent_bfcli| {
-        let side = |bfcli: PathBuf, label: String, commit: Oid| {
-            let source =
-                SourceInfo { bfcli: bfcli.display().to_string(), commit: Some(commit.to_string()), dirty: false };
-            (bfcli, SideInfo { label, source })
-        };
-        let attempt_side = side(attempt_bfcli.clone(), format!("attempt {n}"), commit);
-        let bar = progress::spinner(format!("attempt {n}: measuring against its parent"));
-        let c =
-            opts.machine.compare(side(parent_bfcli, "parent".into(), parent), attempt_side, cases, opts.config, |_| {});
-        bar.finish_and_clear();
-        c
-    });
+    let evaluated =
+        build_rev(&opts.machine, repo, &layout, "parent", &parent_rev, Some(&opts.sandbox)).and_then(|parent_bfcli| {
+            let side = |bfcli: PathBuf, label: String, commit: Oid| {
+                let source =
+                    SourceInfo { bfcli: bfcli.display().to_string(), commit: Some(commit.to_string()), dirty: false };
+                (bfcli, SideInfo { label, source })
+            };
+            let attempt_side = side(attempt_bfcli.clone(), format!("attempt {n}"), commit);
+            let bar = progress::spinner(format!("attempt {n}: measuring against its parent"));
+            let c = opts.machine.compare(
+                side(parent_bfcli, "parent".into(), parent),
+                attempt_side,
+                cases,
+                opts.config,
+                |_| {},
+            );
+            bar.finish_and_clear();
+            c
+        });
     attempt.timings.push((Step::Evaluate, t.elapsed().as_secs_f64()));
     let comparison = match evaluated {
         Ok(c) => c,

@@ -3,6 +3,7 @@
 //! recorded, so an attempt fails only on *new* failures (bpfilter's e2e tests
 //! partly fail on some kernels; that must not reject every attempt).
 
+use crate::sandbox::Policy;
 use anyhow::{Context as _, Result};
 use std::path::{Path, PathBuf};
 
@@ -92,20 +93,30 @@ pub fn ctest_failures(output: &str) -> Vec<String> {
     names
 }
 
-/// Run `commands` in `dir` (expanded), each logged to `logs/<n>.log`.
-pub fn run_all(commands: &[String], dir: &Path, build: &Path, logs: &Path, tag: &str) -> Result<Vec<CommandResult>> {
+/// Run `commands` in `dir` (expanded), each logged to `logs/<tag>-<n>.log`,
+/// confined by `sandbox`: they run model-written code, and may write only to
+/// `dir` and `build` (see [`crate::sandbox`]).
+pub fn run_all(
+    commands: &[String],
+    dir: &Path,
+    build: &Path,
+    logs: &Path,
+    tag: &str,
+    sandbox: &Policy,
+) -> Result<Vec<CommandResult>> {
     std::fs::create_dir_all(logs).with_context(|| format!("cannot create {}", logs.display()))?;
+    std::fs::create_dir_all(build).with_context(|| format!("cannot create {}", build.display()))?;
+    // A worktree's git data is in its repository's `.git` (possibly under the
+    // private /tmp): kept visible, read-only, so `git describe` still works.
+    let common = crate::sandbox::git_common_dir(dir);
+    let repo: Vec<&Path> = common.iter().map(PathBuf::as_path).filter(|c| !c.starts_with(dir)).collect();
     let mut out = vec![];
     for (i, raw) in commands.iter().enumerate() {
         bench_harness::interrupt::check()?;
         let command = expand(raw, build, dir);
-        let sh = xshell::Shell::new()?;
-        sh.change_dir(dir);
-        let output = xshell::cmd!(sh, "sh -c {command}")
-            .quiet()
-            .ignore_status()
-            .output()
-            .with_context(|| format!("cannot run {command}"))?;
+        let mut sh = std::process::Command::new("sh");
+        sh.arg("-c").arg(&command).current_dir(dir);
+        let output = sandbox.output(&sh, &[dir, build], &repo).with_context(|| format!("cannot run {command}"))?;
         let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
         let log = logs.join(format!("{tag}-{i}.log"));
         std::fs::write(&log, format!("$ {command}\n{text}"))

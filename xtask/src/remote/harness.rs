@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 /// Version of the protocol; both sides are the same bfperf binary, so a
 /// mismatch only means a stale upload.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// What the host is asked to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +32,8 @@ pub enum Request {
         sources: PathBuf,
         /// The build directory.
         dir: PathBuf,
+        /// Confine the build (a tree with model-written code).
+        sandbox: Option<crate::sandbox::Policy>,
     },
     /// Whether `path` is a bfcli the harness can run; answers a bool.
     IsBfcli {
@@ -46,6 +48,8 @@ pub enum Request {
         dir: PathBuf,
         /// `{build}`.
         build: PathBuf,
+        /// How they are confined on the host.
+        sandbox: crate::sandbox::Policy,
     },
     /// Run the suite on one bfcli; answers `RunResults`.
     Bench {
@@ -246,13 +250,13 @@ fn handle(envelope: Envelope, emit: &dyn Fn(&Event)) -> Result<serde_json::Value
                 .collect();
             serde_json::to_value(Probe { kernel, missing_tools })?
         }
-        Request::Build { sources, dir } => {
-            serde_json::to_value(crate::build::Build::new(&sources, &dir).bfcli_built()?)?
+        Request::Build { sources, dir, sandbox } => {
+            serde_json::to_value(crate::build::Build::new(&sources, &dir).confined(sandbox).bfcli_built()?)?
         }
         Request::IsBfcli { path } => serde_json::to_value(Bfcli::new(path).is_ok())?,
-        Request::Commands { commands, dir, build } => {
+        Request::Commands { commands, dir, build, sandbox } => {
             let logs = tempfile::tempdir()?;
-            let results = validate::run_all(&commands, &dir, &build, logs.path(), "remote")?;
+            let results = validate::run_all(&commands, &dir, &build, logs.path(), "remote", &sandbox)?;
             let outputs: Vec<CommandOutput> = results
                 .into_iter()
                 .map(|r| CommandOutput {
