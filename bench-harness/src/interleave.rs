@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 pub const SCHEMA: &str = "bfperf.compare.v1";
 
 /// Rounds added at once to a case whose interval is still too wide.
-const BATCH: usize = 4;
+pub const BATCH: usize = 4;
 
 /// How a comparison is measured and judged.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -197,12 +197,148 @@ impl Comparison {
     }
 }
 
+/// Where the adaptive loop gets its rounds from: the kernel in [`run`], a
+/// noise model in the coverage simulation ([`crate::coverage`]), so that the
+/// simulation runs the engine's own decisions.
+pub trait RoundSource {
+    /// Measure round `done` (0-based, counted per case) of case `case`:
+    /// `(base, reference)`, or `None` if the case is not measured (it failed
+    /// to load on a side).
+    fn round(&mut self, case: usize, done: usize) -> Result<Option<(f64, f64)>>;
+
+    /// Whether the time budget is spent; asked before each batch past the
+    /// first pass.
+    fn out_of_time(&self) -> bool;
+}
+
+/// The paired rounds of one case and what the engine concluded from them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Paired {
+    /// BASE samples, one per round.
+    pub base: Vec<f64>,
+    /// REF samples, paired with `base`.
+    pub reference: Vec<f64>,
+    /// REF/BASE with its interval (`None` without a round).
+    pub estimate: Option<RatioEstimate>,
+    /// The verdict at `threshold_pct`.
+    pub change: Option<Change>,
+}
+
+/// The engine's adaptive rounds over `cases` cases: every case first gets
+/// `min_rounds`; then, until the source is out of time, the case with the
+/// widest interval (relative to its estimate) gets [`BATCH`] more, until every
+/// interval is narrower than `target_ci_pct` or has `max_rounds`.
+pub fn adaptive(cases: usize, config: &CompareConfig, source: &mut impl RoundSource) -> Result<Vec<Paired>> {
+    let mut tracks = vec![Paired::default(); cases];
+    let mut measured = vec![true; cases];
+    // Every case gets its minimum first, so a short budget still covers the suite.
+    for (case, track) in tracks.iter_mut().enumerate() {
+        for _ in 0..config.min_rounds {
+            match source.round(case, track.base.len())? {
+                Some((x, y)) => {
+                    track.base.push(x);
+                    track.reference.push(y);
+                }
+                None => measured[case] = false,
+            }
+        }
+        estimate(track, config);
+    }
+    loop {
+        let widest = tracks
+            .iter()
+            .enumerate()
+            .filter(|(case, t)| measured[*case] && t.base.len() < config.max_rounds)
+            .filter_map(|(case, t)| t.estimate.map(|est| (relative_width_pct(&est), case)))
+            .filter(|(w, _)| *w > config.target_ci_pct)
+            .max_by(|x, y| x.0.total_cmp(&y.0));
+        let Some((_, case)) = widest else { break };
+        if source.out_of_time() {
+            break;
+        }
+        let track = &mut tracks[case];
+        for _ in 0..BATCH.min(config.max_rounds - track.base.len()) {
+            let Some((x, y)) = source.round(case, track.base.len())? else {
+                measured[case] = false;
+                break;
+            };
+            track.base.push(x);
+            track.reference.push(y);
+        }
+        estimate(track, config);
+    }
+    Ok(tracks)
+}
+
+/// Resamples of the suite geometric mean's bootstrap.
+pub const BOOTSTRAP_ITERATIONS: usize = 2000;
+
+/// Seed of the suite geometric mean's bootstrap: the same samples always
+/// give the same interval.
+pub const BOOTSTRAP_SEED: u64 = 0x5eed;
+
+/// The suite summary as the engine computes it: [`compare::geometric_mean`]
+/// of the runtime cases' paired rounds at `config.level`.
+pub fn suite_geomean(runtime: &[(&[f64], &[f64])], config: &CompareConfig) -> Option<RatioEstimate> {
+    compare::geometric_mean(runtime, config.level, BOOTSTRAP_ITERATIONS, BOOTSTRAP_SEED)
+}
+
+/// The loaded copies of one case's programs, per side, and the order in
+/// which the engine uses them.
+pub struct Copies {
+    base: Vec<Program>,
+    reference: Vec<Program>,
+}
+
+impl Copies {
+    /// Copies loaded beforehand, as many on each side (at least one).
+    ///
+    /// # Panics
+    ///
+    /// If the sides hold different numbers of copies, or none.
+    pub fn new(base: Vec<Program>, reference: Vec<Program>) -> Self {
+        assert!(!base.is_empty() && base.len() == reference.len(), "copies come in pairs");
+        Copies { base, reference }
+    }
+
+    /// The `(base, reference)` copies for round `done` of the case. Copy
+    /// pairs are used in turn, each for an AB and a BA round; past the first
+    /// pass through them, every pair is replaced by a freshly loaded one
+    /// from `load` (the oldest first), so no two pairs share placement luck.
+    pub fn for_round(
+        &mut self,
+        done: usize,
+        load: impl FnOnce() -> Result<(Program, Program)>,
+    ) -> Result<(&Program, &Program)> {
+        let slot = (done / 2) % self.base.len();
+        if done % 2 == 0 && done / 2 >= self.base.len() {
+            (self.base[slot], self.reference[slot]) = load()?;
+        }
+        Ok((&self.base[slot], &self.reference[slot]))
+    }
+}
+
+/// Round `done` of a case in ABBA order: base first in even rounds,
+/// reference first in odd ones. Returns `(base, reference)`.
+pub fn abba(
+    done: usize,
+    mut base: impl FnMut() -> Result<f64>,
+    mut reference: impl FnMut() -> Result<f64>,
+) -> Result<(f64, f64)> {
+    if done % 2 == 0 {
+        let x = base()?;
+        Ok((x, reference()?))
+    } else {
+        let y = reference()?;
+        Ok((base()?, y))
+    }
+}
+
 /// What is measured in a round for one case.
 enum Subject {
-    /// `base[k]` and `reference[k]` are the k-th loaded copies.
+    /// The loaded copies of both sides.
     Runtime {
-        base: Vec<Program>,
-        reference: Vec<Program>,
+        copies: Copies,
         input: RunInput,
         repeat: u32,
     },
@@ -273,33 +409,13 @@ pub fn run(
     }
 
     let deadline = start + Duration::from_secs_f64(config.time_budget_s);
-    let mut done = 0;
-    // Every case gets its minimum first, so a short budget still covers the suite.
-    for entry in entries.iter_mut() {
-        for _ in 0..config.min_rounds {
-            round(&a, &b, entry)?;
-            done += 1;
-            progress(Progress::Round { case: &entry.result.name, done });
-        }
-        estimate(entry, &config);
-    }
-    loop {
-        let widest = entries
-            .iter_mut()
-            .filter(|e| e.subject.is_some() && e.result.base_samples.len() < config.max_rounds)
-            .filter_map(|e| e.result.estimate.map(|est| (relative_width_pct(&est), e)))
-            .filter(|(w, _)| *w > config.target_ci_pct)
-            .max_by(|x, y| x.0.total_cmp(&y.0));
-        let Some((_, entry)) = widest else { break };
-        if Instant::now() >= deadline {
-            break;
-        }
-        for _ in 0..BATCH.min(config.max_rounds - entry.result.base_samples.len()) {
-            round(&a, &b, entry)?;
-            done += 1;
-            progress(Progress::Round { case: &entry.result.name, done });
-        }
-        estimate(entry, &config);
+    let mut kernel = Kernel { a: &a, b: &b, entries: &mut entries, deadline, done: 0, progress: &mut progress };
+    let rounds = adaptive(cases.len(), &config, &mut kernel)?;
+    for (entry, paired) in entries.iter_mut().zip(rounds) {
+        entry.result.base_samples = paired.base;
+        entry.result.ref_samples = paired.reference;
+        entry.result.estimate = paired.estimate;
+        entry.result.change = paired.change;
     }
 
     let runtime: Vec<(&[f64], &[f64])> = entries
@@ -307,7 +423,7 @@ pub fn run(
         .filter(|e| e.result.unit == Unit::NsPerPacket && e.result.estimate.is_some())
         .map(|e| (e.result.base_samples.as_slice(), e.result.ref_samples.as_slice()))
         .collect();
-    let geomean = compare::geometric_mean(&runtime, config.level, 2000, 0x5eed);
+    let geomean = suite_geomean(&runtime, &config);
     Ok(Comparison {
         schema: SCHEMA.into(),
         harness_version: HARNESS_VERSION.into(),
@@ -392,7 +508,7 @@ fn prepare(a: &Side, b: &Side, case: &Case, config: &CompareConfig) -> Result<En
                     }
                 }
                 result.repeat = Some(repeat);
-                Some(Subject::Runtime { base, reference, input, repeat })
+                Some(Subject::Runtime { copies: Copies::new(base, reference), input, repeat })
             } else {
                 None
             }
@@ -401,52 +517,54 @@ fn prepare(a: &Side, b: &Side, case: &Case, config: &CompareConfig) -> Result<En
     Ok(Entry { case: case.clone(), result, subject })
 }
 
-/// One round: one sample per side, order alternating with the round number.
-fn round(a: &Side, b: &Side, entry: &mut Entry) -> Result<()> {
-    crate::interrupt::check()?;
-    let done = entry.result.base_samples.len();
-    // Past the first pass, every AB/BA pair still gets a freshly loaded copy
-    // pair (replacing the oldest), so no two pairs share placement luck.
-    if let Some(Subject::Runtime { base, reference, .. }) = &mut entry.subject {
-        let slot = (done / 2) % base.len();
-        if done % 2 == 0 && done / 2 >= base.len() {
-            base[slot] = load_program(a, &entry.case)?;
-            reference[slot] = load_program(b, &entry.case)?;
-        }
+/// The kernel as a [`RoundSource`]: the programs of every case, loaded on
+/// both sides.
+struct Kernel<'a, P> {
+    a: &'a Side,
+    b: &'a Side,
+    entries: &'a mut [Entry],
+    deadline: Instant,
+    /// Rounds measured so far, all cases (for progress).
+    done: usize,
+    progress: &'a mut P,
+}
+
+impl<P: FnMut(Progress<'_>)> RoundSource for Kernel<'_, P> {
+    fn round(&mut self, case: usize, done: usize) -> Result<Option<(f64, f64)>> {
+        let entry = &mut self.entries[case];
+        let pair = round(self.a, self.b, entry, done)?;
+        self.done += 1;
+        (self.progress)(Progress::Round { case: &entry.result.name, done: self.done });
+        Ok(pair)
     }
-    let Some(subject) = &entry.subject else { return Ok(()) };
-    let base_first = done % 2 == 0;
-    let (x, y) = match subject {
-        Subject::Runtime { base, reference, input, repeat } => {
-            // Copies in turn, each used for an AB and a BA round.
-            let (base, reference) = (&base[(done / 2) % base.len()], &reference[(done / 2) % reference.len()]);
+
+    fn out_of_time(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+}
+
+/// One round, the `done`-th of its case: one sample per side, order
+/// alternating with the round number. `None` if the case is not measured.
+fn round(a: &Side, b: &Side, entry: &mut Entry, done: usize) -> Result<Option<(f64, f64)>> {
+    crate::interrupt::check()?;
+    let case = &entry.case;
+    let pair = match &mut entry.subject {
+        None => return Ok(None),
+        Some(Subject::Runtime { copies, input, repeat }) => {
+            let (base, reference) = copies.for_round(done, || Ok((load_program(a, case)?, load_program(b, case)?)))?;
             let one = |p: &Program| runner::sample(p, input, *repeat);
-            if base_first {
-                let x = one(base)?;
-                (x, one(reference)?)
-            } else {
-                let y = one(reference)?;
-                (one(base)?, y)
-            }
+            abba(done, || one(base), || one(reference))?
         }
-        Subject::ChainLoad { text } => {
+        Some(Subject::ChainLoad { text }) => {
             let one = |s: &Side| -> Result<f64> {
                 let took = s.bfcli().chain_set(s.bpffs_path(), text)?;
                 s.bfcli().chain_flush(s.bpffs_path(), CHAIN_NAME)?;
                 Ok(took.as_secs_f64() * 1e3)
             };
-            if base_first {
-                let x = one(a)?;
-                (x, one(b)?)
-            } else {
-                let y = one(b)?;
-                (one(a)?, y)
-            }
+            abba(done, || one(a), || one(b))?
         }
     };
-    entry.result.base_samples.push(x);
-    entry.result.ref_samples.push(y);
-    Ok(())
+    Ok(Some(pair))
 }
 
 /// Interval width relative to the estimate, in %: a +200 % change measured
@@ -455,11 +573,11 @@ fn relative_width_pct(est: &RatioEstimate) -> f64 {
     (est.hi - est.lo) / est.ratio * 100.0
 }
 
-fn estimate(entry: &mut Entry, config: &CompareConfig) {
-    if entry.result.base_samples.is_empty() {
+fn estimate(paired: &mut Paired, config: &CompareConfig) {
+    if paired.base.is_empty() {
         return;
     }
-    let est = compare::paired_ratio(&entry.result.base_samples, &entry.result.ref_samples, config.level);
-    entry.result.change = Some(compare::classify(&est, config.threshold_pct));
-    entry.result.estimate = Some(est);
+    let est = compare::paired_ratio(&paired.base, &paired.reference, config.level);
+    paired.change = Some(compare::classify(&est, config.threshold_pct));
+    paired.estimate = Some(est);
 }

@@ -6,11 +6,13 @@
 //!   [`bpffs`]) or from the harness (the empty-program floor);
 //! * [`runner`]: `BPF_PROG_TEST_RUN`, calibration and samples;
 //! * [`bench`]: the suite on one build; [`results`]: the JSON it writes;
-//! * [`stats`]: robust summaries.
+//! * [`stats`]: robust summaries; [`compare`]: the statistics, whose coverage
+//!   [`coverage`] simulates through the engine's own loop ([`interleave`]).
 
 pub mod bench;
 pub mod bpffs;
 pub mod compare;
+pub mod coverage;
 pub mod error;
 pub mod flavor;
 pub mod interleave;

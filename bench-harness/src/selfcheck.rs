@@ -2,20 +2,22 @@
 //!
 //! * **power**: programs generated here with a known extra cost (an empty
 //!   program padded with `k` dependent ALU instructions) are compared with
-//!   the unpadded one, many times; the smallest true slowdown detected in at
-//!   least 9 of 10 comparisons is what a comparison can resolve on this host.
+//!   the unpadded one, many times, by the engine's own adaptive rounds with
+//!   fresh copies ([`interleave::adaptive`], [`Copies`]); the smallest true
+//!   slowdown detected in at least 9 of 10 comparisons is what a comparison
+//!   can resolve on this host.
 //! * the **A/A false-verdict rate** is measured by the caller with the real
 //!   engine (`interleave::run` with the same build on both sides).
 
-use crate::compare::{self, Change};
+use crate::compare::{Change, RatioEstimate};
 use crate::error::{HarnessError, Result};
 use crate::flavor::{Flavor, Verdict};
-use crate::interleave::CompareConfig;
+use crate::interleave::{self, CompareConfig, Copies, RoundSource};
 use crate::packet::PacketKind;
 use crate::program::Program;
 use crate::runner::{self, RunInput};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// An XDP program returning `verdict` after `padding` dependent ALU
 /// instructions (`r1 = r1 * 7; r1 ^= K; ...`), which neither the verifier nor
@@ -56,25 +58,74 @@ pub struct PowerPoint {
     pub reps: usize,
 }
 
-/// Paired ABBA rounds of two programs; returns (base, reference) samples.
-fn rounds(a: &Program, b: &Program, input: &RunInput, repeat: u32, n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
-    let (mut xs, mut ys) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for i in 0..n {
-        crate::interrupt::check()?;
-        if i % 2 == 0 {
-            xs.push(runner::sample(a, input, repeat)?);
-            ys.push(runner::sample(b, input, repeat)?);
-        } else {
-            ys.push(runner::sample(b, input, repeat)?);
-            xs.push(runner::sample(a, input, repeat)?);
+/// Two generated programs as the engine's [`RoundSource`]: `config.instances`
+/// loaded copies per side, used and replaced by fresh copies exactly as
+/// [`interleave::run`] does for a case of the suite.
+struct Padded<'a> {
+    paddings: (u32, u32),
+    copies: Copies,
+    input: &'a RunInput,
+    repeat: u32,
+    deadline: Instant,
+}
+
+impl<'a> Padded<'a> {
+    fn load(paddings: (u32, u32), input: &'a RunInput, repeat: u32, config: &CompareConfig) -> Result<Self> {
+        let (mut base, mut reference) = (vec![], vec![]);
+        for _ in 0..config.instances.max(1) {
+            base.push(padded_program(paddings.0, Verdict::Drop)?);
+            reference.push(padded_program(paddings.1, Verdict::Drop)?);
         }
+        // As the engine does after loading a case: untimed calls on every copy.
+        for _ in 0..config.warmup {
+            for p in base.iter().chain(&reference) {
+                runner::sample(p, input, repeat)?;
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs_f64(config.time_budget_s);
+        Ok(Padded { paddings, copies: Copies::new(base, reference), input, repeat, deadline })
     }
-    Ok((xs, ys))
+}
+
+impl RoundSource for Padded<'_> {
+    fn round(&mut self, _case: usize, done: usize) -> Result<Option<(f64, f64)>> {
+        crate::interrupt::check()?;
+        let (p0, p1) = self.paddings;
+        let (base, reference) = self
+            .copies
+            .for_round(done, || Ok((padded_program(p0, Verdict::Drop)?, padded_program(p1, Verdict::Drop)?)))?;
+        let (input, repeat) = (self.input, self.repeat);
+        interleave::abba(done, || runner::sample(base, input, repeat), || runner::sample(reference, input, repeat))
+            .map(Some)
+    }
+
+    fn out_of_time(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+}
+
+/// One comparison of the two paddings by the engine's adaptive rounds
+/// ([`interleave::adaptive`]): the estimate and verdict of the case.
+fn compare_once(
+    paddings: (u32, u32),
+    input: &RunInput,
+    repeat: u32,
+    config: &CompareConfig,
+) -> Result<(RatioEstimate, Change)> {
+    let mut source = Padded::load(paddings, input, repeat, config)?;
+    let case = interleave::adaptive(1, config, &mut source)?.remove(0);
+    match (case.estimate, case.change) {
+        (Some(est), Some(change)) => Ok((est, change)),
+        _ => Err(HarnessError::TestRun { flavor: Flavor::Xdp, reason: "no round was measured".into() }),
+    }
 }
 
 /// For each padding in `extras`, run `reps` comparisons against the base
-/// program with the engine's adaptive rounds (`min_rounds`, then batches
-/// until the interval is narrower than `target_ci_pct` or `max_rounds`).
+/// program with the engine's own adaptive rounds ([`interleave::adaptive`]:
+/// `min_rounds`, then batches until the interval is narrower than
+/// `target_ci_pct` or `max_rounds`), with fresh copies as in a real
+/// comparison. The true slowdown is measured first, by the same engine
+/// held at 120 rounds.
 pub fn power(
     base_padding: u32,
     extras: &[u32],
@@ -92,26 +143,17 @@ pub fn power(
         });
     }
     let repeat = runner::calibrate(&base, &input, Duration::from_secs_f64(config.sample_ms / 1000.0))?;
+    drop(base);
+    let truth_config = CompareConfig { min_rounds: TRUTH_ROUNDS, max_rounds: TRUTH_ROUNDS, ..*config };
     let mut points = vec![];
     for &extra in extras {
-        let slower = padded_program(base_padding + extra, Verdict::Drop)?;
+        let paddings = (base_padding, base_padding + extra);
         // The truth: many rounds, far more than a comparison gets.
-        let (xs, ys) = rounds(&base, &slower, &input, repeat, 120)?;
-        let truth = compare::paired_ratio(&xs, &ys, config.level);
+        let (truth, _) = compare_once(paddings, &input, repeat, &truth_config)?;
         let mut point =
             PowerPoint { extra_insns: extra, true_delta_pct: truth.delta_pct(), detected: 0, wrong: 0, reps };
         for _ in 0..reps {
-            // As the engine does for one case: a first pass, then more rounds
-            // until the interval is narrow enough or the round cap is hit.
-            let (mut xs, mut ys) = rounds(&base, &slower, &input, repeat, config.min_rounds)?;
-            let mut est = compare::paired_ratio(&xs, &ys, config.level);
-            while (est.hi - est.lo) / est.ratio * 100.0 > config.target_ci_pct && xs.len() < config.max_rounds {
-                let (more_x, more_y) = rounds(&base, &slower, &input, repeat, 4)?;
-                xs.extend(more_x);
-                ys.extend(more_y);
-                est = compare::paired_ratio(&xs, &ys, config.level);
-            }
-            match compare::classify(&est, config.threshold_pct) {
+            match compare_once(paddings, &input, repeat, config)?.1 {
                 Change::Slower => point.detected += 1,
                 Change::Faster => point.wrong += 1,
                 Change::NoChange => {}
@@ -122,6 +164,9 @@ pub fn power(
     }
     Ok(points)
 }
+
+/// Rounds of the measurement of a padding's true slowdown.
+const TRUTH_ROUNDS: usize = 120;
 
 /// The smallest true slowdown detected at least 9 times out of 10.
 pub fn smallest_detected(points: &[PowerPoint]) -> Option<f64> {

@@ -134,3 +134,25 @@ fn a_slower_knob_adds_its_instructions_and_both_builds_are_measured() {
         assert!(summary.min > 0.0, "{what}: {summary:?}");
     }
 }
+
+#[test]
+fn the_power_check_runs_the_engine_on_generated_programs() {
+    require_bpf!();
+    // Small and fast: 2 copies per side and a target no interval reaches, so the
+    // engine's loop goes past its first pass to the cap, reloading copy pairs.
+    let config = bench_harness::interleave::CompareConfig {
+        sample_ms: 1.0,
+        warmup: 1,
+        min_rounds: 6,
+        max_rounds: 10,
+        target_ci_pct: 0.01,
+        instances: 2,
+        ..Default::default()
+    };
+    let points = bench_harness::selfcheck::power(16, &[256], 3, &config, |_| {}).unwrap();
+    let p = &points[0];
+    // 256 dependent ALU instructions on top of 16: several times the cost.
+    assert!(p.true_delta_pct > 50.0, "{p:?}");
+    assert_eq!((p.detected, p.wrong, p.reps), (3, 0, 3), "{p:?}");
+    assert_eq!(bench_harness::selfcheck::smallest_detected(&points), Some(p.true_delta_pct));
+}

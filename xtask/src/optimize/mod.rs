@@ -9,6 +9,7 @@
 //! user's checkout is never touched (the run has its own worktree and branch).
 
 pub mod html;
+pub mod keep;
 pub mod prompt;
 pub mod record;
 pub mod serve;
@@ -22,8 +23,7 @@ use crate::progress;
 use crate::sources::Sources;
 use crate::worktree::{Repo, Rev};
 use anyhow::{bail, Context as _, Result};
-use bench_harness::compare::Change;
-use bench_harness::interleave::{self, CompareConfig, SideInfo};
+use bench_harness::interleave::{CompareConfig, SideInfo};
 use bench_harness::results::SourceInfo;
 use bench_harness::suite::{self, Case};
 use git2::{Oid, Repository};
@@ -204,10 +204,7 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
     let repo = Repo::open(sources.root())?;
     let all_cases = suite::suite();
     let mut selected: Vec<&Case> = select_cases(&all_cases, opts.filter.as_deref())?;
-    if !opts.include_flagged {
-        // As upstream: sets, logs and userspace-only cases do not judge codegen changes.
-        selected.retain(|c| !(c.flags.use_set || c.flags.use_log || c.flags.userspace_only));
-    }
+    selected.retain(|c| keep::judges(c, opts.include_flagged));
     anyhow::ensure!(
         !selected.is_empty(),
         "no case left to judge (the selected ones are all flagged; see --include-flagged)"
@@ -996,7 +993,7 @@ fn attempt_once(
             insns_delta: c.insns_delta(),
         })
         .collect();
-    let verdict = accept(&comparison, opts);
+    let verdict = keep::accept(&comparison, opts.objective, opts.max_regression_pct);
     if verdict.is_err() || comparison.errors().next().is_some() {
         reset_worktree(&worktree, Some(parent))?;
     }
@@ -1004,49 +1001,6 @@ fn attempt_once(
         Ok(()) if comparison.errors().next().is_none() => Ok(Outcome::Kept),
         Ok(()) => Ok(Outcome::BenchmarkFailed { reason: "a case failed or is unsupported on one side".into() }),
         Err(reason) => Ok(Outcome::Rejected { reason }),
-    }
-}
-
-/// The acceptance rule of the run's objective: `Err(reason)` when rejected.
-pub fn accept(c: &interleave::Comparison, opts: &OptimizeOptions) -> std::result::Result<(), String> {
-    let worst = c
-        .cases
-        .iter()
-        .filter(|x| x.change == Some(Change::Slower))
-        .filter_map(|x| x.estimate.map(|e| (x.name.clone(), e.delta_pct())))
-        .max_by(|a, b| a.1.total_cmp(&b.1));
-    let Some(g) = c.geomean else { return Err("nothing measured".into()) };
-    match opts.objective {
-        Objective::Runtime => {
-            if g.hi >= 1.0 {
-                return Err(format!(
-                    "not significantly faster: suite {:+.2} % [{:+.2}, {:+.2}]",
-                    g.delta_pct(),
-                    g.ci_pct().0,
-                    g.ci_pct().1
-                ));
-            }
-            if let Some((name, d)) = worst.filter(|(_, d)| *d > opts.max_regression_pct) {
-                return Err(format!(
-                    "{name} is {d:+.1} % slower (more than --max-regression {:.1} %)",
-                    opts.max_regression_pct
-                ));
-            }
-            Ok(())
-        }
-        Objective::Insns => {
-            let delta: i64 = c.cases.iter().filter_map(|x| x.insns_delta()).sum();
-            if delta >= 0 {
-                return Err(format!("no fewer instructions ({delta:+})"));
-            }
-            if g.lo > 1.0 {
-                return Err(format!(
-                    "fewer instructions ({delta:+}) but significantly slower: {:+.2} %",
-                    g.delta_pct()
-                ));
-            }
-            Ok(())
-        }
     }
 }
 
