@@ -8,6 +8,7 @@ pub mod build;
 pub mod compare;
 pub mod demo;
 pub mod doctor;
+pub mod exit;
 pub mod history;
 pub mod hook;
 pub mod host;
