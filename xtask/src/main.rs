@@ -650,6 +650,7 @@ fn cmd_optimize(args: OptimizeArgs) -> Result<()> {
         max_turns: args.max_turns,
         serve: args.serve,
         sandbox: xtask::sandbox::Policy { confine: !args.no_sandbox, secret_names: args.secret_env, helper: None },
+        api_key: None,
     };
     let record = optimize::run(&opts)?;
     println!(
