@@ -22,5 +22,6 @@ pub mod report;
 pub mod sandbox;
 pub mod selfcheck;
 pub mod sources;
+pub mod text;
 pub mod workspace;
 pub mod worktree;

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use xtask::machine::Machine;
 use xtask::remote::{self, HostSpec, Remote, RemoteOptions, SshOptions};
-use xtask::{bench, compare, exit, history, host, lock, optimize, report, selfcheck, workspace};
+use xtask::{bench, compare, exit, history, host, lock, optimize, report, selfcheck, text, workspace};
 
 /// Performance tooling for bpfilter's generated BPF programs.
 #[derive(Parser, Debug)]
@@ -553,7 +553,8 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors quote remote hosts, bfcli and the model: no terminal escapes.
+            eprintln!("error: {}", text::block(&format!("{e:#}")));
             std::process::exit(exit::of_error());
         }
     }
@@ -570,7 +571,8 @@ fn cmd_demo(args: DemoArgs) -> Result<()> {
     let r = &demo.run;
     for a in &r.attempts {
         let g = a.geomean.map(|g| report::delta(&g)).unwrap_or_default();
-        println!("  {}. {:<12} {:<45} {g}", a.index, a.outcome.as_ref().map(|o| o.name()).unwrap_or(""), a.title());
+        let title = text::line(a.title());
+        println!("  {}. {:<12} {title:<45} {g}", a.index, a.outcome.as_ref().map(|o| o.name()).unwrap_or(""));
     }
     let run_dir = cache.join("optimize").join(&r.run_id);
     println!("branch to merge: {} in {}", r.branch, r.sources.display());
@@ -663,7 +665,8 @@ fn cmd_optimize(args: OptimizeArgs) -> Result<()> {
         record.stopped.as_deref().unwrap_or("")
     );
     for a in &record.attempts {
-        println!("  {:>2}. {:<16} {}", a.index, a.outcome.as_ref().map(|o| o.name()).unwrap_or("running"), a.title());
+        let title = text::line(a.title());
+        println!("  {:>2}. {:<16} {title}", a.index, a.outcome.as_ref().map(|o| o.name()).unwrap_or("running"));
     }
     let dir = cache.join("optimize").join(&record.run_id);
     println!("branch to merge: {} (worktree {})", record.branch, record.worktree.display());
@@ -757,14 +760,15 @@ fn cmd_history(args: HistoryArgs) -> Result<i32> {
             history::PointStatus::Measured { cached: false } => "measured".to_string(),
             history::PointStatus::BuildFailed { .. } => "BUILD FAILED".to_string(),
         };
-        println!("{:<12} {:<9} {}", p.label, state, p.subject);
+        println!("{:<12} {:<9} {}", p.label, state, text::line(&p.subject));
     }
     if hist.changes.is_empty() {
         println!("no significant change along {} commits (threshold {:.1} %)", hist.points.len(), hist.threshold_pct);
     }
     for c in &hist.changes {
         let word = if c.change.change == Change::Slower { "slower" } else { "faster" };
-        println!("{word:>6} {:<42} at {} {}: {}", c.case, c.commit, c.subject, report::delta(&c.change.estimate));
+        let subject = text::line(&c.subject);
+        println!("{word:>6} {:<42} at {} {subject}: {}", c.case, c.commit, report::delta(&c.change.estimate));
     }
     let html = args.html.unwrap_or_else(|| {
         cache.join("reports").join(format!("history-{}.html", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")))

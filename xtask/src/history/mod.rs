@@ -299,7 +299,7 @@ pub fn run(opts: &HistoryOptions) -> Result<History> {
         let is_wip = matches!(rev, Rev::Wip { .. });
         let label = if is_wip { "wip".to_owned() } else { short(rev.oid()) };
         let subject = if is_wip { "uncommitted changes".to_owned() } else { repo.subject(rev.oid()) };
-        bar.set_message(format!("{label} {subject}"));
+        bar.set_message(format!("{label} {}", crate::text::line(&subject)));
         let retry = match &opts.retry {
             Some(Retry::All) => true,
             Some(Retry::Failed) => true, // a cached success is reused below regardless
@@ -318,7 +318,7 @@ pub fn run(opts: &HistoryOptions) -> Result<History> {
         };
         if let Err(reason) = &bfcli {
             let first = reason.lines().next().unwrap_or_default();
-            progress::note(&bar, format!("{label} does not build, skipped: {first}"));
+            progress::note(&bar, format!("{label} does not build, skipped: {}", crate::text::line(first)));
         }
         built.push(Built { rev, label, subject, bfcli, cached });
         bar.inc(1);

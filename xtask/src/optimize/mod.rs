@@ -307,7 +307,7 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
         eprintln!(
             "attempt {index}: {} — {} ({total_s:.0} s, cost ${:.2}, run ${:.2}; kept {}; cumulative {:+.2} % vs baseline)",
             outcome.name(),
-            if attempt.title().is_empty() { "(no plan)" } else { attempt.title() },
+            if attempt.title().is_empty() { "(no plan)".into() } else { crate::text::line(attempt.title()) },
             attempt.cost_usd,
             record.spent_usd,
             record.kept() + usize::from(outcome == Outcome::Kept),
@@ -879,7 +879,7 @@ fn attempt_once(
     if plan_field(&attempt.plan, "TITLE").is_none_or(str::is_empty) {
         return Ok(Outcome::EmptyPlan);
     }
-    eprintln!("attempt {n}: plan: {}", attempt.title());
+    eprintln!("attempt {n}: plan: {}", crate::text::line(attempt.title()));
 
     // Implement, then validate; failures go back to the implementer.
     let mut failure: Option<validate::Failure> = None;
