@@ -662,7 +662,7 @@ fn cmd_optimize(args: OptimizeArgs) -> Result<()> {
         record.kept(),
         (record.cumulative_ratio - 1.0) * 100.0,
         record.spent_usd,
-        record.stopped.as_deref().unwrap_or("")
+        text::line(record.stopped.as_deref().unwrap_or(""))
     );
     for a in &record.attempts {
         let title = text::line(a.title());
