@@ -28,7 +28,7 @@ pub fn hooks_dir(sources: &Path) -> Result<PathBuf> {
     Ok(common.join("hooks"))
 }
 
-/// `s` as one POSIX shell word: single quotes, each `'` written `'\\''`.
+/// `s` as one POSIX shell word: single quotes, each `'` written `'\''`.
 /// Any byte but NUL is safe inside single quotes.
 fn sh_quote(s: &OsStr) -> Vec<u8> {
     let mut out = vec![b'\''];
