@@ -12,6 +12,9 @@ use crate::error::{HarnessError, Result};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
 
+/// The exit code of an interrupted run (128 + SIGINT), as shells report it.
+pub const EXIT_CODE: i32 = 130;
+
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static INSTALL: Once = Once::new();
 
@@ -30,7 +33,7 @@ pub fn install() {
                 // Second Ctrl-C: the user insists; cleanup already had its chance.
                 eprintln!("\ninterrupted twice, exiting without cleanup");
                 run_forced_exit_cleanups();
-                std::process::exit(130);
+                std::process::exit(EXIT_CODE);
             }
             eprintln!("\ninterrupted: cleaning up (Ctrl-C again to force)");
         });

@@ -34,9 +34,16 @@ struct Args {
 }
 
 fn main() {
-    if let Err(e) = run(Args::parse()) {
+    // Exit codes as bfperf's (doc/exit-codes.md): a usage error is 1, not clap's 2.
+    let args = Args::try_parse().unwrap_or_else(|e| {
+        let _ = e.print();
+        use clap::error::ErrorKind;
+        let asked = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+        std::process::exit(if asked { 0 } else { 1 })
+    });
+    if let Err(e) = run(args) {
         eprintln!("error: {e:#}");
-        std::process::exit(if bench_harness::interrupt::requested() { 130 } else { 1 });
+        std::process::exit(if bench_harness::interrupt::requested() { bench_harness::interrupt::EXIT_CODE } else { 1 });
     }
 }
 

@@ -186,17 +186,28 @@ impl RunResults {
     }
 }
 
-/// Write `bytes` to `path` atomically (temporary file + fsync + rename).
+/// Write `bytes` to `path` atomically (temporary file + fsync + rename +
+/// fsync of the directory). The file gets mode 0666 minus the umask, like
+/// any file a program creates (0644 under the usual 022).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use anyhow::Context as _;
     use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
+    // tempfile's default is 0600: perf.md written under `sudo -E` would then be
+    // unreadable to the CI job's next steps. The mode given is passed to
+    // open(2), so the kernel applies the umask.
+    let mut tmp = tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
     tmp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
+    // The rename itself is durable only once the directory is.
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot sync {}", dir.display()))?;
     Ok(())
 }
 
@@ -260,5 +271,44 @@ mod tests {
         let back = RunResults::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(back, sample());
         assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no temporary left");
+    }
+
+    /// The variables [`umask_child`] reads.
+    const UMASK_VAR: &str = "BFPERF_TEST_UMASK";
+    const PATH_VAR: &str = "BFPERF_TEST_PATH";
+
+    #[test]
+    fn written_files_honour_the_umask() {
+        use std::os::unix::fs::PermissionsExt as _;
+        // The umask is per process: each case writes from a child (this test binary, one test).
+        for (umask, want) in [("022", 0o644), ("077", 0o600), ("002", 0o664)] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("perf.md");
+            // An existing 0600 file (an older bfperf's) is replaced by one with the umask's mode.
+            std::fs::write(&path, "old").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["results::tests::umask_child", "--exact", "--ignored", "--nocapture"])
+                .env(UMASK_VAR, umask)
+                .env(PATH_VAR, &path)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+            assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"), "the child ran the write");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, want, "umask {umask}: mode {mode:o}");
+        }
+    }
+
+    #[test]
+    #[ignore = "run by written_files_honour_the_umask, in a child process"]
+    fn umask_child() {
+        let (Ok(umask), Some(path)) = (std::env::var(UMASK_VAR), std::env::var_os(PATH_VAR)) else {
+            panic!("run by written_files_honour_the_umask only");
+        };
+        let umask = u32::from_str_radix(&umask, 8).unwrap();
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+        write_atomic(Path::new(&path), b"new").unwrap();
     }
 }

@@ -20,6 +20,36 @@ fn xtask_commands(w: &Value) -> Vec<String> {
     steps(w).iter().filter_map(|s| s["run"].as_str()).filter(|r| r.contains("cargo xtask")).map(str::to_owned).collect()
 }
 
+/// The expression GitHub evaluates to "the pull request comes from this repository, not a fork".
+const SAME_REPO: &str = "github.event.pull_request.head.repo.full_name == github.repository";
+
+#[test]
+fn fork_pull_requests_cannot_run_as_root_without_approval() {
+    let w = workflow();
+    assert_eq!(w["jobs"].as_mapping().unwrap().len(), 1, "one job, the guarded one");
+    assert!(
+        w["on"].get("pull_request_target").is_none(),
+        "pull_request_target would hand forks secrets and a write token"
+    );
+    let job = &w["jobs"]["perf"];
+    // Same-repository pull requests get `bfperf`; anything else the approval-gated `bfperf-fork`.
+    let env =
+        job["environment"].as_str().or_else(|| job["environment"]["name"].as_str()).expect("jobs.perf.environment");
+    let expr = env.trim().strip_prefix("${{").and_then(|e| e.strip_suffix("}}")).expect("an expression").trim();
+    assert_eq!(expr, format!("{SAME_REPO} && 'bfperf' || 'bfperf-fork'"), "{env}");
+    // A fork's token cannot comment: the step is skipped for forks instead of failing.
+    let comment =
+        steps(&w).into_iter().find(|s| s["run"].as_str().is_some_and(|r| r.contains("gh pr comment"))).unwrap();
+    assert!(comment["if"].as_str().is_some_and(|c| c.contains(SAME_REPO)), "{comment:?}");
+    // The doc says it plainly and shows the safe set-up.
+    let doc = std::fs::read_to_string(workspace_root().join("doc/ci.md")).unwrap();
+    for needle in
+        ["as root", "bfperf-fork", "required reviewers", "--ephemeral", "fresh VM per job", "pull_request_target"]
+    {
+        assert!(doc.contains(needle), "doc/ci.md does not mention {needle}");
+    }
+}
+
 #[test]
 fn the_workflow_has_the_shape_ci_needs() {
     let w = workflow();

@@ -222,6 +222,40 @@ fn only_loopback_addresses_are_served() {
 }
 
 #[test]
+fn any_loopback_address_is_served_under_its_own_name() {
+    // 127.0.0.0/8 is loopback as a whole on Linux: 127.0.0.2 needs no set-up.
+    let mut addrs = vec!["127.0.0.2:0", "127.0.0.1:0"];
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        addrs.push("[::1]:0");
+    }
+    for addr in addrs {
+        let d = Dashboard::start(addr.parse().unwrap()).expect("the dashboard starts");
+        d.publish(&record());
+        let (status, body) = get(d.addr(), "/state.json"); // Host: the address itself
+        assert_eq!(status, 200, "{addr}: {body}");
+        assert!(body.contains(RUN_ID), "{addr}: {body}");
+        let port = d.addr().port();
+        let raw = with_host(d.addr(), &format!("localhost:{port}"));
+        assert!(raw.starts_with("HTTP/1.1 200"), "{addr} as localhost: {raw}");
+        // Another port, or a name that is not loopback: refused, naming the address to use.
+        for host in [format!("127.0.0.1:{}", port ^ 1), "evil.example".into(), format!("evil.example:{port}")] {
+            let raw = with_host(d.addr(), &host);
+            assert!(raw.starts_with("HTTP/1.1 403") && raw.contains(&format!("http://{}/", d.addr())), "{host}: {raw}");
+        }
+    }
+}
+
+/// `GET /` with this `Host` header: the raw answer.
+fn with_host(addr: SocketAddr, host: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    raw
+}
+
+#[test]
 fn the_page_starts_before_the_baseline() {
     let d = Dashboard::start(serve::DEFAULT_ADDR.parse().unwrap()).unwrap();
     let (status, page) = get(d.addr(), "/");

@@ -186,22 +186,23 @@ fn the_one_slower_commit_is_found_and_a_second_run_reuses_everything() {
     let json = out.path().join("history.json");
     let j = json.to_str().unwrap();
     let html = out.path().join("history.html");
-    let args = |fail_on: &'static str| -> Vec<String> {
-        [CHEAP, ONE_CHANGE, &["--since", &c0, "--until", "HEAD", "--fail-on-significant-change", fail_on]]
+    // `fail_on`: the flag and its value (the old `--fail-on-significant-change` spelling still works).
+    let args = |fail_on: [&'static str; 2]| -> Vec<String> {
+        [CHEAP, ONE_CHANGE, &["--since", &c0, "--until", "HEAD"], &fail_on[..]]
             .concat()
             .into_iter()
             .map(str::to_owned)
             .chain(["--json-output".into(), json.display().to_string(), "--html".into(), html.display().to_string()])
             .collect()
     };
-    let run_with = |fail_on: &'static str| {
+    let run_with = |fail_on: [&'static str; 2]| {
         let a = args(fail_on);
         history(src, &a.iter().map(String::as_str).collect::<Vec<_>>(), cache)
     };
 
     // First run: everything built and measured; the padding commit is slower.
-    let run = run_with("worse");
-    assert_eq!(run.code, 2, "--fail-on-significant-change worse with a slower commit:\n{}", show(&run));
+    let run = run_with(["--fail-on", "regression"]);
+    assert_eq!(run.code, 2, "--fail-on regression with a slower commit:\n{}", show(&run));
     let v = read_json(&json);
     let points = v["points"].as_array().unwrap();
     assert_eq!(points.len(), 5, "{v:#}");
@@ -238,7 +239,7 @@ fn the_one_slower_commit_is_found_and_a_second_run_reuses_everything() {
         w
     };
     assert_eq!(logs.keys().map(String::as_str).collect::<Vec<_>>(), want, "one build directory per commit");
-    let run = run_with("better");
+    let run = run_with(["--fail-on-significant-change", "better"]);
     assert_eq!(run.code, 0, "--fail-on-significant-change better with only a slower commit:\n{}", show(&run));
     for c in commits {
         assert_eq!(state_of(&run, short(c)), "cached", "{}", show(&run));
@@ -248,8 +249,10 @@ fn the_one_slower_commit_is_found_and_a_second_run_reuses_everything() {
     assert_only_slower_at(&v, short(&c3), 3);
     assert!(v["points"].as_array().unwrap().iter().all(|p| p["status"]["cached"] == true), "{v:#}");
 
-    let run = run_with("any");
-    assert_eq!(run.code, 2, "--fail-on-significant-change any with a slower commit:\n{}", show(&run));
+    let run = run_with(["--fail-on", "any"]);
+    assert_eq!(run.code, 2, "--fail-on any with a slower commit:\n{}", show(&run));
+    let run = run_with(["--fail-on-significant-change", "worse"]);
+    assert_eq!(run.code, 2, "the old --fail-on-significant-change worse with a slower commit:\n{}", show(&run));
     assert_eq!(build_logs(cache), logs);
 
     // --include puts an older commit first, whatever the commit times (these
@@ -296,8 +299,8 @@ fn a_commit_that_does_not_build_is_skipped_and_retried_on_request() {
         history(src, &args, cache)
     };
 
-    let run = upto(&c3, &["--fail-on-any-commit-failure", "--json-output", j]);
-    assert_eq!(run.code, 3, "--fail-on-any-commit-failure with a broken commit:\n{}", show(&run));
+    let run = upto(&c3, &["--fail-on-benchmark-error", "--json-output", j]);
+    assert_eq!(run.code, 3, "--fail-on-benchmark-error with a broken commit:\n{}", show(&run));
     assert_eq!(state_of(&run, short(&c2)), "BUILD FAILED", "{}", show(&run));
     for c in [&c0, &c1, &c3] {
         assert_eq!(state_of(&run, short(c)), "measured", "{}", show(&run));
@@ -335,6 +338,9 @@ fn a_commit_that_does_not_build_is_skipped_and_retried_on_request() {
         assert_eq!(state_of(&run, short(c)), "cached", "{}", show(&run));
     }
     assert_eq!(build_logs(cache), logs, "nothing rebuilt without --retry");
+    // The old spelling of --fail-on-benchmark-error still works.
+    let run = upto(&c3, &["--fail-on-any-commit-failure"]);
+    assert_eq!(run.code, 3, "--fail-on-any-commit-failure with a broken commit:\n{}", show(&run));
 
     // The broken commit last: the flag triggers.
     let run = upto(&c2, &["--fail-on-last-commit-failure"]);
@@ -377,7 +383,7 @@ fn wip_is_the_last_point_and_the_tree_is_untouched() {
     let args = [
         CHEAP,
         ONE_CHANGE,
-        &["--since", "HEAD~1", "--until", "wip", "--fail-on-significant-change", "worse"],
+        &["--since", "HEAD~1", "--until", "wip", "--fail-on", "regression"],
         &["--json-output", json.to_str().unwrap()],
     ]
     .concat();

@@ -80,7 +80,7 @@ pub fn run(opts: &BenchOptions) -> Result<RunResults> {
         |name| bar.set_message(name.to_owned()),
         |r| {
             if let bench_harness::results::Status::Failed { reason } = &r.status {
-                progress::note(&bar, format!("{}: FAILED: {reason}", r.name));
+                progress::note(&bar, format!("{}: FAILED: {}", r.name, crate::text::line(reason)));
             }
             bar.inc(1)
         },

@@ -1,6 +1,7 @@
 //! `cargo xtask bench-compare BASE REF`: build both revisions in their own
 //! worktrees and compare them with the paired, interleaved engine.
 
+use crate::exit;
 use crate::machine::Machine;
 use crate::progress;
 use crate::sources::Sources;
@@ -151,26 +152,26 @@ pub fn run(opts: &CompareOptions) -> Result<Comparison> {
     comparison.context("comparison aborted")
 }
 
-/// Exit-code policy of `--fail-on`.
+/// What `--fail-on` fails on (bench-compare and bench-history alike).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FailOn {
     /// A case significantly slower.
+    #[value(alias = "worse")] // bench-history's old `--fail-on-significant-change worse`
     Regression,
     /// A case significantly faster (e.g. to force updating a baseline).
+    #[value(alias = "better")]
     Improvement,
     /// Either.
     Any,
 }
 
-/// Exit code when `--fail-on` triggers.
-pub const EXIT_SIGNIFICANT: i32 = 2;
-/// Exit code when `--fail-on-benchmark-error` triggers.
-pub const EXIT_BENCHMARK_ERROR: i32 = 3;
-
-/// The exit code a comparison warrants under the given flags (0 when none triggers).
+/// The exit code a comparison warrants under the given flags (doc/exit-codes.md):
+/// [`exit::BENCHMARK_ERROR`] with `fail_on_error` when a case failed or was
+/// unsupported on either side, else [`exit::SIGNIFICANT`] when `fail_on`
+/// selects a verdict found, else [`exit::OK`].
 pub fn exit_code(c: &Comparison, fail_on: Option<FailOn>, fail_on_error: bool) -> i32 {
     if fail_on_error && c.errors().next().is_some() {
-        return EXIT_BENCHMARK_ERROR;
+        return exit::BENCHMARK_ERROR;
     }
     let hit = match fail_on {
         None => false,
@@ -179,8 +180,8 @@ pub fn exit_code(c: &Comparison, fail_on: Option<FailOn>, fail_on_error: bool) -
         Some(FailOn::Any) => c.regressions().chain(c.improvements()).next().is_some(),
     };
     if hit {
-        EXIT_SIGNIFICANT
+        exit::SIGNIFICANT
     } else {
-        0
+        exit::OK
     }
 }

@@ -95,14 +95,26 @@ fn script(padding: u32) -> Vec<String> {
     ]
 }
 
+/// The API key the demo sends to its scripted server, whatever the environment
+/// holds: the user's real key must never leave for a server that is not the API.
+pub const DEMO_KEY: &str = "demo-local-key";
+
+/// The requests a scripted server received, headers and body as text.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
 /// Serve `responses` in order on 127.0.0.1 (any path), the last one repeated.
-fn serve(responses: Vec<String>) -> Result<(String, std::thread::JoinHandle<()>)> {
+fn serve(responses: Vec<String>) -> Result<(String, std::thread::JoinHandle<()>, Seen)> {
     let server = tiny_http::Server::http("127.0.0.1:0")
         .map_err(|e| anyhow::anyhow!("cannot start the scripted model server: {e}"))?;
     let url = format!("http://{}", server.server_addr().to_ip().context("no TCP address")?);
+    let seen = Seen::default();
+    let log = std::sync::Arc::clone(&seen);
     let handle = std::thread::spawn(move || {
         let mut i = 0;
-        for request in server.incoming_requests() {
+        for mut request in server.incoming_requests() {
+            let mut text: String = request.headers().iter().map(|h| format!("{}: {}\n", h.field, h.value)).collect();
+            let _ = std::io::Read::read_to_string(request.as_reader(), &mut text);
+            log.lock().unwrap_or_else(|e| e.into_inner()).push(text);
             let body = responses[i.min(responses.len() - 1)].clone();
             i += 1;
             let header = tiny_http::Header::from_bytes("content-type", "application/json").expect("valid header");
@@ -112,7 +124,7 @@ fn serve(responses: Vec<String>) -> Result<(String, std::thread::JoinHandle<()>)
             }
         }
     });
-    Ok((url, handle))
+    Ok((url, handle, seen))
 }
 
 /// Run the demo under `cache`.
@@ -144,13 +156,28 @@ pub fn run(cache: &Path, keep: bool) -> Result<DemoOutcome> {
         machine: Default::default(),
     })?;
 
-    let (url, _server) = serve(script(64))?;
-    if std::env::var_os("ANTHROPIC_API_KEY").is_none() {
-        // The local scripted server ignores it; the client insists on one.
-        std::env::set_var("ANTHROPIC_API_KEY", "demo-local-key");
+    let (url, _server, _seen) = serve(script(64))?;
+    let opts = optimize_options(&repo, url, &stamp, filter, config, cache);
+    let run = optimize::run(&opts)?;
+    if !keep {
+        // The reports stay; the demo repository and its worktrees are removed.
+        let _ = git(&repo, &["worktree", "prune"]);
     }
-    let opts = OptimizeOptions {
-        sources: Some(repo.clone()),
+    Ok(DemoOutcome { comparison, run, dir })
+}
+
+/// The demo's optimize run: two attempts against the scripted server at `url`,
+/// with [`DEMO_KEY`] (never the environment's key).
+fn optimize_options(
+    repo: &Path,
+    url: String,
+    stamp: &str,
+    filter: Option<String>,
+    config: CompareConfig,
+    cache: &Path,
+) -> OptimizeOptions {
+    OptimizeOptions {
+        sources: Some(repo.to_owned()),
         iterations: 2,
         hint: Some("the demo's scripted model knows one trick".into()),
         model: "claude-sonnet-4-5".into(),
@@ -177,11 +204,52 @@ pub fn run(cache: &Path, keep: bool) -> Result<DemoOutcome> {
         max_turns: 10,
         serve: None,
         sandbox: Default::default(),
-    };
-    let run = optimize::run(&opts)?;
-    if !keep {
-        // The reports stay; the demo repository and its worktrees are removed.
-        let _ = git(&repo, &["worktree", "prune"]);
+        api_key: crate::agent::ApiKey::new(DEMO_KEY),
     }
-    Ok(DemoOutcome { comparison, run, dir })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::{Conversation, Effort};
+
+    /// The real key a user may have exported; [`model_call_child`] runs with it set.
+    const REAL_KEY: &str = "sk-ant-REAL-SECRET-never-sent";
+
+    #[test]
+    fn the_demo_never_sends_the_real_api_key() {
+        // The key comes from the environment: set it in a child (this test binary,
+        // one test) rather than in this process, whose other tests read it too.
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["demo::tests::model_call_child", "--exact", "--ignored", "--nocapture"])
+            .env("ANTHROPIC_API_KEY", REAL_KEY)
+            .env("OPENAI_API_KEY", REAL_KEY)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    #[ignore = "run by the_demo_never_sends_the_real_api_key, with a real-looking key in the environment"]
+    fn model_call_child() {
+        assert_eq!(std::env::var("ANTHROPIC_API_KEY").as_deref(), Ok(REAL_KEY), "run by the parent test only");
+        let (url, _server, seen) = serve(script(64)).unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let worktree = tempfile::tempdir().unwrap();
+        let opts = optimize_options(worktree.path(), url, "test", None, CompareConfig::quick(), cache.path());
+        let mut model = optimize::make_model(&opts, worktree.path(), 0.0).unwrap();
+        let conv = Conversation { system: "s".into(), user: "u".into(), max_turns: 2, effort: Effort::Low };
+        let mut tools = crate::agent::tools::FileTools::new(worktree.path(), None).unwrap();
+        let outcome = model.converse(&conv, &mut tools).unwrap();
+        assert!(outcome.text.contains("TITLE: drop the redundant prologue padding"), "{}", outcome.text);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "one request");
+        assert!(seen[0].to_ascii_lowercase().contains(&format!("x-api-key: {DEMO_KEY}")), "{}", seen[0]);
+        assert!(!seen[0].contains("REAL-SECRET"), "the real key reached the scripted server:\n{}", seen[0]);
+    }
 }

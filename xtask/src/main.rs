@@ -10,11 +10,18 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use xtask::machine::Machine;
 use xtask::remote::{self, HostSpec, Remote, RemoteOptions, SshOptions};
-use xtask::{bench, compare, history, host, lock, optimize, report, selfcheck, workspace};
+use xtask::{bench, compare, exit, history, host, lock, optimize, report, selfcheck, text, workspace};
 
 /// Performance tooling for bpfilter's generated BPF programs.
 #[derive(Parser, Debug)]
-#[command(name = "cargo xtask", version, propagate_version = true)]
+#[command(
+    name = "cargo xtask",
+    version,
+    propagate_version = true,
+    after_help = "Exit codes (every command): 0 ok; 1 could not run (usage errors too);\n\
+        2 a significant change selected by --fail-on; 3 a benchmark or build failure selected by\n\
+        --fail-on-benchmark-error; 130 interrupted. See doc/exit-codes.md."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,7 +35,8 @@ enum Command {
         BPFILTER_SOURCES=~/bpfilter cargo xtask bench --filter prologue,ip4_saddr\n  \
         cargo xtask bench --bfcli ~/bpfilter/build/output/sbin/bfcli --json-output results.json\n  \
         cargo xtask bench --list\n  \
-        cargo xtask bench --host root@bench-box --ssh-key ~/.ssh/bench_ed25519   # over ssh")]
+        cargo xtask bench --host root@bench-box --ssh-key ~/.ssh/bench_ed25519   # over ssh\n\n\
+        Exit codes: 0 done; 1 could not run or a case failed; 130 interrupted. See doc/exit-codes.md.")]
     Bench(BenchArgs),
     /// Compare two revisions of bpfilter: paired, interleaved rounds, a verdict per case.
     #[command(after_help = "Examples:\n  \
@@ -38,23 +46,26 @@ enum Command {
         cargo xtask bench-compare --quick @{upstream} HEAD --fail-on regression\n  \
         cargo xtask bench-compare v0.5.0 HEAD --markdown pr-comment.md --json-output cmp.json\n  \
         cargo xtask bench-compare HEAD~1 HEAD --host root@bench-box:2222   # on a benchmark host, over ssh\n\n\
-        Exit codes: 0 done; 1 error; 2 --fail-on triggered; 3 --fail-on-benchmark-error triggered.")]
+        Exit codes: 0 done; 1 could not run (usage errors too); 2 --fail-on triggered;\n\
+        3 --fail-on-benchmark-error triggered; 130 interrupted. See doc/exit-codes.md.")]
     BenchCompare(CompareArgs),
     /// Benchmark every commit of a range, find where performance changed, write an HTML report.
     #[command(after_help = "Examples:\n  \
         cargo xtask bench-history --since v0.5.0 --until HEAD --sources ~/bpfilter\n  \
         cargo xtask bench-history --since HEAD~10 --until wip --filter prologue\n  \
         cargo xtask bench-history --since HEAD~5 --until HEAD --retry failed\n  \
-        cargo xtask bench-history --since main~20 --until main --fail-on-significant-change worse\n  \
+        cargo xtask bench-history --since main~20 --until main --fail-on regression\n  \
         cargo xtask bench-history --since HEAD~10 --until HEAD --host bench-box   # an ~/.ssh/config alias\n\n\
         Results are cached per (commit, host, harness version, suite): a second run builds nothing.\n\
-        Exit codes: 0 done; 1 error; 2 --fail-on-significant-change triggered; 3 a --fail-on-*-commit-failure flag triggered.")]
+        Exit codes: 0 done; 1 could not run (usage errors too); 2 --fail-on triggered;\n\
+        3 --fail-on-benchmark-error triggered; 130 interrupted. See doc/exit-codes.md.")]
     BenchHistory(HistoryArgs),
     /// Measure the statistics on this host: A/A false-verdict rate and the smallest slowdown detected.
     #[command(after_help = "Examples:\n  \
         cargo xtask bench-selfcheck --sources ~/bpfilter            # A/A on bpfilter + power check\n  \
         cargo xtask bench-selfcheck --bfcli ./bfcli --aa-runs 10 --filter prologue\n  \
-        cargo xtask bench-selfcheck --power-only --quick")]
+        cargo xtask bench-selfcheck --power-only --quick\n\n\
+        Exit codes: 0 done; 1 could not run; 130 interrupted. See doc/exit-codes.md.")]
     BenchSelfcheck(SelfcheckArgs),
     /// Let a model propose codegen optimizations; keep only those measured faster.
     #[command(after_help = "Examples:\n  \
@@ -66,25 +77,28 @@ enum Command {
         cargo xtask optimize --serve                           # follow it live in a browser (127.0.0.1)\n  \
         cargo xtask optimize --host root@bench-box             # build, test and measure there; the model stays here\n\n\
         The run works in its own worktree on branch optimize/<run-id>; merge that branch to keep the wins.\n\
-        Everything is recorded in <cache>/optimize/<run-id>/history.json and report.html.")]
+        Everything is recorded in <cache>/optimize/<run-id>/history.json and report.html.\n\
+        Exit codes: 0 done; 1 could not run; 130 interrupted (then --resume). See doc/exit-codes.md.")]
     Optimize(OptimizeArgs),
     /// Check everything a run needs; print the command that fixes each problem.
     #[command(
-        after_help = "Examples:\n  cargo xtask doctor\n  cargo xtask doctor --sources ~/bpfilter\n\nExit code 1 when a required check fails (✘); `!` lines are advice."
+        after_help = "Examples:\n  cargo xtask doctor\n  cargo xtask doctor --sources ~/bpfilter\n\nExit code 1 when a required check fails (✘); `!` lines are advice. See doc/exit-codes.md."
     )]
     Doctor(DoctorArgs),
     /// Install a git pre-push hook in the bpfilter checkout that blocks pushes with a significant regression.
     #[command(
         after_help = "Examples:\n  cargo xtask install-hook --sources ~/bpfilter\n  cargo xtask install-hook --uninstall\n\n\
         The hook runs `cargo xtask bench-compare --quick @{upstream} HEAD --fail-on regression`.\n\
-        Bypass it once with `git push --no-verify`. A hook bfperf did not install is never overwritten."
+        Bypass it once with `git push --no-verify`. A hook bfperf did not install is never overwritten.\n\
+        Exit codes: 0 done; 1 could not run. See doc/exit-codes.md."
     )]
     InstallHook(HookArgs),
     /// The whole product without a bpfilter checkout: minifilter, bench-compare, two optimize attempts.
     #[command(after_help = "Examples:\n  cargo xtask demo\n\n\
         Builds the bundled minifilter test double in a temporary repository with two commits (the second one\n\
         slower), compares them with the real bench-compare, then runs two optimize attempts against a local\n\
-        scripted model server (no API key or network needed): one is kept, one is measured slower and dropped.")]
+        scripted model server (no API key or network needed): one is kept, one is measured slower and dropped.\n\
+        Exit codes: 0 done; 1 could not run; 130 interrupted. See doc/exit-codes.md.")]
     Demo(DemoArgs),
     /// The remote side of --host (run by bfperf over ssh; not for direct use).
     #[command(hide = true)]
@@ -275,15 +289,18 @@ struct HistoryArgs {
     /// Write the history as JSON.
     #[arg(long, value_name = "FILE")]
     json_output: Option<PathBuf>,
-    /// Exit with 2 on a significant change: `better`, `worse` or `any`.
-    #[arg(long, value_enum, value_name = "WHAT")]
-    fail_on_significant_change: Option<SignificantChange>,
-    /// Exit with 3 when the newest commit failed to build.
-    #[arg(long)]
+    /// Exit with 2 when a case changed significantly at some commit: slower (regression),
+    /// faster (improvement) or either (any).
+    // `--fail-on-significant-change better|worse|any`: the old spelling, kept for existing CI recipes.
+    #[arg(long, value_enum, value_name = "WHAT", alias = "fail-on-significant-change")]
+    fail_on: Option<compare::FailOn>,
+    /// Exit with 3 when a commit failed to build or a case failed at a measured commit.
+    // `--fail-on-any-commit-failure`: the old spelling.
+    #[arg(long, alias = "fail-on-any-commit-failure")]
+    fail_on_benchmark_error: bool,
+    /// Exit with 3 when the newest commit failed to build (old flag, kept for existing CI recipes).
+    #[arg(long, hide = true)]
     fail_on_last_commit_failure: bool,
-    /// Exit with 3 when any commit failed to build.
-    #[arg(long)]
-    fail_on_any_commit_failure: bool,
     /// Fewer, shorter rounds per pair of commits; same statistics, wider intervals.
     #[arg(long)]
     quick: bool,
@@ -296,13 +313,6 @@ struct HistoryArgs {
     host: HostArgs,
     #[command(flatten)]
     common: CommonArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum SignificantChange {
-    Better,
-    Worse,
-    Any,
 }
 
 #[derive(Args, Debug)]
@@ -521,7 +531,7 @@ struct CommonArgs {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = exit::parse();
     // Before any thread starts: a threaded process cannot unshare its mounts.
     let cli = match cli.command {
         Command::SandboxExec(args) => std::process::exit(xtask::sandbox::exec_main(args)),
@@ -529,23 +539,23 @@ fn main() {
     };
     bench_harness::interrupt::install();
     let result = match cli.command {
-        Command::Bench(args) => cmd_bench(args).map(|()| 0),
+        Command::Bench(args) => cmd_bench(args).map(|()| exit::OK),
         Command::BenchCompare(args) => cmd_compare(args),
         Command::BenchHistory(args) => cmd_history(args),
-        Command::BenchSelfcheck(args) => cmd_selfcheck(args).map(|()| 0),
-        Command::Optimize(args) => cmd_optimize(args).map(|()| 0),
+        Command::BenchSelfcheck(args) => cmd_selfcheck(args).map(|()| exit::OK),
+        Command::Optimize(args) => cmd_optimize(args).map(|()| exit::OK),
         Command::Doctor(args) => Ok(cmd_doctor(args)),
-        Command::InstallHook(args) => cmd_hook(args).map(|()| 0),
-        Command::Demo(args) => cmd_demo(args).map(|()| 0),
+        Command::InstallHook(args) => cmd_hook(args).map(|()| exit::OK),
+        Command::Demo(args) => cmd_demo(args).map(|()| exit::OK),
         Command::Harness => std::process::exit(remote::harness::serve()),
         Command::SandboxExec(_) => unreachable!("handled above"),
     };
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
-            let code = if bench_harness::interrupt::requested() { 130 } else { 1 };
-            std::process::exit(code);
+            // Errors quote remote hosts, bfcli and the model: no terminal escapes.
+            eprintln!("error: {}", text::block(&format!("{e:#}")));
+            std::process::exit(exit::of_error());
         }
     }
 }
@@ -561,7 +571,8 @@ fn cmd_demo(args: DemoArgs) -> Result<()> {
     let r = &demo.run;
     for a in &r.attempts {
         let g = a.geomean.map(|g| report::delta(&g)).unwrap_or_default();
-        println!("  {}. {:<12} {:<45} {g}", a.index, a.outcome.as_ref().map(|o| o.name()).unwrap_or(""), a.title());
+        let title = text::line(a.title());
+        println!("  {}. {:<12} {title:<45} {g}", a.index, a.outcome.as_ref().map(|o| o.name()).unwrap_or(""));
     }
     let run_dir = cache.join("optimize").join(&r.run_id);
     println!("branch to merge: {} in {}", r.branch, r.sources.display());
@@ -591,10 +602,10 @@ fn cmd_doctor(args: DoctorArgs) -> i32 {
     let failed = checks.iter().filter(|c| !c.ok && c.level == xtask::doctor::Level::Required).count();
     if failed > 0 {
         println!("{failed} required check(s) failed");
-        1
+        exit::ERROR
     } else {
         println!("ready");
-        0
+        exit::OK
     }
 }
 
@@ -641,6 +652,7 @@ fn cmd_optimize(args: OptimizeArgs) -> Result<()> {
         max_turns: args.max_turns,
         serve: args.serve,
         sandbox: xtask::sandbox::Policy { confine: !args.no_sandbox, secret_names: args.secret_env, helper: None },
+        api_key: None,
     };
     let record = optimize::run(&opts)?;
     println!(
@@ -650,10 +662,11 @@ fn cmd_optimize(args: OptimizeArgs) -> Result<()> {
         record.kept(),
         (record.cumulative_ratio - 1.0) * 100.0,
         record.spent_usd,
-        record.stopped.as_deref().unwrap_or("")
+        text::line(record.stopped.as_deref().unwrap_or(""))
     );
     for a in &record.attempts {
-        println!("  {:>2}. {:<16} {}", a.index, a.outcome.as_ref().map(|o| o.name()).unwrap_or("running"), a.title());
+        let title = text::line(a.title());
+        println!("  {:>2}. {:<16} {title}", a.index, a.outcome.as_ref().map(|o| o.name()).unwrap_or("running"));
     }
     let dir = cache.join("optimize").join(&record.run_id);
     println!("branch to merge: {} (worktree {})", record.branch, record.worktree.display());
@@ -747,14 +760,15 @@ fn cmd_history(args: HistoryArgs) -> Result<i32> {
             history::PointStatus::Measured { cached: false } => "measured".to_string(),
             history::PointStatus::BuildFailed { .. } => "BUILD FAILED".to_string(),
         };
-        println!("{:<12} {:<9} {}", p.label, state, p.subject);
+        println!("{:<12} {:<9} {}", p.label, state, text::line(&p.subject));
     }
     if hist.changes.is_empty() {
         println!("no significant change along {} commits (threshold {:.1} %)", hist.points.len(), hist.threshold_pct);
     }
     for c in &hist.changes {
         let word = if c.change.change == Change::Slower { "slower" } else { "faster" };
-        println!("{word:>6} {:<42} at {} {}: {}", c.case, c.commit, c.subject, report::delta(&c.change.estimate));
+        let subject = text::line(&c.subject);
+        println!("{word:>6} {:<42} at {} {subject}: {}", c.case, c.commit, report::delta(&c.change.estimate));
     }
     let html = args.html.unwrap_or_else(|| {
         cache.join("reports").join(format!("history-{}.html", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")))
@@ -767,19 +781,7 @@ fn cmd_history(args: HistoryArgs) -> Result<i32> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("JSON: {}", path.display());
     }
-    let failed = |p: &history::Point| matches!(p.status, history::PointStatus::BuildFailed { .. });
-    if (args.fail_on_any_commit_failure && hist.points.iter().any(failed))
-        || (args.fail_on_last_commit_failure && hist.points.last().is_some_and(failed))
-    {
-        return Ok(compare::EXIT_BENCHMARK_ERROR);
-    }
-    let significant = match args.fail_on_significant_change {
-        None => false,
-        Some(SignificantChange::Better) => hist.changes_of(Change::Faster).next().is_some(),
-        Some(SignificantChange::Worse) => hist.changes_of(Change::Slower).next().is_some(),
-        Some(SignificantChange::Any) => !hist.changes.is_empty(),
-    };
-    Ok(if significant { compare::EXIT_SIGNIFICANT } else { 0 })
+    Ok(history::exit_code(&hist, args.fail_on, args.fail_on_benchmark_error, args.fail_on_last_commit_failure))
 }
 
 fn cmd_compare(args: CompareArgs) -> Result<i32> {

@@ -7,6 +7,7 @@ use bench_harness::results::{Status, Unit};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Color, Table};
 use std::fmt::Write as _;
 
+use crate::text;
 use bench_harness::report::num;
 
 fn unit(u: Unit) -> &'static str {
@@ -71,8 +72,9 @@ pub fn compare_table(c: &Comparison, color: bool) -> Table {
     ]);
     for case in &c.cases {
         let med = |v: Option<f64>| v.map(|m| format!("{} {}", num(m), unit(case.unit))).unwrap_or_default();
+        // A failure's reason is bfcli's own text.
         let word = verdict(case);
-        let mut verdict_cell = Cell::new(&word);
+        let mut verdict_cell = Cell::new(text::line(&word));
         if color {
             verdict_cell = match case.change {
                 _ if !case.is_ok() => verdict_cell.fg(Color::Yellow),
@@ -98,8 +100,9 @@ pub fn compare_table(c: &Comparison, color: bool) -> Table {
 /// The summary lines under the table.
 pub fn summary(c: &Comparison) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "BASE: {}", c.base.label);
-    let _ = writeln!(out, "REF:  {}", c.reference.label);
+    // The labels hold commit subjects: anyone's text.
+    let _ = writeln!(out, "BASE: {}", text::line(&c.base.label));
+    let _ = writeln!(out, "REF:  {}", text::line(&c.reference.label));
     if let Some(g) = &c.geomean {
         let _ = writeln!(out, "suite geometric mean REF/BASE: {:.4} ({})", g.ratio, delta(g));
     }
@@ -135,7 +138,13 @@ pub fn markdown(c: &Comparison) -> String {
     } else {
         "⚪"
     };
-    let _ = writeln!(out, "### {icon} bfperf: `{}` → `{}`\n", c.base.label, c.reference.label);
+    // Commit subjects, bfcli's messages and the host's names are text, never Markdown.
+    let _ = writeln!(
+        out,
+        "### {icon} bfperf: {} → {}\n",
+        text::markdown(&c.base.label),
+        text::markdown(&c.reference.label)
+    );
     if let Some(g) = &c.geomean {
         let _ = writeln!(out, "Suite geometric mean REF/BASE: **{:.4}** ({})\n", g.ratio, delta(g));
     }
@@ -154,7 +163,7 @@ pub fn markdown(c: &Comparison) -> String {
         let word = match x.change {
             Some(Change::Slower) if x.is_ok() => "**slower**".to_string(),
             Some(Change::Faster) if x.is_ok() => "**faster**".to_string(),
-            _ => verdict(x),
+            _ => text::markdown(&verdict(x)),
         };
         let _ = writeln!(
             out,
@@ -163,7 +172,7 @@ pub fn markdown(c: &Comparison) -> String {
             med(x.base_median()),
             med(x.ref_median()),
             x.estimate.as_ref().map(delta).unwrap_or_default(),
-            word.replace('|', "\\|"),
+            word,
             signed(x.insns_delta())
         );
     }
@@ -173,9 +182,80 @@ pub fn markdown(c: &Comparison) -> String {
         c.config.min_rounds,
         c.config.level * 100.0,
         c.config.threshold_pct,
-        c.host.hostname,
-        c.host.cpu_model,
-        c.host.kernel
+        text::markdown(&c.host.hostname),
+        text::markdown(&c.host.cpu_model),
+        text::markdown(&c.host.kernel)
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bench_harness::interleave::{CompareConfig, SideInfo};
+    use bench_harness::results::HostInfo;
+
+    /// A comparison whose every piece of outside text is hostile.
+    fn hostile() -> Comparison {
+        let side = |label: &str| SideInfo { label: label.into(), source: Default::default() };
+        let case = |reason: &str| CaseComparison {
+            name: "xdp__prologue".into(),
+            flavor: bench_harness::flavor::Flavor::Xdp,
+            flags: Default::default(),
+            unit: Unit::NsPerPacket,
+            base_status: Status::Ok,
+            ref_status: Status::Failed { reason: reason.into() },
+            repeat: None,
+            base_samples: vec![],
+            ref_samples: vec![],
+            base_metrics: None,
+            ref_metrics: None,
+            estimate: None,
+            change: None,
+        };
+        Comparison {
+            schema: bench_harness::interleave::SCHEMA.into(),
+            harness_version: "0".into(),
+            started_at: "2026-11-25T00:00:00Z".into(),
+            wall_time_s: 1.0,
+            host: HostInfo {
+                hostname: "box<script>".into(),
+                kernel: "6.1 | x".into(),
+                cpu_model: "cpu](http://e)".into(),
+                cpus: 1,
+            },
+            base: side("aaaa (HEAD~1) fix\x1b]0;pwned\x07 `code` | pipe"),
+            reference: side("bbbb (HEAD) <img src=x onerror=alert(1)> [link](http://evil) @team\u{9b}2J"),
+            same_build: false,
+            config: CompareConfig::default(),
+            cases: vec![case("bfcli: \x1b[31mred | `x`")],
+            geomean: None,
+        }
+    }
+
+    #[test]
+    fn terminal_output_carries_no_escape_sequence() {
+        let c = hostile();
+        let out = summary(&c) + &compare_table(&c, false).to_string();
+        assert!(!out.chars().any(|ch| ch.is_control() && ch != '\n'), "{out:?}");
+        assert!(out.contains("fix\\x1b]0;pwned\\x07"), "{out}");
+        assert!(out.contains("@team\\u{9b}2J"), "{out}");
+        assert!(out.contains("\\x1b[31mred"), "{out}");
+    }
+
+    #[test]
+    fn markdown_shows_outside_text_as_text() {
+        let md = markdown(&hostile());
+        // An occurrence not preceded by a backslash is live Markdown.
+        let live = |raw: &str| md.match_indices(raw).any(|(i, _)| !md[..i].ends_with('\\'));
+        for raw in ["<img", "<script>", "[link](", "](http", "`code`", "| pipe", "@team", "6.1 | x", "red | "] {
+            assert!(!live(raw), "{raw} reached the Markdown:\n{md}");
+        }
+        assert!(!md.chars().any(|ch| ch.is_control() && ch != '\n'), "{md:?}");
+        assert!(md.contains("\\<img src\\=x"), "{md}");
+        // The table keeps its six columns: no pipe from the reason splits a row.
+        let row = md.lines().find(|l| l.starts_with("| `xdp__prologue`")).unwrap();
+        let pipes = row.match_indices('|').filter(|(i, _)| !row[..*i].ends_with('\\')).count();
+        assert_eq!(pipes, 7, "{row}");
+    }
 }

@@ -1010,7 +1010,7 @@ mod svg {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bench_harness::compare::{classify, unpaired_ratio, HistoryChange, RatioEstimate};
     use bench_harness::flavor::{Flavor, Hook};
@@ -1077,7 +1077,8 @@ mod tests {
         (0..10).map(|i| v * (1.0 + 0.001 * f64::from(i))).collect()
     }
 
-    fn synthetic() -> History {
+    /// Four commits: a slower one, a build failure, a last one.
+    pub(crate) fn synthetic() -> History {
         let ns = Unit::NsPerPacket;
         let ms = Unit::Milliseconds;
         let points = vec![

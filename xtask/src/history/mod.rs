@@ -14,7 +14,8 @@
 pub mod cache;
 pub mod html;
 
-use crate::compare::{select_cases, RepoCache};
+use crate::compare::{select_cases, FailOn, RepoCache};
+use crate::exit;
 use crate::machine::Machine;
 use crate::progress;
 use crate::sources::Sources;
@@ -138,6 +139,34 @@ impl History {
     /// Changes in one direction.
     pub fn changes_of(&self, kind: Change) -> impl Iterator<Item = &CaseChange> {
         self.changes.iter().filter(move |c| c.change.change == kind)
+    }
+}
+
+/// The exit code a history warrants (doc/exit-codes.md): [`exit::BENCHMARK_ERROR`]
+/// with `fail_on_error` when a commit failed to build or a case failed at a
+/// measured commit (with `last_only`, the old `--fail-on-last-commit-failure`:
+/// when the newest commit failed to build); else [`exit::SIGNIFICANT`] when
+/// `fail_on` selects a change found; else [`exit::OK`].
+pub fn exit_code(h: &History, fail_on: Option<FailOn>, fail_on_error: bool, last_only: bool) -> i32 {
+    let build_failed = |p: &Point| matches!(p.status, PointStatus::BuildFailed { .. });
+    let case_failed = |p: &Point| {
+        p.results.as_ref().is_some_and(|r| r.cases.iter().any(|c| matches!(c.status, Status::Failed { .. })))
+    };
+    if (fail_on_error && h.points.iter().any(|p| build_failed(p) || case_failed(p)))
+        || (last_only && h.points.last().is_some_and(build_failed))
+    {
+        return exit::BENCHMARK_ERROR;
+    }
+    let hit = match fail_on {
+        None => false,
+        Some(FailOn::Regression) => h.changes_of(Change::Slower).next().is_some(),
+        Some(FailOn::Improvement) => h.changes_of(Change::Faster).next().is_some(),
+        Some(FailOn::Any) => !h.changes.is_empty(),
+    };
+    if hit {
+        exit::SIGNIFICANT
+    } else {
+        exit::OK
     }
 }
 
@@ -270,7 +299,7 @@ pub fn run(opts: &HistoryOptions) -> Result<History> {
         let is_wip = matches!(rev, Rev::Wip { .. });
         let label = if is_wip { "wip".to_owned() } else { short(rev.oid()) };
         let subject = if is_wip { "uncommitted changes".to_owned() } else { repo.subject(rev.oid()) };
-        bar.set_message(format!("{label} {subject}"));
+        bar.set_message(format!("{label} {}", crate::text::line(&subject)));
         let retry = match &opts.retry {
             Some(Retry::All) => true,
             Some(Retry::Failed) => true, // a cached success is reused below regardless
@@ -289,7 +318,7 @@ pub fn run(opts: &HistoryOptions) -> Result<History> {
         };
         if let Err(reason) = &bfcli {
             let first = reason.lines().next().unwrap_or_default();
-            progress::note(&bar, format!("{label} does not build, skipped: {first}"));
+            progress::note(&bar, format!("{label} does not build, skipped: {}", crate::text::line(first)));
         }
         built.push(Built { rev, label, subject, bfcli, cached });
         bar.inc(1);
@@ -440,4 +469,36 @@ fn side_results(c: &Comparison, base: bool) -> RunResults {
 
 fn samples_len(c: &Comparison) -> usize {
     c.cases.iter().map(|x| x.base_samples.len()).max().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_code_follows_the_contract() {
+        let h = html::tests::synthetic(); // one slower change, one commit that did not build
+        assert_eq!(exit_code(&h, None, false, false), exit::OK);
+        assert_eq!(exit_code(&h, Some(FailOn::Regression), false, false), exit::SIGNIFICANT);
+        assert_eq!(exit_code(&h, Some(FailOn::Any), false, false), exit::SIGNIFICANT);
+        assert_eq!(exit_code(&h, Some(FailOn::Improvement), false, false), exit::OK);
+        assert_eq!(exit_code(&h, Some(FailOn::Regression), true, false), exit::BENCHMARK_ERROR);
+        // The build failure is not the newest commit.
+        assert_eq!(exit_code(&h, None, false, true), exit::OK);
+        let mut last_failed = h.clone();
+        last_failed.points.swap(2, 3);
+        assert_eq!(exit_code(&last_failed, None, false, true), exit::BENCHMARK_ERROR);
+        // A case that failed at a measured commit is a benchmark error too.
+        let mut case_failed = h.clone();
+        case_failed.points.remove(2);
+        for p in &mut case_failed.points {
+            for c in &mut p.results.as_mut().unwrap().cases {
+                c.status = Status::Ok;
+            }
+        }
+        assert_eq!(exit_code(&case_failed, None, true, false), exit::OK);
+        case_failed.points[1].results.as_mut().unwrap().cases[0].status =
+            Status::Failed { reason: "wrong verdict".into() };
+        assert_eq!(exit_code(&case_failed, None, true, false), exit::BENCHMARK_ERROR);
+    }
 }

@@ -100,6 +100,9 @@ pub struct OptimizeOptions {
     pub serve: Option<std::net::SocketAddr>,
     /// How validation commands and attempt builds are confined.
     pub sandbox: crate::sandbox::Policy,
+    /// The model API key to use instead of the backend's environment variable
+    /// (the demo's fixed key: a real key must never reach its scripted server).
+    pub api_key: Option<agent::ApiKey>,
 }
 
 /// The longest run id accepted.
@@ -179,7 +182,11 @@ pub fn make_model(opts: &OptimizeOptions, worktree: &Path, spent_usd: f64) -> Re
     Ok(match &opts.backend {
         Backend::Anthropic => {
             let config = agent::anthropic::AnthropicConfig::new(&opts.model, opts.api_base_url.as_deref());
-            Box::new(agent::anthropic::Anthropic::from_env(config)?.with_budget(budget))
+            let client = match &opts.api_key {
+                Some(key) => agent::anthropic::Anthropic::new(key.clone(), config)?,
+                None => agent::anthropic::Anthropic::from_env(config)?,
+            };
+            Box::new(client.with_budget(budget))
         }
         Backend::OpenAi => {
             let base = opts
@@ -187,7 +194,11 @@ pub fn make_model(opts: &OptimizeOptions, worktree: &Path, spent_usd: f64) -> Re
                 .clone()
                 .context("--backend openai needs --api-base-url (e.g. http://127.0.0.1:8080)")?;
             let config = agent::openai::OpenAiConfig::new(&opts.model, base);
-            Box::new(agent::openai::OpenAi::from_env(config)?.with_budget(budget))
+            let client = match &opts.api_key {
+                Some(key) => agent::openai::OpenAi::new(Some(key.clone()), config)?,
+                None => agent::openai::OpenAi::from_env(config)?,
+            };
+            Box::new(client.with_budget(budget))
         }
         Backend::Command(cmd) => Box::new(agent::command::AgentCommand::new(cmd.clone(), worktree)),
     })
@@ -214,7 +225,9 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
     // Where the key would go is checked here too, before anything connects anywhere.
     match &opts.backend {
         Backend::Anthropic => {
-            agent::ApiKey::from_env("ANTHROPIC_API_KEY").ok_or(AgentError::MissingApiKey)?;
+            if opts.api_key.is_none() {
+                agent::ApiKey::from_env("ANTHROPIC_API_KEY").ok_or(AgentError::MissingApiKey)?;
+            }
             agent::http::check_url(&agent::anthropic::resolve_base_url(opts.api_base_url.as_deref()))?;
         }
         Backend::OpenAi => {
@@ -291,7 +304,7 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
         eprintln!(
             "attempt {index}: {} — {} ({total_s:.0} s, cost ${:.2}, run ${:.2}; kept {}; cumulative {:+.2} % vs baseline)",
             outcome.name(),
-            if attempt.title().is_empty() { "(no plan)" } else { attempt.title() },
+            if attempt.title().is_empty() { "(no plan)".into() } else { crate::text::line(attempt.title()) },
             attempt.cost_usd,
             record.spent_usd,
             record.kept() + usize::from(outcome == Outcome::Kept),
@@ -863,7 +876,7 @@ fn attempt_once(
     if plan_field(&attempt.plan, "TITLE").is_none_or(str::is_empty) {
         return Ok(Outcome::EmptyPlan);
     }
-    eprintln!("attempt {n}: plan: {}", attempt.title());
+    eprintln!("attempt {n}: plan: {}", crate::text::line(attempt.title()));
 
     // Implement, then validate; failures go back to the implementer.
     let mut failure: Option<validate::Failure> = None;

@@ -71,7 +71,8 @@ struct Shared {
     record: Mutex<(u64, Option<RunRecord>)>,
     stop: AtomicBool,
     token: String,
-    port: u16,
+    /// The address bound.
+    addr: SocketAddr,
 }
 
 /// A running dashboard; dropping it stops the server.
@@ -99,12 +100,8 @@ impl Dashboard {
             .with_context(|| format!("--serve: cannot listen on {addr}"))?;
         let addr = server.server_addr().to_ip().context("--serve: not an IP listener")?;
         let server = Arc::new(server);
-        let shared = Arc::new(Shared {
-            record: Mutex::new((0, None)),
-            stop: AtomicBool::new(false),
-            token: new_token(),
-            port: addr.port(),
-        });
+        let shared =
+            Arc::new(Shared { record: Mutex::new((0, None)), stop: AtomicBool::new(false), token: new_token(), addr });
         let thread = {
             let (server, shared) = (Arc::clone(&server), Arc::clone(&shared));
             std::thread::Builder::new()
@@ -194,17 +191,41 @@ fn respond(request: tiny_http::Request, status: u16, content_type: &str, body: S
 const HTML: &str = "text/html; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
 
-/// Only requests addressed to the loopback name of this port (no DNS rebinding:
-/// a page of another site resolved to 127.0.0.1 carries its own host name).
+/// Only requests addressed to this port by a loopback IP (any of 127.0.0.0/8,
+/// `[::1]`) or `localhost` (no DNS rebinding: a page of another site resolved
+/// to a loopback address carries its own host name).
 fn host_allowed(request: &tiny_http::Request, port: u16) -> bool {
-    let Some(host) = request.headers().iter().find(|h| h.field.equiv("Host")) else { return false };
-    let host = host.value.as_str();
-    [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")].iter().any(|h| h == host)
+    request.headers().iter().find(|h| h.field.equiv("Host")).is_some_and(|h| host_ok(h.value.as_str(), port))
+}
+
+/// Whether a `Host` header value names a loopback address or `localhost` at `port`
+/// (no port: 80, as a browser leaves it out).
+fn host_ok(host: &str, port: u16) -> bool {
+    let (name, given) = match host.rsplit_once(':') {
+        // `[::1]` alone ends with `]`, `::1` unbracketed is not a valid Host.
+        Some((name, p)) if !p.ends_with(']') => match p.parse::<u16>() {
+            Ok(p) => (name, p),
+            Err(_) => return false,
+        },
+        _ => (host, 80),
+    };
+    if given != port {
+        return false;
+    }
+    let bare = name.strip_prefix('[').and_then(|n| n.strip_suffix(']'));
+    let ip = match bare {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().ok().map(std::net::IpAddr::V6),
+        None => name.parse::<std::net::Ipv4Addr>().ok().map(std::net::IpAddr::V4),
+    };
+    match ip {
+        Some(ip) => ip.is_loopback(),
+        None => name.eq_ignore_ascii_case("localhost"),
+    }
 }
 
 fn handle(shared: &Shared, mut request: tiny_http::Request) {
-    if !host_allowed(&request, shared.port) {
-        return respond(request, 403, TEXT, "forbidden: use http://127.0.0.1:PORT/\n".into(), &[]);
+    if !host_allowed(&request, shared.addr.port()) {
+        return respond(request, 403, TEXT, format!("forbidden: use http://{}/\n", shared.addr), &[]);
     }
     // The path only: a query string is ignored, and no part of either is ever a file name.
     let path = request.url().split(['?', '#']).next().unwrap_or("").to_owned();
@@ -417,6 +438,30 @@ mod tests {
         assert_eq!(parse_addr("[::1]:0"), Ok("[::1]:0".parse().unwrap()));
         assert!(parse_addr("0.0.0.0:1").unwrap_err().contains("only loopback"));
         assert!(parse_addr("localhost").is_err());
+    }
+
+    #[test]
+    fn every_loopback_host_of_this_port_is_served() {
+        for host in
+            ["127.0.0.1:8080", "127.0.0.2:8080", "127.255.0.9:8080", "[::1]:8080", "localhost:8080", "LOCALHOST:8080"]
+        {
+            assert!(host_ok(host, 8080), "{host}");
+        }
+        for host in [
+            "127.0.0.2:8081",
+            "127.0.0.1",
+            "evil.example:8080",
+            "localhost.evil.example:8080",
+            "10.0.0.1:8080",
+            "[::2]:8080",
+            "::1:8080",
+            "[::ffff:127.0.0.1]:8080",
+            "127.0.0.1:8080:8080",
+            "",
+        ] {
+            assert!(!host_ok(host, 8080), "{host}");
+        }
+        assert!(host_ok("127.0.0.3", 80) && host_ok("[::1]", 80) && host_ok("localhost", 80));
     }
 
     #[test]

@@ -173,11 +173,11 @@ pub fn serve() -> i32 {
         Ok(e) => {
             let message = format!("protocol {} != {PROTOCOL}: the uploaded bfperf is stale", e.protocol);
             emit(&Event::Failed { message, interrupted: false });
-            return 1;
+            return crate::exit::ERROR;
         }
         Err(e) => {
             emit(&Event::Failed { message: format!("{e:#}"), interrupted: false });
-            return 1;
+            return crate::exit::ERROR;
         }
     };
     // The rest of stdin stays open for the whole request; its end means stop.
@@ -189,16 +189,12 @@ pub fn serve() -> i32 {
     match handle(envelope, &emit) {
         Ok(value) => {
             emit(&Event::Done(value));
-            0
+            crate::exit::OK
         }
         Err(e) => {
             let interrupted = bench_harness::interrupt::requested();
             emit(&Event::Failed { message: format!("{e:#}"), interrupted });
-            if interrupted {
-                130
-            } else {
-                1
-            }
+            crate::exit::of_error()
         }
     }
 }

@@ -278,7 +278,7 @@ impl Remote {
         let last_error = std::thread::spawn(move || {
             let mut last = String::new();
             for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("{host}: {line}");
+                eprintln!("{host}: {}", crate::text::line(&line));
                 if !line.trim().is_empty() {
                     last = line;
                 }
@@ -316,9 +316,9 @@ impl Remote {
                             Err(anyhow::anyhow!("{message}"))
                         })
                     }
-                    Ok(Event::Note(n)) => eprintln!("{}: {n}", self.host()),
+                    Ok(Event::Note(n)) => eprintln!("{}: {}", self.host(), crate::text::line(&n)),
                     Ok(e) => on_event(&e),
-                    Err(_) => eprintln!("{}: {line}", self.host()),
+                    Err(_) => eprintln!("{}: {}", self.host(), crate::text::line(&line)),
                 },
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,

@@ -1,0 +1,73 @@
+//! The exit-code contract of every command, in one place (doc/exit-codes.md).
+//!
+//! CI and the pre-push hook act on these codes, so each has exactly one
+//! meaning: clap's own usage-error code (2) would read as "significant
+//! change", hence [`parse`].
+
+/// Done; no `--fail-on*` flag triggered (also `--help` and `--version`).
+pub const OK: i32 = 0;
+/// Could not run: a usage error, a bad ref, a build failure of a compared
+/// revision, no BPF, ... The `error:` line says why.
+pub const ERROR: i32 = 1;
+/// A significant change selected by `--fail-on regression|improvement|any`.
+pub const SIGNIFICANT: i32 = 2;
+/// A benchmark or build failure selected by `--fail-on-benchmark-error`.
+pub const BENCHMARK_ERROR: i32 = 3;
+/// Interrupted (Ctrl-C, SIGTERM).
+pub const INTERRUPTED: i32 = bench_harness::interrupt::EXIT_CODE;
+
+/// The exit code for a clap error: [`OK`] for `--help`/`--version`,
+/// [`ERROR`] for a usage error (a missing subcommand included).
+pub fn of_clap_error(e: &clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => OK,
+        // No subcommand: clap prints the help, but nothing was asked for.
+        _ => ERROR,
+    }
+}
+
+/// Parse the command line; on a usage error print clap's message and exit
+/// [`ERROR`], on `--help`/`--version` print and exit [`OK`].
+pub fn parse<P: clap::Parser>() -> P {
+    P::try_parse().unwrap_or_else(|e| {
+        let _ = e.print();
+        std::process::exit(of_clap_error(&e))
+    })
+}
+
+/// The exit code for an error that ended a command: [`INTERRUPTED`] after a
+/// Ctrl-C, else [`ERROR`].
+pub fn of_error() -> i32 {
+    if bench_harness::interrupt::requested() {
+        INTERRUPTED
+    } else {
+        ERROR
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    #[command(version)]
+    struct Cli {
+        #[arg(long)]
+        since: String,
+    }
+
+    #[test]
+    fn usage_errors_are_1_help_and_version_0() {
+        let code = |args: &[&str]| of_clap_error(&Cli::try_parse_from(args).unwrap_err());
+        assert_eq!(code(&["x", "--no-such-flag"]), ERROR);
+        assert_eq!(code(&["x", "--since"]), ERROR);
+        assert_eq!(code(&["x"]), ERROR);
+        assert_eq!(code(&["x", "--help"]), OK);
+        assert_eq!(code(&["x", "--version"]), OK);
+        // The contract's codes are distinct: 2 must only ever mean "significant change".
+        let all = [OK, ERROR, SIGNIFICANT, BENCHMARK_ERROR, INTERRUPTED];
+        assert_eq!(all, [0, 1, 2, 3, 130]);
+    }
+}
