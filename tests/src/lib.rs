@@ -381,3 +381,72 @@ pub fn live_process_group_members(pgid: i32) -> Vec<i32> {
     }
     live
 }
+
+/// Checks the minifilter fixture's isolation record (`MINIFILTER_RECORD_SCHED=FILE`, see its
+/// README) of a run with `--cpu-pin 0 --no-preempt`: cmake and make ran under the normal policy
+/// on every CPU this test may use, with the default memory policy; every bfcli ran under the
+/// normal policy; and at least one bfcli was started by the measuring thread, which ran
+/// SCHED_FIFO (the only such thread of its process) pinned to CPU 0 (bfcli inherits the pin).
+/// `builds` says whether the run built the fixture (configure and build lines expected).
+pub fn assert_measuring_thread_isolated(record: &Path, builds: bool) {
+    let text = std::fs::read_to_string(record).unwrap_or_else(|e| panic!("{}: {e}", record.display()));
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let ours = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap().trim().to_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    for step in ["configure", "build"] {
+        let expected = format!("{step} policy=0 cpus={ours} mem=default");
+        if builds {
+            assert!(lines.contains(&expected.as_str()), "no `{expected}` (normal policy, every CPU) in:\n{text}");
+        }
+        let of_step = lines.iter().filter(|l| l.starts_with(&format!("{step} ")));
+        assert!(of_step.clone().all(|l| *l == expected), "{step} not under the normal policy:\n{text}");
+    }
+    let bfcli: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with("bfcli ")).collect();
+    assert!(bfcli.iter().all(|l| l.starts_with("bfcli policy=0 ")), "a bfcli ran SCHED_FIFO:\n{text}");
+    let measuring: Vec<&&str> = bfcli.iter().filter(|l| !l.ends_with("parent_fifo_threads=0")).collect();
+    assert!(!measuring.is_empty(), "no bfcli was started by a SCHED_FIFO thread:\n{text}");
+    assert!(
+        measuring.iter().all(|l| **l == "bfcli policy=0 cpus=0 mem=default parent_fifo_threads=1"),
+        "the measuring thread was not the one SCHED_FIFO thread, pinned to CPU 0:\n{text}"
+    );
+}
+
+/// Run `cmd` (output piped) to its end, killing it and failing the test if it takes longer
+/// than `limit`: a hang guard, not a speed check.
+pub fn run_with_hang_guard(mut cmd: std::process::Command, limit: std::time::Duration) -> Run {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the command runs");
+    // Drain both pipes on threads so a chatty child cannot block on a full pipe.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waitable") {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running after {limit:?}:\nstdout:\n{}\nstderr:\n{}",
+                out.join().unwrap(),
+                err.join().unwrap()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    Run { code: status.code().unwrap_or(-1), stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+}

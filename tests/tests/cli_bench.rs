@@ -138,20 +138,5 @@ fn isolation_applies_to_the_measuring_thread_only() {
     assert!(run.stderr.contains("host: while measuring: pinned to CPU 0"), "{}", run.stderr);
     assert!(run.stderr.contains("host: while measuring: SCHED_FIFO priority 1"), "{}", run.stderr);
 
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let ours = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap().trim().to_owned();
-    let text = std::fs::read_to_string(&record).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    for step in ["configure", "build"] {
-        let expected = format!("{step} policy=0 cpus={ours}");
-        assert!(lines.contains(&expected.as_str()), "no `{expected}` (normal policy, every CPU) in:\n{text}");
-        assert!(lines.iter().filter(|l| l.starts_with(step)).all(|l| *l == expected), "{text}");
-    }
-    // bfcli runs under the normal policy even when started by the measuring thread (pinned,
-    // as it inherits the affinity), and that thread, and only that one, ran SCHED_FIFO.
-    let bfcli: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with("bfcli ")).collect();
-    assert!(bfcli.iter().all(|l| l.starts_with("bfcli policy=0 ")), "{text}");
-    let measuring: Vec<&&str> = bfcli.iter().filter(|l| !l.ends_with("parent_fifo_threads=0")).collect();
-    assert!(!measuring.is_empty(), "no bfcli was started by a SCHED_FIFO thread:\n{text}");
-    assert!(measuring.iter().all(|l| **l == "bfcli policy=0 cpus=0 parent_fifo_threads=1"), "{text}");
+    bfperf_tests::assert_measuring_thread_isolated(&record, true);
 }
