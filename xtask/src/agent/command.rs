@@ -246,10 +246,21 @@ mod tests {
     #[test]
     fn timeout_kills_the_whole_group() {
         let dir = tempfile::tempdir().unwrap();
-        let cmd = AgentCommand::new("sleep 30 & sleep 30", dir.path()).with_timeout(Duration::from_millis(300));
-        let start = Instant::now();
-        assert!(matches!(cmd.run("x"), Err(AgentError::CommandTimedOut { .. })));
-        assert!(start.elapsed() < Duration::from_secs(10));
+        // The shell leads the group; it and its background child would sleep for 10 minutes.
+        let script = "echo $$ > pgid.tmp; mv pgid.tmp pgid; sleep 600 & sleep 600";
+        let cmd = AgentCommand::new(script, dir.path()).with_timeout(Duration::from_millis(300));
+        // On a thread, with a hang guard far beyond the timeout (not a speed check).
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || tx.send(cmd.run("x")).unwrap());
+        let result = rx.recv_timeout(Duration::from_secs(300)).expect("hang guard: the timeout never fired");
+        assert!(matches!(result, Err(AgentError::CommandTimedOut { .. })), "{result:?}");
+        let pgid: i32 = std::fs::read_to_string(dir.path().join("pgid")).unwrap().trim().parse().unwrap();
+        // SIGKILL is delivered asynchronously: a hang guard again, then every member is gone.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !live_members(pgid).is_empty() {
+            assert!(Instant::now() < deadline, "hang guard: still running: {:?}", live_members(pgid));
+            thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Members of process group `pgid` that are still alive (zombies are dead).
