@@ -336,3 +336,119 @@ fn a_real_browser_shows_the_run() {
     let _ = std::fs::copy(&png, &keep);
     println!("screenshot: {} ({} bytes)", keep.display(), bytes.len());
 }
+
+/// A real `optimize --serve` run, stopped from the dashboard in Chromium: the agent of attempt 1
+/// waits (for a file the test writes) while the browser clicks the stop form's button with the
+/// token printed in the terminal; the run then ends after that attempt although three were asked,
+/// and records that the dashboard stopped it. Headless Chromium has no way to type into a page
+/// without a driver: it loads the dashboard's own stop form (fetched from the run, its action made
+/// absolute and the token filled in) from a file, and the page's script clicks the button.
+#[test]
+fn the_stop_button_stops_a_real_optimize_run() {
+    bfperf_tests::require_bpf!();
+    let Some(browser) = chromium() else { return };
+    let repo = bfperf_tests::FixtureRepo::new();
+    let cache = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (started, go) = (tmp.path().join("started"), tmp.path().join("go"));
+    // The agent: says it started, then waits for `go` (at most 10 min: a hang guard), printing nothing.
+    let agent = format!(
+        "touch '{}'; i=0; while [ ! -e '{}' ] && [ $i -lt 3000 ]; do sleep 0.2; i=$((i+1)); done",
+        started.display(),
+        go.display()
+    );
+    let args = [
+        bfperf_tests::OPTIMIZE_CHEAP,
+        &["--run-id", "served", "--iterations", "3", "--serve", "127.0.0.1:0", "--agent-command", &agent],
+    ]
+    .concat();
+    let mut cmd = bfperf_tests::subcommand("optimize", repo.path(), &args, cache.path());
+    cmd.env_remove("ANTHROPIC_API_KEY");
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    // Kill the run (by its pid) if the test fails before it ends.
+    struct Reap(u32);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0 as i32), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    let reap = Reap(pid);
+    // stderr, line by line, on a thread: the dashboard line, then the rest for the report.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let (url, token) = loop {
+        // The run may first queue behind other benchmarks of the host: a generous hang guard.
+        let line = rx.recv_timeout(Duration::from_secs(1800)).expect("hang guard: no dashboard line");
+        if let Some(rest) = line.strip_prefix("dashboard: ") {
+            if let Some((url, token)) = rest.split_once(" (stop token: ") {
+                break (url.to_owned(), token.trim_end_matches(')').to_owned());
+            }
+        }
+    };
+    let addr: SocketAddr = url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(1800);
+    while !started.exists() {
+        assert!(std::time::Instant::now() < deadline, "hang guard: the agent of attempt 1 never started");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its first attempt");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The dashboard's stop form, as served, filled in and clicked by Chromium.
+    let (status, form) = get(addr, "/stop");
+    assert_eq!(status, 200);
+    let filled = form
+        .replace("action=\"/stop\"", &format!("action=\"http://{addr}/stop\""))
+        .replace("<input name=\"token\"", &format!("<input name=\"token\" value=\"{token}\""));
+    assert_ne!(filled, form, "the form has a token field and a relative action");
+    let page = tmp.path().join("stop.html");
+    std::fs::write(&page, format!("{filled}<script>document.querySelector('button[type=submit]').click()</script>"))
+        .unwrap();
+    let out = headless(
+        browser,
+        &tmp.path().join("profile-stop"),
+        &["--virtual-time-budget=5000", "--dump-dom", &format!("file://{}", page.display())],
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("The run stops after the current attempt"), "the click did not reach the run:\n{dom}");
+    let state: Value = serde_json::from_str(&get(addr, "/state.json").1).unwrap();
+    assert_eq!(state["stop_requested"], true);
+    // The page now says so, in the browser too.
+    let out = headless(browser, &tmp.path().join("profile-after"), &["--dump-dom", &url]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stop requested"), "the page does not show the stop");
+
+    // Let the attempt finish: the run ends after it.
+    std::fs::write(&go, "").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "hang guard: the run did not end after its attempt");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(reap);
+    let stderr = reader.join().unwrap();
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    assert_eq!(status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stderr.contains("dashboard: stop requested; the run stops after the current attempt"), "{stderr}");
+    let history = cache.path().join("optimize/served/history.json");
+    let h: Value = serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();
+    assert_eq!(h["stopped"], "stopped from the dashboard", "{h:#}");
+    let attempts = h["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "one attempt of the three asked: {h:#}");
+    // The agent, asked for a plan, printed none: the attempt is recorded as such.
+    assert_eq!(attempts[0]["outcome"]["result"], "empty_plan", "{h:#}");
+    assert!(bfperf_tests::mounts_of(pid).is_empty(), "bpffs left mounted");
+}
