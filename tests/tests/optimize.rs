@@ -1103,3 +1103,261 @@ fn validation_runs_in_the_sandbox() {
     assert!(!git_dir.join("hooks/pre-commit").exists() && !home.join("x").exists());
     before.assert_unchanged(&repo);
 }
+
+// ---------------------------------------------------------------------------
+// The model flags, the acceptance flags and the OpenAI backend, end to end.
+
+/// `--model`, `--effort`, `--hint` and `--max-turns` reach the model: the request bodies the
+/// scripted server received name the model, ask for the effort's thinking budget and carry the
+/// hint in the proposal's prompt; an implementation still calling tools is cut after
+/// `--max-turns` requests and recorded as a model error.
+#[test]
+fn model_effort_hint_and_max_turns_reach_the_model() {
+    require_bpf!();
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let hint = "look at the IPv6 prologue first";
+    let server = ModelServer::start(|call: &Call| match call.phase {
+        Phase::Propose => text(PLAN_DROP_PADDING),
+        // Never done: one more directory listing every turn.
+        Phase::Implement => tool_uses(&[("list_dir", json!({"path": "src/libbpfilter/cgen"}))]),
+    });
+    let extra = ["--iterations", "1", "--model", "claude-opus-4-5", "--effort", "high", "--hint", hint];
+    let out = optimize(&repo, cache.path(), &server, "flags", &[&extra[..], &["--max-turns", "2"]].concat());
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "flags");
+    assert_eq!(h["model"], "claude-opus-4-5");
+    assert_eq!(outcomes(&h), ["model_error"], "{}", show(&out));
+    let reason = attempts(&h)[0]["outcome"]["reason"].as_str().unwrap();
+    assert!(reason.contains("still calling tools after 2 turns"), "{reason}");
+
+    let bodies = server.bodies();
+    let implement: Vec<&Value> = bodies.iter().filter(|b| phase_of(b) == Phase::Implement).collect();
+    assert_eq!(implement.len(), 2, "--max-turns 2: two requests in the implementation");
+    for b in &bodies {
+        assert_eq!(b["model"], "claude-opus-4-5", "{b}");
+        // --effort high: 16,000 thinking tokens, inside max_tokens.
+        assert_eq!(b["thinking"], json!({"type": "enabled", "budget_tokens": 16000}), "{}", b["thinking"]);
+        assert!(b["max_tokens"].as_u64().unwrap() > 16000, "{}", b["max_tokens"]);
+    }
+    let propose = server.first_requests(Phase::Propose);
+    assert_eq!(propose.len(), 1);
+    let prompt = format!("{}{}", propose[0]["system"], propose[0]["messages"]);
+    assert!(prompt.contains(hint), "the hint is in the proposal prompt: {prompt}");
+    assert_worktree_clean(&h);
+    before.assert_unchanged(&repo);
+}
+
+/// prologue.c with its padding per hook: `xdp` (XDP and TC prologue) and `ctx` (the others)
+/// are C expressions for the instruction counts.
+fn prologue_with_padding(repo: &FixtureRepo, xdp_tc: &str, ctx: &str) -> String {
+    let path = repo.path().join("src/libbpfilter/cgen/prologue.c");
+    let src = std::fs::read_to_string(path).unwrap();
+    let src = src
+        .replace("static void emit_padding(struct mf_buf *b)", "static void emit_padding(struct mf_buf *b, int n)")
+        .replace("i < MF_PROLOGUE_PADDING;", "i < n;")
+        .replace("if (MF_PROLOGUE_PADDING > 0)", "if (n > 0)");
+    let (pkt, rest) = src.split_once("    emit_padding(b);").expect("the packet prologue pads");
+    let (ctx_part, tail) = rest.split_once("    emit_padding(b);").expect("the context prologue pads");
+    format!("{pkt}    emit_padding(b, {xdp_tc});{ctx_part}    emit_padding(b, {ctx});{tail}")
+}
+
+/// `--max-regression` and `--threshold` decide on a mixed change: the TC prologue loses its 128
+/// padding instructions (much faster, the suite too) while the XDP one gets 64 more. With
+/// `--max-regression 5` the XDP slowdown rejects the attempt, naming the case and the limit;
+/// resumed with `--threshold 1000` no case is judged slower, and the same change is kept.
+#[test]
+fn max_regression_and_threshold_decide_on_a_mixed_change() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    repo.set_padding(128);
+    repo.commit("cgen: 128 redundant instructions per prologue");
+    let before = Checkout::take(&repo);
+    let cache = cache_dir();
+    let content =
+        prologue_with_padding(&repo, "hook == MF_HOOK_XDP ? MF_PROLOGUE_PADDING + 64 : 0", "MF_PROLOGUE_PADDING");
+    let plan = "TITLE: pad the XDP prologue only\nWHY: a mixed change.\nHOW: rewrite emit_padding in prologue.c.";
+    let edit = ("write_file", json!({"path": "src/libbpfilter/cgen/prologue.c", "content": content}));
+    let server = ModelServer::start(scripted(plan, vec![edit]));
+
+    let out = optimize(&repo, cache.path(), &server, "mixed", &["--iterations", "1", "--max-regression", "5"]);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "mixed");
+    assert_eq!(outcomes(&h), ["rejected"], "{}", show(&out));
+    let a = &attempts(&h)[0];
+    assert!(a["geomean"]["hi"].as_f64().unwrap() < 1.0, "the suite is faster: {}", a["geomean"]);
+    let reason = a["outcome"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("xdp__prologue is +") && reason.ends_with("slower (more than --max-regression 5.0 %)"),
+        "{reason}"
+    );
+    let verdict = |a: &Value, case: &str| {
+        a["deltas"].as_array().unwrap().iter().find(|d| d["case"] == case).unwrap()["verdict"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(verdict(a, "xdp__prologue"), "slower", "{}", a["deltas"]);
+    assert_eq!(verdict(a, "tc__prologue"), "faster", "{}", a["deltas"]);
+
+    let out = resume(
+        &repo,
+        cache.path(),
+        &server.uri(),
+        "mixed",
+        &["--iterations", "1", "--max-regression", "5", "--threshold", "1000"],
+    );
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "mixed");
+    assert_eq!(outcomes(&h), ["rejected", "kept"], "{}", show(&out));
+    let a = &attempts(&h)[1];
+    for case in ["xdp__prologue", "tc__prologue"] {
+        assert_ne!(verdict(a, case), "slower", "no case is slower by 1000 %: {}", a["deltas"]);
+    }
+    assert_eq!(
+        git(
+            repo.path(),
+            &["diff", "--name-only", &format!("{}~1", branch_tip(&repo, "mixed")), &branch_tip(&repo, "mixed")]
+        ),
+        "src/libbpfilter/cgen/prologue.c"
+    );
+    before.assert_unchanged(&repo);
+}
+
+/// A scripted OpenAI-compatible chat-completions server (`POST /v1/chat/completions`).
+struct ChatServer {
+    rt: tokio::runtime::Runtime,
+    server: MockServer,
+}
+
+impl ChatServer {
+    /// `script(phase, turn)` answers; the phase is told by the tools offered, the turn by the
+    /// assistant messages already in the conversation.
+    fn start(script: impl Fn(Phase, usize) -> Value + Send + Sync + 'static) -> ChatServer {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let server = rt.block_on(MockServer::start());
+        let responder = move |req: &Request| {
+            let body: Value = serde_json::from_slice(&req.body).expect("xtask sends JSON");
+            let turn = body["messages"].as_array().unwrap().iter().filter(|m| m["role"] == "assistant").count();
+            let message = script(chat_phase(&body), turn);
+            ResponseTemplate::new(200).set_body_json(json!({
+                "id": "chatcmpl-test", "object": "chat.completion", "model": "local-qwen",
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 1000, "completion_tokens": 200}
+            }))
+        };
+        rt.block_on(
+            Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(responder).mount(&server),
+        );
+        ChatServer { rt, server }
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        let requests = self.rt.block_on(self.server.received_requests()).expect("recording is on");
+        requests.iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect()
+    }
+}
+
+fn chat_phase(body: &Value) -> Phase {
+    let tools = body["tools"].as_array().into_iter().flatten();
+    if tools.filter_map(|t| t["function"]["name"].as_str()).any(|n| n == "write_file") {
+        Phase::Implement
+    } else {
+        Phase::Propose
+    }
+}
+
+/// `--backend openai` runs the loop over a chat-completions server (no Anthropic key needed),
+/// with `--objective insns`: a change that only edits a comment is measured and rejected for
+/// having no fewer instructions. `--include-flagged` lets a flagged case be judged: without it,
+/// a filter of flagged cases only is one error before anything is built.
+/// `--cpu-pin 0 --no-preempt` reach the measuring thread only, as the fixture records.
+#[test]
+fn openai_backend_objective_insns_and_include_flagged() {
+    require_bpf!();
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let flagged = "single_rule__ip4_saddr__x_elem_set/8";
+    let model_args = |uri: &str| {
+        vec![
+            "--backend".to_owned(),
+            "openai".into(),
+            "--api-base-url".into(),
+            uri.to_owned(),
+            "--model".into(),
+            "local-qwen".into(),
+        ]
+    };
+    let common = ["--quick", "--time-budget", "5", "--validate", "make -C {build} -j{jobs}", "--iterations", "1"];
+
+    // Flagged cases only, without --include-flagged: one error, nothing built.
+    let filter_flagged = ["--filter", flagged];
+    let mut cmd = bfperf_tests::subcommand(
+        "optimize",
+        repo.path(),
+        &[&common[..], &filter_flagged, &["--run-id", "flagged"]].concat(),
+        cache.path(),
+    );
+    cmd.args(model_args("http://127.0.0.1:9")).env_remove("ANTHROPIC_API_KEY").env_remove("OPENAI_API_KEY");
+    let out = run(cmd);
+    assert!(
+        error_line(&out).contains("no case left to judge") && error_line(&out).contains("--include-flagged"),
+        "{}",
+        show(&out)
+    );
+    assert!(!cache.path().join("builds").exists() && !run_dir(cache.path(), "flagged").exists());
+
+    let comment = (
+        "replace_in_file",
+        json!({
+            "path": KNOBS,
+            "old": "/* Number of redundant ALU instructions emitted by every prologue. */",
+            "new": "/* How many redundant ALU instructions every prologue emits. */"
+        }),
+    );
+    let server = ChatServer::start(move |phase, turn| match (phase, turn) {
+        (Phase::Propose, _) => {
+            json!({"role": "assistant", "content": "TITLE: reword the padding comment\nWHY: clarity.\nHOW: edit knobs.h."})
+        }
+        (Phase::Implement, 0) => json!({"role": "assistant", "content": null, "tool_calls": [{
+            "id": "call_0", "type": "function",
+            "function": {"name": comment.0, "arguments": comment.1.to_string()}
+        }]}),
+        (Phase::Implement, _) => json!({"role": "assistant", "content": "Done."}),
+    });
+    let uri = server.server.uri();
+    let record = cache.path().join("sched.txt");
+    let filter = ["--filter", &format!("xdp__prologue,{flagged}")].map(|s| s.to_owned());
+    let args: Vec<String> = common
+        .iter()
+        .map(|s| s.to_string())
+        .chain(filter)
+        .chain(
+            ["--include-flagged", "--objective", "insns", "--run-id", "openai", "--cpu-pin", "0", "--no-preempt"]
+                .map(String::from),
+        )
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = bfperf_tests::subcommand("optimize", repo.path(), &args, cache.path());
+    cmd.args(model_args(&uri)).env_remove("ANTHROPIC_API_KEY").env_remove("OPENAI_API_KEY");
+    cmd.env("MINIFILTER_RECORD_SCHED", &record);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "openai");
+    assert_eq!(h["model"], "local-qwen");
+    assert_eq!(h["objective"], "insns");
+    assert_eq!(outcomes(&h), ["rejected"], "{}", show(&out));
+    let a = &attempts(&h)[0];
+    assert_eq!(a["outcome"]["reason"], "no fewer instructions (+0)", "{a:#}");
+    let cases: Vec<&str> = a["deltas"].as_array().unwrap().iter().map(|d| d["case"].as_str().unwrap()).collect();
+    assert_eq!(cases, ["xdp__prologue", flagged], "the flagged case is judged too");
+    // Three chat requests: the plan, the edit, the closing line; every one for the model asked.
+    let bodies = server.bodies();
+    assert_eq!(bodies.len(), 3, "{bodies:#?}");
+    assert!(bodies.iter().all(|b| b["model"] == "local-qwen"), "{bodies:#?}");
+    assert!(out.stderr.contains("host: while measuring: SCHED_FIFO priority 1"), "{}", show(&out));
+    // The builds of optimize run in the sandbox, with a clean environment: no build lines.
+    bfperf_tests::assert_measuring_thread_isolated(&record, false);
+    assert_worktree_clean(&h);
+    before.assert_unchanged(&repo);
+}
