@@ -241,16 +241,23 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// Run xtask with `args` and a private cache directory.
-pub fn xtask(args: &[&str], cache: &Path) -> Run {
-    let out = std::process::Command::new(xtask_bin())
-        .args(args)
+/// An xtask command with `args` and a private cache directory: no colour, no
+/// `BPFILTER_SOURCES` or `ANTHROPIC_API_KEY` from the caller, no standard input.
+pub fn xtask_command(args: &[&str], cache: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(xtask_bin());
+    cmd.args(args)
         .arg("--cache-dir")
         .arg(cache)
         .env("NO_COLOR", "1")
         .env_remove("BPFILTER_SOURCES")
-        .output()
-        .expect("xtask runs");
+        .env_remove("ANTHROPIC_API_KEY")
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Run xtask with `args` and a private cache directory.
+pub fn xtask(args: &[&str], cache: &Path) -> Run {
+    let out = xtask_command(args, cache).output().expect("xtask runs");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

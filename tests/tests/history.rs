@@ -113,6 +113,15 @@ fn readme_commit(repo: &FixtureRepo, line: &str, message: &str) -> String {
     repo.commit(message)
 }
 
+/// The fixture with two documentation-only commits on top: its three commits, oldest first.
+fn three_docs_commits() -> (FixtureRepo, [String; 3]) {
+    let repo = FixtureRepo::new();
+    let c0 = repo.head();
+    let c1 = readme_commit(&repo, "How to build the fixture.", "docs: how to build");
+    let c2 = readme_commit(&repo, "How to run its tests.", "docs: how to test");
+    (repo, [c0, c1, c2])
+}
+
 /// Size and mtime of every per-commit build log,
 /// `<cache>/builds/*/commits/<sha>/bfperf-build.log`, by commit.
 fn build_logs(cache: &Path) -> BTreeMap<String, (u64, SystemTime)> {
@@ -168,10 +177,7 @@ fn assert_results_parse(cache: &Path) -> Vec<PathBuf> {
 #[test]
 fn the_one_slower_commit_is_found_and_a_second_run_reuses_everything() {
     require_bpf!();
-    let repo = FixtureRepo::new();
-    let c0 = repo.head();
-    let c1 = readme_commit(&repo, "How to build the fixture.", "docs: how to build");
-    let c2 = readme_commit(&repo, "How to run its tests.", "docs: how to test");
+    let (repo, [c0, c1, c2]) = three_docs_commits();
     repo.set_padding(300);
     let c3_subject = "cgen: 300 redundant instructions per prologue";
     let c3 = repo.commit(c3_subject);
@@ -433,10 +439,7 @@ fn bad_ranges_are_one_clear_error() {
 #[test]
 fn a_corrupt_cache_entry_is_measured_again_with_a_warning_and_retry_failed_reruns_failed_runs() {
     require_bpf!();
-    let repo = FixtureRepo::new();
-    let c0 = repo.head();
-    let c1 = readme_commit(&repo, "How to build the fixture.", "docs: how to build");
-    let c2 = readme_commit(&repo, "How to run its tests.", "docs: how to test");
+    let (repo, [c0, c1, c2]) = three_docs_commits();
     let cache = tempfile::tempdir().unwrap();
     let (src, cache) = (repo.path(), cache.path());
     let args = [CHEAP, ONE_CHANGE, &["--since", &c0, "--until", &c2]].concat();
@@ -573,10 +576,7 @@ fn ctrl_c_while_measuring_exits_130_unmounts_and_keeps_finished_pairs() {
 #[test]
 fn retry_all_and_retry_ref_measure_again_exactly_what_they_name() {
     require_bpf!();
-    let repo = FixtureRepo::new();
-    let c0 = repo.head();
-    let c1 = readme_commit(&repo, "How to build the fixture.", "docs: how to build");
-    let c2 = readme_commit(&repo, "How to run its tests.", "docs: how to test");
+    let (repo, [c0, c1, c2]) = three_docs_commits();
     let cache = tempfile::tempdir().unwrap();
     let (src, cache) = (repo.path(), cache.path());
     let args = [CHEAP, ONE_CHANGE, &["--since", &c0, "--until", &c2]].concat();

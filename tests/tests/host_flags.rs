@@ -4,8 +4,7 @@
 //! on each command's own end-to-end test (cli_bench, compare, history, selfcheck_demo,
 //! optimize) through the fixture's isolation record.
 
-use bfperf_tests::{require_bpf, run_with_hang_guard, show, FixtureRepo, Run};
-use std::path::Path;
+use bfperf_tests::{require_bpf, run_with_hang_guard, show, xtask_command, FixtureRepo, Run};
 use std::time::Duration;
 
 /// A refused run must end long before this (it builds nothing): a hang guard only.
@@ -17,18 +16,6 @@ fn one_error(run: &Run) -> &str {
     let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error")).collect();
     assert_eq!(errors.len(), 1, "one error line:\n{}", show(run));
     errors[0]
-}
-
-fn xtask(args: &[&str], cache: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(bfperf_tests::xtask_bin());
-    cmd.args(args)
-        .arg("--cache-dir")
-        .arg(cache)
-        .env("NO_COLOR", "1")
-        .env_remove("BPFILTER_SOURCES")
-        .env_remove("ANTHROPIC_API_KEY")
-        .stdin(std::process::Stdio::null());
-    cmd
 }
 
 #[test]
@@ -53,7 +40,7 @@ fn no_wait_fails_at_once_on_every_command_while_another_run_holds_the_lock() {
     let lock_path = xtask::lock::default_path(cache.path());
     let _held = xtask::lock::RunLock::acquire(&lock_path, xtask::lock::Wait::Yes, "the no-wait test").unwrap();
     for args in commands {
-        let run = run_with_hang_guard(xtask(&[args, &["--no-wait"]].concat(), cache.path()), GUARD);
+        let run = run_with_hang_guard(xtask_command(&[args, &["--no-wait"]].concat(), cache.path()), GUARD);
         let line = one_error(&run);
         assert!(
             line.contains("another benchmark is running on this host")

@@ -3,21 +3,10 @@
 //! (with `--sources`, passing and failing). Both measuring commands also run with `--cpu-pin 0
 //! --no-preempt`, checked through the fixture's isolation record.
 
-use bfperf_tests::{loaded_programs_named, mounts_of, require_bpf, show, FixtureRepo, Run};
+use bfperf_tests::{loaded_programs_named, mounts_of, require_bpf, show, xtask_command, FixtureRepo, Run};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-fn command(args: &[&str], cache: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(bfperf_tests::xtask_bin());
-    cmd.args(args)
-        .arg("--cache-dir")
-        .arg(cache)
-        .env("NO_COLOR", "1")
-        .env_remove("BPFILTER_SOURCES")
-        .stdin(std::process::Stdio::null());
-    cmd
-}
 
 /// Run to the end (a generous hang guard: `limit`), then check that the process left no bpffs
 /// mount behind.
@@ -59,7 +48,7 @@ fn demo_runs_the_whole_product_and_leaves_nothing_loaded() {
     let cache = tempfile::tempdir().unwrap();
     let before = programs_while_no_benchmark_runs(cache.path());
     let record = cache.path().join("sched.txt");
-    let mut cmd = command(&["demo", "--cpu-pin", "0", "--no-preempt"], cache.path());
+    let mut cmd = xtask_command(&["demo", "--cpu-pin", "0", "--no-preempt"], cache.path());
     cmd.env("MINIFILTER_RECORD_SCHED", &record).env("ANTHROPIC_API_KEY", "sk-must-not-be-used");
     let (run, pid) = run(cmd, Duration::from_secs(900));
     assert_eq!(run.code, 0, "{}", show(&run));
@@ -129,7 +118,7 @@ fn bench_selfcheck_writes_its_counts_as_json() {
         "0",
         "--no-preempt",
     ];
-    let mut cmd = command(&args, cache.path());
+    let mut cmd = xtask_command(&args, cache.path());
     cmd.env("MINIFILTER_RECORD_SCHED", &record);
     let (run, _) = run(cmd, Duration::from_secs(900));
     assert_eq!(run.code, 0, "{}", show(&run));
@@ -164,7 +153,7 @@ fn doctor_checks_the_sources_and_a_failed_check_exits_1_with_its_fix() {
     let cache = tempfile::tempdir().unwrap();
     let src = repo.path().to_str().unwrap();
     let run = bfperf_tests::run_with_hang_guard(
-        command(&["doctor", "--sources", src], cache.path()),
+        xtask_command(&["doctor", "--sources", src], cache.path()),
         Duration::from_secs(120),
     );
     let checkout = format!("✔ bpfilter checkout: {}", repo.path().canonicalize().unwrap().display());
@@ -181,7 +170,7 @@ fn doctor_checks_the_sources_and_a_failed_check_exits_1_with_its_fix() {
     let not_a_repo = tempfile::tempdir().unwrap();
     let bad = not_a_repo.path().to_str().unwrap();
     let run = bfperf_tests::run_with_hang_guard(
-        command(&["doctor", "--sources", bad], cache.path()),
+        xtask_command(&["doctor", "--sources", bad], cache.path()),
         Duration::from_secs(120),
     );
     assert_eq!(run.code, 1, "{}", show(&run));
@@ -199,7 +188,7 @@ fn doctor_checks_the_sources_and_a_failed_check_exits_1_with_its_fix() {
 
     // A required tool missing from PATH: its own ✘ line with the package to install, exit 1.
     let bin = tempfile::tempdir().unwrap();
-    let mut cmd = command(&["doctor", "--sources", src], cache.path());
+    let mut cmd = xtask_command(&["doctor", "--sources", src], cache.path());
     cmd.env("PATH", bin.path());
     let run = bfperf_tests::run_with_hang_guard(cmd, Duration::from_secs(120));
     assert_eq!(run.code, 1, "{}", show(&run));
