@@ -9,6 +9,7 @@ pub mod compare;
 pub mod demo;
 pub mod doctor;
 pub mod exit;
+pub mod flags;
 pub mod history;
 pub mod hook;
 pub mod host;
