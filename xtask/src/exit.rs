@@ -36,6 +36,25 @@ pub fn parse<P: clap::Parser>() -> P {
     })
 }
 
+/// Not a failure: the command already ran to its end in another process (it
+/// re-executed itself inside a systemd slice, `--slice`) and exited with this
+/// code, which is the command's. `main` exits with it and prints nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished(pub i32);
+
+impl std::fmt::Display for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the command ran in another process and exited with {}", self.0)
+    }
+}
+
+impl std::error::Error for Finished {}
+
+/// The code of a [`Finished`] error (through any context added on the way), if it is one.
+pub fn finished(e: &anyhow::Error) -> Option<i32> {
+    e.downcast_ref::<Finished>().map(|f| f.0)
+}
+
 /// The exit code for an error that ended a command: [`INTERRUPTED`] after a
 /// Ctrl-C, else [`ERROR`].
 pub fn of_error() -> i32 {
@@ -69,5 +88,13 @@ mod tests {
         // The contract's codes are distinct: 2 must only ever mean "significant change".
         let all = [OK, ERROR, SIGNIFICANT, BENCHMARK_ERROR, INTERRUPTED];
         assert_eq!(all, [0, 1, 2, 3, 130]);
+    }
+
+    #[test]
+    fn a_run_finished_elsewhere_keeps_its_code_through_context() {
+        use anyhow::Context as _;
+        let e = Err::<(), _>(Finished(SIGNIFICANT)).context("entering the slice").unwrap_err();
+        assert_eq!(finished(&e), Some(SIGNIFICANT));
+        assert_eq!(finished(&anyhow::anyhow!("no BPF")), None);
     }
 }

@@ -22,6 +22,7 @@ pub mod remote;
 pub mod report;
 pub mod sandbox;
 pub mod selfcheck;
+pub mod session;
 pub mod sources;
 pub mod text;
 pub mod workspace;

@@ -5,87 +5,11 @@ use anyhow::{Context as _, Result};
 use bench_harness::interleave::CompareConfig;
 use bench_harness::results::write_atomic;
 use bench_harness::{results::Status, runner::SamplingConfig, suite};
-use std::path::PathBuf;
 use xtask::flags::*;
 use xtask::machine::Machine;
-use xtask::remote::{self, HostSpec, Remote, RemoteOptions, SshOptions};
-use xtask::{bench, compare, exit, history, host, lock, optimize, report, selfcheck, text, workspace};
-
-/// The isolation asked for.
-fn isolation(host: &HostFlags) -> host::Isolation {
-    host::Isolation {
-        cpu_pin: host.cpu_pin,
-        no_preempt: host.no_preempt,
-        bind_node: host.bind_node,
-        slice: host.slice.clone(),
-    }
-}
-
-/// Whether to queue behind another run (`--no-wait`: fail at once).
-fn wait(host: &HostFlags) -> lock::Wait {
-    if host.no_wait {
-        lock::Wait::No
-    } else {
-        lock::Wait::Yes
-    }
-}
-
-/// Enter the slice (re-exec), take the host lock, check and install the measuring isolation.
-fn enter_host(host: &HostFlags, cache: &std::path::Path, what: &str) -> Result<Option<lock::RunLock>> {
-    // Privileges first: an unprivileged user gets the one line that says what to do,
-    // not an error about a lock file owned by root.
-    bench_harness::program::check_bpf_access()?;
-    if let Some(slice) = &host.slice {
-        if let Some(code) = host::reexec_in_slice(slice)? {
-            std::process::exit(code);
-        }
-    }
-    let held = lock::RunLock::acquire(&lock::default_path(cache), wait(host), what)?;
-    for line in isolation(host).install()? {
-        eprintln!("host: while measuring: {line}");
-    }
-    Ok(Some(held))
-}
-
-/// Where a command builds and measures, with its cache and (locally) the host lock.
-struct Session {
-    machine: Machine,
-    /// The cache: per host when remote, so one machine's results never mix with another's.
-    cache: PathBuf,
-    _lock: Option<lock::RunLock>,
-}
-
-/// Connect to --host (the host lock and isolation then apply there, per
-/// measurement; here a lock on that host's cache keeps two runs from sharing
-/// its worktrees), or take this host's lock and apply isolation here.
-/// `builds`: whether the run builds (a host without build tools is refused then).
-fn enter(host: &HostFlags, remote: &RemoteFlags, common: &CommonFlags, what: &str, builds: bool) -> Result<Session> {
-    let cache = workspace::cache_dir(common.cache_dir.as_deref())?;
-    let Some(spec) = &remote.host else {
-        let lock = enter_host(host, &cache, what)?;
-        return Ok(Session { machine: Machine::Local, cache, _lock: lock });
-    };
-    let spec = HostSpec::parse(spec)?;
-    anyhow::ensure!(
-        host.slice.is_none(),
-        "--slice is not supported with --host: run bfperf on the host itself for that"
-    );
-    let opts = RemoteOptions {
-        host: spec.clone(),
-        ssh: SshOptions { key: remote.ssh_key.clone(), options: remote.ssh_option.clone() },
-        remote_dir: remote.remote_dir.clone(),
-        isolation: isolation(host),
-        wait: wait(host) == lock::Wait::Yes,
-        builds,
-        what: what.to_owned(),
-    };
-    let host_cache = cache.join("hosts").join(spec.cache_key());
-    let connected = Remote::connect(&opts, &host_cache)?;
-    std::fs::create_dir_all(&host_cache).with_context(|| format!("cannot create {}", host_cache.display()))?;
-    let held = lock::RunLock::acquire(&host_cache.join("bfperf.lock"), wait(host), what)?;
-    eprintln!("host: {spec} (kernel {}), bfperf directory {}", connected.kernel(), connected.root().display());
-    Ok(Session { machine: Machine::Remote(std::sync::Arc::new(connected)), cache: host_cache, _lock: Some(held) })
-}
+use xtask::remote;
+use xtask::session::Session;
+use xtask::{bench, compare, exit, history, optimize, report, selfcheck, text};
 
 fn main() {
     let cli: Cli = exit::parse();
@@ -109,18 +33,22 @@ fn main() {
     };
     match result {
         Ok(code) => std::process::exit(code),
-        Err(e) => {
-            // Errors quote remote hosts, bfcli and the model: no terminal escapes.
-            eprintln!("error: {}", text::block(&format!("{e:#}")));
-            std::process::exit(exit::of_error());
-        }
+        Err(e) => match exit::finished(&e) {
+            // The command ran again inside a systemd slice (--slice); that run printed everything.
+            Some(code) => std::process::exit(code),
+            None => {
+                // Errors quote remote hosts, bfcli and the model: no terminal escapes.
+                eprintln!("error: {}", text::block(&format!("{e:#}")));
+                std::process::exit(exit::of_error());
+            }
+        },
     }
 }
 
 fn cmd_demo(args: DemoFlags) -> Result<()> {
-    let cache = workspace::cache_dir(args.common.cache_dir.as_deref())?;
-    let _lock = enter_host(&args.host, &cache, "demo")?;
-    let demo = xtask::demo::run(&cache, true)?;
+    let session = Session::local(&args.host, &args.common, "demo")?;
+    let cache = &session.cache;
+    let demo = xtask::demo::run(cache, true)?;
     println!("── bench-compare HEAD~1 HEAD (minifilter: the second commit pads every prologue) ──");
     println!("{}", report::compare_table(&demo.comparison, color()));
     print!("{}", report::summary(&demo.comparison));
@@ -139,7 +67,7 @@ fn cmd_demo(args: DemoFlags) -> Result<()> {
 }
 
 fn cmd_hook(args: HookFlags) -> Result<()> {
-    let sources = xtask::sources::Sources::from_arg_or_env(args.tree.sources.as_deref())?;
+    let sources = xtask::session::sources(&args.tree)?;
     if args.uninstall {
         let path = xtask::hook::uninstall(sources.root())?;
         println!("removed {}", path.display());
@@ -167,7 +95,7 @@ fn cmd_doctor(args: DoctorFlags) -> i32 {
 }
 
 fn cmd_optimize(args: OptimizeFlags) -> Result<()> {
-    let session = enter(&args.host, &args.remote, &args.common, "optimize", true)?;
+    let session = Session::enter(&args.host, &args.remote, &args.common, "optimize", true)?;
     let cache = session.cache.clone();
     let config = args.measure.config(CompareConfig::default(), None)?;
     let backend = match (&args.agent_command, args.backend.as_str()) {
@@ -228,8 +156,8 @@ fn cmd_optimize(args: OptimizeFlags) -> Result<()> {
 }
 
 fn cmd_selfcheck(args: SelfcheckFlags) -> Result<()> {
-    let cache = workspace::cache_dir(args.common.cache_dir.as_deref())?;
-    let _lock = enter_host(&args.host, &cache, "bench-selfcheck")?;
+    let session = Session::local(&args.host, &args.common, "bench-selfcheck")?;
+    let cache = session.cache.clone();
     let config = args.quick.base(CompareConfig::default());
     let mut json = serde_json::Map::new();
     if !args.power_only {
@@ -281,7 +209,7 @@ fn cmd_selfcheck(args: SelfcheckFlags) -> Result<()> {
 fn cmd_history(args: HistoryFlags) -> Result<i32> {
     use bench_harness::compare::Change;
     let what = format!("bench-history {}..{}", args.since, args.until);
-    let session = enter(&args.host, &args.remote, &args.common, &what, true)?;
+    let session = Session::enter(&args.host, &args.remote, &args.common, &what, true)?;
     let cache = session.cache.clone();
     // bench-history's own default budget: per pair of consecutive commits.
     let mut config = args.measure.config(CompareConfig { time_budget_s: 60.0, ..CompareConfig::default() }, None)?;
@@ -330,7 +258,7 @@ fn cmd_history(args: HistoryFlags) -> Result<i32> {
 
 fn cmd_compare(args: CompareFlags) -> Result<i32> {
     let what = format!("bench-compare {} {}", args.base, args.reference);
-    let session = enter(&args.host, &args.remote, &args.common, &what, true)?;
+    let session = Session::enter(&args.host, &args.remote, &args.common, &what, true)?;
     let config = args.measure.config(CompareConfig::default(), Some(&args.rounds))?;
     let opts = compare::CompareOptions {
         sources: args.tree.sources,
@@ -369,7 +297,7 @@ fn cmd_bench(args: BenchFlags) -> Result<()> {
         }
         return Ok(());
     }
-    let session = enter(&args.host, &args.remote, &args.common, "bench", args.bfcli.bfcli.is_none())?;
+    let session = Session::enter(&args.host, &args.remote, &args.common, "bench", args.bfcli.bfcli.is_none())?;
     let opts = bench::BenchOptions {
         sources: args.tree.sources,
         bfcli: args.bfcli.bfcli,
