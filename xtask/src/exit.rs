@@ -16,6 +16,19 @@ pub const BENCHMARK_ERROR: i32 = 3;
 /// Interrupted (Ctrl-C, SIGTERM).
 pub const INTERRUPTED: i32 = bench_harness::interrupt::EXIT_CODE;
 
+/// What `--fail-on` fails on (bench-compare and bench-history alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// A case significantly slower.
+    #[value(alias = "worse")] // bench-history's old `--fail-on-significant-change worse`
+    Regression,
+    /// A case significantly faster (e.g. to force updating a baseline).
+    #[value(alias = "better")]
+    Improvement,
+    /// Either.
+    Any,
+}
+
 /// The exit code for a clap error: [`OK`] for `--help`/`--version`,
 /// [`ERROR`] for a usage error (a missing subcommand included).
 pub fn of_clap_error(e: &clap::Error) -> i32 {

@@ -10,7 +10,7 @@
 //! are in its struct. Parsing only: what a flag does is in the command
 //! (`main.rs`'s `commands/`) and the library.
 
-use crate::{agent, compare, history, optimize, remote};
+use crate::{agent, exit, history, optimize, remote};
 use bench_harness::compare::MIN_PAIRED_ROUNDS;
 use bench_harness::interleave::CompareConfig;
 use bench_harness::runner::SamplingConfig;
@@ -338,7 +338,7 @@ pub struct CompareFlags {
     pub markdown: Option<PathBuf>,
     /// Exit with 2 when a case is significantly slower (regression), faster (improvement) or either (any).
     #[arg(long, value_enum, value_name = "WHAT")]
-    pub fail_on: Option<compare::FailOn>,
+    pub fail_on: Option<exit::FailOn>,
     /// Exit with 3 when a case failed or was unsupported on either side.
     #[arg(long)]
     pub fail_on_benchmark_error: bool,
@@ -380,7 +380,7 @@ pub struct HistoryFlags {
     /// faster (improvement) or either (any).
     // `--fail-on-significant-change better|worse|any`: the old spelling, kept for existing CI recipes.
     #[arg(long, value_enum, value_name = "WHAT", alias = "fail-on-significant-change")]
-    pub fail_on: Option<compare::FailOn>,
+    pub fail_on: Option<exit::FailOn>,
     /// Exit with 3 when a commit failed to build or a case failed at a measured commit.
     // `--fail-on-any-commit-failure`: the old spelling.
     #[arg(long, alias = "fail-on-any-commit-failure")]

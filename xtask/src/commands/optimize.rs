@@ -18,7 +18,7 @@ pub fn run(flags: OptimizeFlags) -> Result<i32> {
         (None, other) => anyhow::bail!("--backend {other}: use anthropic or openai (or --agent-command)"),
     };
     let validate = if flags.validate.is_empty() {
-        optimize::validate::BPFILTER_COMMANDS.iter().map(|s| s.to_string()).collect()
+        xtask::validation::BPFILTER_COMMANDS.iter().map(|s| s.to_string()).collect()
     } else {
         flags.validate
     };

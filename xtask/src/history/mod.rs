@@ -14,10 +14,11 @@
 pub mod cache;
 pub mod html;
 
-use crate::compare::{select_cases, FailOn, RepoCache};
 use crate::exit;
+use crate::exit::FailOn;
 use crate::machine::Machine;
 use crate::progress;
+use crate::revisions::{select_cases, RepoCache};
 use crate::sources::Sources;
 use crate::worktree::{short, Repo, Rev};
 use anyhow::{Context as _, Result};

@@ -13,14 +13,14 @@ pub mod keep;
 pub mod prompt;
 pub mod record;
 pub mod serve;
-pub mod validate;
 
 use crate::agent::{self, AgentError, Conversation, Effort, FileTools, Model};
 use crate::build::Build;
-use crate::compare::{build_rev, select_cases, RepoCache};
 use crate::machine::Machine;
 use crate::progress;
+use crate::revisions::{build_rev, select_cases, RepoCache};
 use crate::sources::Sources;
+use crate::validation;
 use crate::worktree::{Repo, Rev};
 use anyhow::{bail, Context as _, Result};
 use bench_harness::interleave::{CompareConfig, SideInfo};
@@ -461,7 +461,7 @@ fn baseline(opts: &OptimizeOptions, mut record: RunRecord) -> Result<RunRecord> 
     let results = results?;
     if let Some(broken) = results
         .iter()
-        .find(|r| !r.ok && validate::classify(&r.command) == validate::Kind::Build && r.failed_tests.is_empty())
+        .find(|r| !r.ok && validation::classify(&r.command) == validation::Kind::Build && r.failed_tests.is_empty())
     {
         if broken.command == opts.validate[0] {
             bail!(
@@ -879,7 +879,7 @@ fn attempt_once(
     eprintln!("attempt {n}: plan: {}", crate::text::line(attempt.title()));
 
     // Implement, then validate; failures go back to the implementer.
-    let mut failure: Option<validate::Failure> = None;
+    let mut failure: Option<validation::Failure> = None;
     // Ignored files the model wrote, over all fix rounds.
     let mut ignored: Vec<String> = vec![];
     loop {
@@ -927,7 +927,7 @@ fn attempt_once(
         let results = results?;
         attempt.logs.extend(results.iter().map(|r| r.log.clone()));
         attempt.timings.push((Step::Validate, t.elapsed().as_secs_f64()));
-        match validate::new_failure(&results, &record.baseline_failures, &record.baseline_failed_commands) {
+        match validation::new_failure(&results, &record.baseline_failures, &record.baseline_failed_commands) {
             None => break,
             Some(f) if attempt.fix_rounds < opts.max_fix_attempts => {
                 eprintln!(
@@ -942,8 +942,8 @@ fn attempt_once(
             Some(f) => {
                 reset_worktree(&worktree, None)?;
                 return Ok(match f.kind {
-                    validate::Kind::Build => Outcome::BuildFailed { tail: f.tail },
-                    validate::Kind::Test => Outcome::TestFailed { tail: f.tail },
+                    validation::Kind::Build => Outcome::BuildFailed { tail: f.tail },
+                    validation::Kind::Test => Outcome::TestFailed { tail: f.tail },
                 });
             }
         }
