@@ -2,34 +2,21 @@
 //! worktrees and compare them with the paired, interleaved engine.
 
 use crate::exit::{self, FailOn};
-use crate::machine::Machine;
+use crate::flags::CompareFlags;
 use crate::progress;
 use crate::revisions::{build_rev, select_cases, RepoCache};
-use crate::sources::Sources;
+use crate::session::{self, Session};
 use crate::worktree::{Repo, Rev};
 use anyhow::{Context as _, Result};
 use bench_harness::interleave::{CompareConfig, Comparison, Progress, SideInfo};
 use bench_harness::results::SourceInfo;
 use bench_harness::suite;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// What to compare and how.
-#[derive(Debug, Clone)]
-pub struct CompareOptions {
-    /// The bpfilter checkout.
-    pub sources: Option<PathBuf>,
-    /// BASE ref.
-    pub base: String,
-    /// REF ref (`wip` allowed).
-    pub reference: String,
-    /// Case filter.
-    pub filter: Option<String>,
-    /// Measurement and verdict settings.
-    pub config: CompareConfig,
-    /// Cache directory.
-    pub cache: PathBuf,
-    /// Where to build and measure.
-    pub machine: Machine,
+/// bench-compare's measurement settings: the engine's defaults (or `--quick`'s)
+/// with the flags given.
+pub fn config(flags: &CompareFlags) -> Result<CompareConfig> {
+    flags.measure.config(CompareConfig::default(), Some(&flags.rounds))
 }
 
 fn side_info(repo: &Repo, rev: &Rev, bfcli: &Path) -> SideInfo {
@@ -44,21 +31,22 @@ fn side_info(repo: &Repo, rev: &Rev, bfcli: &Path) -> SideInfo {
 }
 
 /// Build both sides and run the comparison.
-pub fn run(opts: &CompareOptions) -> Result<Comparison> {
-    let sources = Sources::from_arg_or_env(opts.sources.as_deref())?;
+pub fn run(flags: &CompareFlags, session: &Session) -> Result<Comparison> {
+    let config = config(flags)?;
+    let sources = session::sources(&flags.tree)?;
     let repo = Repo::open(sources.root())?;
-    let base = repo.resolve(&opts.base)?;
-    let reference = repo.resolve(&opts.reference)?;
+    let base = repo.resolve(&flags.base)?;
+    let reference = repo.resolve(&flags.reference)?;
     let cases = suite::suite();
-    let selected = select_cases(&cases, opts.filter.as_deref())?;
-    let layout = RepoCache::new(&opts.cache, repo.root());
+    let selected = select_cases(&cases, flags.cases.filter.as_deref())?;
+    let layout = RepoCache::new(&session.cache, repo.root());
 
     // The same commit however it was spelled (`HEAD main` too); `wip` only with itself.
     let same = base.oid() == reference.oid() && matches!(base, Rev::Wip { .. }) == matches!(reference, Rev::Wip { .. });
     if same {
         eprintln!("BASE and REF are the same revision: this is an A/A run, measuring the noise (every verdict should be `no change`)");
     }
-    let machine = &opts.machine;
+    let machine = &session.machine;
     let base_bfcli = build_rev(machine, &repo, &layout, "base", &base, None)?;
     let ref_bfcli =
         if same { base_bfcli.clone() } else { build_rev(machine, &repo, &layout, "ref", &reference, None)? };
@@ -68,9 +56,9 @@ pub fn run(opts: &CompareOptions) -> Result<Comparison> {
     );
 
     let bar = progress::bar(selected.len() as u64, "loading");
-    let min_total = (selected.len() * opts.config.min_rounds) as u64;
+    let min_total = (selected.len() * config.min_rounds) as u64;
     let mut measuring = false;
-    let comparison = machine.compare(sides.0, sides.1, &selected, opts.config, |p| match p {
+    let comparison = machine.compare(sides.0, sides.1, &selected, config, |p| match p {
         Progress::Loading(name) => {
             bar.set_message(name.to_owned());
             bar.inc(1);

@@ -5,8 +5,10 @@
 //! run against a local scripted model server (one real optimization, one
 //! pessimization), with the same tables and reports a real run writes.
 
-use crate::compare::{self, CompareOptions};
+use crate::compare;
+use crate::flags::Command as Cli;
 use crate::optimize::{self, Backend, Objective, OptimizeOptions};
+use crate::session::Session;
 use anyhow::{Context as _, Result};
 use bench_harness::interleave::CompareConfig;
 use serde_json::json;
@@ -127,8 +129,9 @@ fn serve(responses: Vec<String>) -> Result<(String, std::thread::JoinHandle<()>,
     Ok((url, handle, seen))
 }
 
-/// Run the demo under `cache`.
-pub fn run(cache: &Path, keep: bool) -> Result<DemoOutcome> {
+/// Run the demo in `session` (this host), under its cache.
+pub fn run(session: &Session, keep: bool) -> Result<DemoOutcome> {
+    let cache = session.cache.as_path();
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
     let dir = cache.join("demo").join(&stamp);
     let repo = dir.join("minifilter");
@@ -143,18 +146,14 @@ pub fn run(cache: &Path, keep: bool) -> Result<DemoOutcome> {
     git(&repo, &["commit", "-q", "-am", "cgen: pad every prologue with 64 instructions"])?;
     eprintln!("demo: a minifilter repository with two commits at {}", repo.display());
 
-    let mut config = CompareConfig::quick();
-    config.time_budget_s = 15.0;
-    let filter = Some("prologue,single_rule__ip4_saddr,single_rule__ip6_saddr,sport".to_string());
-    let comparison = compare::run(&CompareOptions {
-        sources: Some(repo.clone()),
-        base: "HEAD~1".into(),
-        reference: "HEAD".into(),
-        filter: filter.clone(),
-        config,
-        cache: cache.to_owned(),
-        machine: Default::default(),
-    })?;
+    // The real command line of bench-compare, parsed as a user's would be.
+    let filter = "prologue,single_rule__ip4_saddr,single_rule__ip6_saddr,sport";
+    let args = ["bench-compare", "HEAD~1", "HEAD", "--filter", filter, "--quick", "--time-budget", "15", "--sources"];
+    let args = args.iter().map(std::ffi::OsString::from).chain([repo.clone().into_os_string()]);
+    let Cli::BenchCompare(flags) = Cli::parse_from(args)? else { unreachable!("parsed as bench-compare") };
+    let config = compare::config(&flags)?;
+    let comparison = compare::run(&flags, session)?;
+    let filter = flags.cases.filter;
 
     let (url, _server, _seen) = serve(script(64))?;
     let opts = optimize_options(&repo, url, &stamp, filter, config, cache);

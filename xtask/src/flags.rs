@@ -117,6 +117,20 @@ pub enum Command {
     SandboxExec(crate::sandbox::ExecArgs),
 }
 
+impl Command {
+    /// Parse one command line (without the program name) as `cargo xtask`
+    /// does: for code that runs a command itself (`demo`), so it takes the
+    /// same path, defaults and checks as a user's command line.
+    pub fn parse_from<I, T>(args: I) -> Result<Command, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let argv = std::iter::once(std::ffi::OsString::from("cargo xtask")).chain(args.into_iter().map(Into::into));
+        Ok(Cli::try_parse_from(argv)?.command)
+    }
+}
+
 // ---- Shared groups ----
 
 /// `--sources`: the bpfilter checkout.

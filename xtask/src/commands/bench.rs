@@ -17,15 +17,7 @@ pub fn run(flags: BenchFlags) -> Result<i32> {
         return Ok(exit::OK);
     }
     let session = Session::enter(&flags.host, &flags.remote, &flags.common, "bench", flags.bfcli.bfcli.is_none())?;
-    let opts = bench::BenchOptions {
-        sources: flags.tree.sources,
-        bfcli: flags.bfcli.bfcli,
-        filter: flags.cases.filter,
-        sampling: flags.sampling.config(),
-        cache: session.cache.clone(),
-        machine: session.machine.clone(),
-    };
-    let results = bench::run(&opts)?;
+    let results = bench::run(&flags, &session)?;
     println!("{}", bench_harness::report::run_table(&results, super::color()));
     for line in bench_harness::report::floor_lines(&results) {
         println!("{line}");
@@ -37,11 +29,11 @@ pub fn run(flags: BenchFlags) -> Result<i32> {
         bench_harness::report::status_counts(&results),
         results.wall_time_s
     );
-    let path = match flags.json.json_output {
+    let path = match flags.json.json_output.clone() {
         Some(p) => p,
         None => {
             let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-            opts.cache.join("runs").join(format!("bench-{stamp}.json"))
+            session.cache.join("runs").join(format!("bench-{stamp}.json"))
         }
     };
     results.write_atomic(&path).with_context(|| format!("cannot write {}", path.display()))?;

@@ -1,7 +1,6 @@
 //! `cargo xtask bench-compare`.
 
 use anyhow::{Context as _, Result};
-use bench_harness::interleave::CompareConfig;
 use bench_harness::results::write_atomic;
 use xtask::flags::CompareFlags;
 use xtask::session::Session;
@@ -11,17 +10,7 @@ use xtask::{compare, report};
 pub fn run(flags: CompareFlags) -> Result<i32> {
     let what = format!("bench-compare {} {}", flags.base, flags.reference);
     let session = Session::enter(&flags.host, &flags.remote, &flags.common, &what, true)?;
-    let config = flags.measure.config(CompareConfig::default(), Some(&flags.rounds))?;
-    let opts = compare::CompareOptions {
-        sources: flags.tree.sources,
-        base: flags.base,
-        reference: flags.reference,
-        filter: flags.cases.filter,
-        config,
-        cache: session.cache.clone(),
-        machine: session.machine.clone(),
-    };
-    let comparison = compare::run(&opts)?;
+    let comparison = compare::run(&flags, &session)?;
     println!("{}", report::compare_table(&comparison, super::color()));
     print!("{}", report::summary(&comparison));
     if let Some(path) = &flags.json.json_output {

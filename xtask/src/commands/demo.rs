@@ -9,7 +9,7 @@ use xtask::{exit, report, text};
 pub fn run(flags: DemoFlags) -> Result<i32> {
     let session = Session::local(&flags.host, &flags.common, "demo")?;
     let cache = &session.cache;
-    let demo = xtask::demo::run(cache, true)?;
+    let demo = xtask::demo::run(&session, true)?;
     println!("── bench-compare HEAD~1 HEAD (minifilter: the second commit pads every prologue) ──");
     println!("{}", report::compare_table(&demo.comparison, super::color()));
     print!("{}", report::summary(&demo.comparison));

@@ -2,7 +2,6 @@
 
 use anyhow::{Context as _, Result};
 use bench_harness::compare::Change;
-use bench_harness::interleave::CompareConfig;
 use bench_harness::results::write_atomic;
 use xtask::flags::HistoryFlags;
 use xtask::session::Session;
@@ -13,21 +12,7 @@ pub fn run(flags: HistoryFlags) -> Result<i32> {
     let what = format!("bench-history {}..{}", flags.since, flags.until);
     let session = Session::enter(&flags.host, &flags.remote, &flags.common, &what, true)?;
     let cache = session.cache.clone();
-    // bench-history's own default budget: per pair of consecutive commits.
-    let mut config = flags.measure.config(CompareConfig { time_budget_s: 60.0, ..CompareConfig::default() }, None)?;
-    config.level = history::LEVEL;
-    let opts = history::HistoryOptions {
-        sources: flags.tree.sources,
-        since: flags.since,
-        until: flags.until,
-        include: flags.include,
-        retry: flags.retry,
-        filter: flags.cases.filter,
-        config,
-        cache: cache.clone(),
-        machine: session.machine.clone(),
-    };
-    let hist = history::run(&opts)?;
+    let hist = history::run(&flags, &session)?;
     for p in &hist.points {
         let state = match &p.status {
             history::PointStatus::Measured { cached: true } => "cached".to_string(),

@@ -3,9 +3,7 @@
 use anyhow::Result;
 use bench_harness::interleave::CompareConfig;
 use bench_harness::results::write_atomic;
-use bench_harness::runner::SamplingConfig;
 use xtask::flags::SelfcheckFlags;
-use xtask::machine::Machine;
 use xtask::session::Session;
 use xtask::{bench, exit, selfcheck};
 
@@ -15,15 +13,7 @@ pub fn run(flags: SelfcheckFlags) -> Result<i32> {
     let config = flags.quick.base(CompareConfig::default());
     let mut json = serde_json::Map::new();
     if !flags.power_only {
-        let opts = bench::BenchOptions {
-            sources: flags.tree.sources.clone(),
-            bfcli: flags.bfcli.bfcli.clone(),
-            filter: flags.cases.filter.clone(),
-            sampling: SamplingConfig::default(),
-            cache: session.cache.clone(),
-            machine: Machine::Local,
-        };
-        let bfcli = bench_harness::program::Bfcli::new(bench::prepare(&opts)?.0)?;
+        let bfcli = bench_harness::program::Bfcli::new(bench::prepare(&flags.tree, &flags.bfcli, &session)?.0)?;
         eprintln!("A/A: {} comparisons of {} with itself", flags.aa_runs, bfcli.path().display());
         let aa = selfcheck::aa(&bfcli, flags.cases.filter.as_deref(), flags.aa_runs, config, |run, o| {
             eprintln!("  run {}: {} false verdicts of {} so far", run + 1, o.false_verdicts, o.verdicts)
