@@ -7,10 +7,9 @@
 
 use crate::compare;
 use crate::flags::Command as Cli;
-use crate::optimize::{self, Backend, Objective, OptimizeOptions};
+use crate::optimize::{self, OptimizeOptions};
 use crate::session::Session;
 use anyhow::{Context as _, Result};
-use bench_harness::interleave::CompareConfig;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -151,12 +150,11 @@ pub fn run(session: &Session, keep: bool) -> Result<DemoOutcome> {
     let args = ["bench-compare", "HEAD~1", "HEAD", "--filter", filter, "--quick", "--time-budget", "15", "--sources"];
     let args = args.iter().map(std::ffi::OsString::from).chain([repo.clone().into_os_string()]);
     let Cli::BenchCompare(flags) = Cli::parse_from(args)? else { unreachable!("parsed as bench-compare") };
-    let config = compare::config(&flags)?;
     let comparison = compare::run(&flags, session)?;
     let filter = flags.cases.filter;
 
     let (url, _server, _seen) = serve(script(64))?;
-    let opts = optimize_options(&repo, url, &stamp, filter, config, cache);
+    let opts = optimize_options(&repo, url, &stamp, filter, cache)?;
     let run = optimize::run(&opts)?;
     if !keep {
         // The reports stay; the demo repository and its worktrees are removed.
@@ -165,46 +163,55 @@ pub fn run(session: &Session, keep: bool) -> Result<DemoOutcome> {
     Ok(DemoOutcome { comparison, run, dir })
 }
 
-/// The demo's optimize run: two attempts against the scripted server at `url`,
-/// with [`DEMO_KEY`] (never the environment's key).
+/// The demo's optimize run, from its command line: two attempts against the
+/// scripted server at `url`, with [`DEMO_KEY`] (never the environment's key).
 fn optimize_options(
     repo: &Path,
     url: String,
     stamp: &str,
     filter: Option<String>,
-    config: CompareConfig,
     cache: &Path,
-) -> OptimizeOptions {
-    OptimizeOptions {
-        sources: Some(repo.to_owned()),
-        iterations: 2,
-        hint: Some("the demo's scripted model knows one trick".into()),
-        model: "claude-sonnet-4-5".into(),
-        effort: crate::agent::Effort::Low,
-        budget_usd: Some(1.0),
-        scope: "src/libbpfilter/cgen".into(),
-        objective: Objective::Runtime,
-        max_regression_pct: 2.0,
-        resume: None,
-        run_id: Some(format!("demo-{stamp}")),
-        max_fix_attempts: 1,
-        api_base_url: Some(url),
-        backend: Backend::Anthropic,
-        validate: vec![
-            "make -C {build} -j{jobs}".into(),
-            "make -C {build} test_bin".into(),
-            "make -C {build} test".into(),
-        ],
-        filter,
-        include_flagged: false,
-        config,
-        cache: cache.to_owned(),
-        machine: Default::default(),
-        max_turns: 10,
-        serve: None,
-        sandbox: Default::default(),
-        api_key: crate::agent::ApiKey::new(DEMO_KEY),
+) -> Result<OptimizeOptions> {
+    let run_id = format!("demo-{stamp}");
+    let mut args: Vec<std::ffi::OsString> = [
+        "optimize",
+        "--iterations",
+        "2",
+        "--hint",
+        "the demo's scripted model knows one trick",
+        "--effort",
+        "low",
+        "--budget-usd",
+        "1",
+        "--run-id",
+        &run_id,
+        "--max-fix-attempts",
+        "1",
+        "--api-base-url",
+        &url,
+        "--validate",
+        "make -C {build} -j{jobs}",
+        "--validate",
+        "make -C {build} test_bin",
+        "--validate",
+        "make -C {build} test",
+        "--max-turns",
+        "10",
+        "--quick",
+        "--time-budget",
+        "15",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    args.extend(["--sources".into(), repo.as_os_str().to_owned()]);
+    if let Some(f) = filter {
+        args.extend(["--filter".into(), f.into()]);
     }
+    let Cli::Optimize(flags) = Cli::parse_from(args)? else { unreachable!("parsed as optimize") };
+    let mut opts = OptimizeOptions::from_flags(flags, cache.to_owned(), Default::default())?;
+    opts.api_key = crate::agent::ApiKey::new(DEMO_KEY);
+    Ok(opts)
 }
 
 #[cfg(test)]
@@ -240,7 +247,7 @@ mod tests {
         let (url, _server, seen) = serve(script(64)).unwrap();
         let cache = tempfile::tempdir().unwrap();
         let worktree = tempfile::tempdir().unwrap();
-        let opts = optimize_options(worktree.path(), url, "test", None, CompareConfig::quick(), cache.path());
+        let opts = optimize_options(worktree.path(), url, "test", None, cache.path()).unwrap();
         let mut model = optimize::make_model(&opts, worktree.path(), 0.0).unwrap();
         let conv = Conversation { system: "s".into(), user: "u".into(), max_turns: 2, effort: Effort::Low };
         let mut tools = crate::agent::tools::FileTools::new(worktree.path(), None).unwrap();

@@ -16,6 +16,7 @@ pub mod serve;
 
 use crate::agent::{self, AgentError, Conversation, Effort, FileTools, Model};
 use crate::build::Build;
+use crate::flags::OptimizeFlags;
 use crate::machine::Machine;
 use crate::progress;
 use crate::revisions::{build_rev, select_cases, RepoCache};
@@ -103,6 +104,56 @@ pub struct OptimizeOptions {
     /// The model API key to use instead of the backend's environment variable
     /// (the demo's fixed key: a real key must never reach its scripted server).
     pub api_key: Option<agent::ApiKey>,
+}
+
+impl OptimizeOptions {
+    /// The run `cargo xtask optimize` was asked for: the flags resolved
+    /// (backend, default validation commands, sandbox policy, comparison
+    /// settings), to run on `machine` with `cache`.
+    pub fn from_flags(flags: OptimizeFlags, cache: PathBuf, machine: Machine) -> Result<Self> {
+        let config = flags.measure.config(CompareConfig::default(), None)?;
+        let backend = match (&flags.agent_command, flags.backend.as_str()) {
+            (Some(cmd), _) => Backend::Command(cmd.clone()),
+            (None, "anthropic") => Backend::Anthropic,
+            (None, "openai") => Backend::OpenAi,
+            (None, other) => bail!("--backend {other}: use anthropic or openai (or --agent-command)"),
+        };
+        let validate = if flags.validate.is_empty() {
+            validation::BPFILTER_COMMANDS.iter().map(|s| s.to_string()).collect()
+        } else {
+            flags.validate
+        };
+        Ok(OptimizeOptions {
+            sources: flags.tree.sources,
+            iterations: flags.iterations,
+            hint: flags.hint,
+            model: flags.model,
+            effort: flags.effort,
+            budget_usd: flags.budget_usd,
+            scope: flags.scope,
+            objective: flags.objective,
+            max_regression_pct: flags.max_regression,
+            resume: flags.resume,
+            run_id: flags.run_id,
+            max_fix_attempts: flags.max_fix_attempts,
+            api_base_url: flags.api_base_url,
+            backend,
+            validate,
+            filter: flags.cases.filter,
+            include_flagged: flags.include_flagged,
+            config,
+            cache,
+            machine,
+            max_turns: flags.max_turns,
+            serve: flags.serve,
+            sandbox: crate::sandbox::Policy {
+                confine: !flags.no_sandbox,
+                secret_names: flags.secret_env,
+                helper: None,
+            },
+            api_key: None,
+        })
+    }
 }
 
 /// The longest run id accepted.
