@@ -8,7 +8,7 @@
 //! (`--host` and its ssh settings), [`HostFlags`] (the host lock and
 //! isolation) and [`CommonFlags`] (`--cache-dir`). A command's own options
 //! are in its struct. Parsing only: what a flag does is in the command
-//! (`main.rs`'s `commands/`) and the library.
+//! (the binary's `commands/`) and the library.
 
 use crate::{agent, exit, history, optimize, remote};
 use bench_harness::compare::MIN_PAIRED_ROUNDS;

@@ -1,6 +1,7 @@
 //! bfperf's library behind `cargo xtask`: building bpfilter trees, checking
 //! out commits, comparing and tracking benchmark results, and the optimize
-//! loop. `main.rs` is a thin command line over these modules.
+//! loop. The command line is `flags` (parsing) and the binary's `commands/`
+//! (one module per subcommand).
 
 pub mod agent;
 pub mod bench;

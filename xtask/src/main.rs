@@ -14,7 +14,7 @@ fn main() {
         Command::SandboxExec(args) => Ok(xtask::sandbox::exec_main(args)),
         command => {
             bench_harness::interrupt::install();
-            run(command)
+            commands::run(command)
         }
     };
     std::process::exit(match result {
@@ -29,20 +29,4 @@ fn main() {
             }
         },
     })
-}
-
-/// Dispatch to the command's module.
-fn run(command: Command) -> anyhow::Result<i32> {
-    match command {
-        Command::Bench(flags) => commands::bench::run(flags),
-        Command::BenchCompare(flags) => commands::compare::run(flags),
-        Command::BenchHistory(flags) => commands::history::run(flags),
-        Command::BenchSelfcheck(flags) => commands::selfcheck::run(flags),
-        Command::Optimize(flags) => commands::optimize::run(flags),
-        Command::Doctor(flags) => commands::doctor::run(flags),
-        Command::InstallHook(flags) => commands::hook::run(flags),
-        Command::Demo(flags) => commands::demo::run(flags),
-        Command::Harness => Ok(xtask::remote::harness::serve()),
-        Command::SandboxExec(_) => unreachable!("run by main before the interrupt handler"),
-    }
 }
