@@ -6,7 +6,7 @@
 //! pessimization), with the same tables and reports a real run writes.
 
 use crate::compare;
-use crate::flags::Command as Cli;
+use crate::flags::{Command as Cli, CompareFlags};
 use crate::optimize::{self, OptimizeOptions};
 use crate::session::Session;
 use anyhow::{Context as _, Result};
@@ -145,11 +145,7 @@ pub fn run(session: &Session, keep: bool) -> Result<DemoOutcome> {
     git(&repo, &["commit", "-q", "-am", "cgen: pad every prologue with 64 instructions"])?;
     eprintln!("demo: a minifilter repository with two commits at {}", repo.display());
 
-    // The real command line of bench-compare, parsed as a user's would be.
-    let filter = "prologue,single_rule__ip4_saddr,single_rule__ip6_saddr,sport";
-    let args = ["bench-compare", "HEAD~1", "HEAD", "--filter", filter, "--quick", "--time-budget", "15", "--sources"];
-    let args = args.iter().map(std::ffi::OsString::from).chain([repo.clone().into_os_string()]);
-    let Cli::BenchCompare(flags) = Cli::parse_from(args)? else { unreachable!("parsed as bench-compare") };
+    let flags = compare_flags(&repo)?;
     let comparison = compare::run(&flags, session)?;
     let filter = flags.cases.filter;
 
@@ -161,6 +157,15 @@ pub fn run(session: &Session, keep: bool) -> Result<DemoOutcome> {
         let _ = git(&repo, &["worktree", "prune"]);
     }
     Ok(DemoOutcome { comparison, run, dir })
+}
+
+/// The demo's bench-compare: its real command line, parsed as a user's would be.
+fn compare_flags(repo: &Path) -> Result<CompareFlags> {
+    let filter = "prologue,single_rule__ip4_saddr,single_rule__ip6_saddr,sport";
+    let args = ["bench-compare", "HEAD~1", "HEAD", "--filter", filter, "--quick", "--time-budget", "15", "--sources"];
+    let args = args.iter().map(std::ffi::OsString::from).chain([repo.as_os_str().to_owned()]);
+    let Cli::BenchCompare(flags) = Cli::parse_from(args)? else { unreachable!("parsed as bench-compare") };
+    Ok(flags)
 }
 
 /// The demo's optimize run, from its command line: two attempts against the
@@ -221,6 +226,23 @@ mod tests {
 
     /// The real key a user may have exported; [`model_call_child`] runs with it set.
     const REAL_KEY: &str = "sk-ant-REAL-SECRET-never-sent";
+
+    #[test]
+    fn the_demo_runs_quick_comparisons_of_15_s_from_real_command_lines() {
+        use bench_harness::interleave::CompareConfig;
+        let repo = Path::new("/demo/minifilter");
+        let expected = CompareConfig { time_budget_s: 15.0, ..CompareConfig::quick() };
+        let flags = compare_flags(repo).unwrap();
+        assert_eq!((flags.base.as_str(), flags.reference.as_str()), ("HEAD~1", "HEAD"));
+        assert_eq!(flags.tree.sources.as_deref(), Some(repo));
+        assert_eq!(compare::config(&flags).unwrap(), expected);
+        let filter = flags.cases.filter.clone();
+        let opts = optimize_options(repo, "http://127.0.0.1:9".into(), "t", filter.clone(), Path::new("/c")).unwrap();
+        assert_eq!((opts.config, opts.filter, opts.iterations, opts.max_fix_attempts), (expected, filter, 2, 1));
+        assert_eq!(opts.validate.len(), 3);
+        assert!(opts.sandbox.confine, "the demo's attempts run in the sandbox");
+        assert_eq!(opts.api_key.as_ref().map(|k| k.expose()), Some(DEMO_KEY));
+    }
 
     #[test]
     fn the_demo_never_sends_the_real_api_key() {
