@@ -5,10 +5,11 @@
 //! run against a local scripted model server (one real optimization, one
 //! pessimization), with the same tables and reports a real run writes.
 
-use crate::compare::{self, CompareOptions};
-use crate::optimize::{self, Backend, Objective, OptimizeOptions};
+use crate::compare;
+use crate::flags::{Command as Cli, CompareFlags};
+use crate::optimize::{self, OptimizeOptions};
+use crate::session::Session;
 use anyhow::{Context as _, Result};
-use bench_harness::interleave::CompareConfig;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -127,8 +128,9 @@ fn serve(responses: Vec<String>) -> Result<(String, std::thread::JoinHandle<()>,
     Ok((url, handle, seen))
 }
 
-/// Run the demo under `cache`.
-pub fn run(cache: &Path, keep: bool) -> Result<DemoOutcome> {
+/// Run the demo in `session` (this host), under its cache.
+pub fn run(session: &Session, keep: bool) -> Result<DemoOutcome> {
+    let cache = session.cache.as_path();
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
     let dir = cache.join("demo").join(&stamp);
     let repo = dir.join("minifilter");
@@ -143,21 +145,12 @@ pub fn run(cache: &Path, keep: bool) -> Result<DemoOutcome> {
     git(&repo, &["commit", "-q", "-am", "cgen: pad every prologue with 64 instructions"])?;
     eprintln!("demo: a minifilter repository with two commits at {}", repo.display());
 
-    let mut config = CompareConfig::quick();
-    config.time_budget_s = 15.0;
-    let filter = Some("prologue,single_rule__ip4_saddr,single_rule__ip6_saddr,sport".to_string());
-    let comparison = compare::run(&CompareOptions {
-        sources: Some(repo.clone()),
-        base: "HEAD~1".into(),
-        reference: "HEAD".into(),
-        filter: filter.clone(),
-        config,
-        cache: cache.to_owned(),
-        machine: Default::default(),
-    })?;
+    let flags = compare_flags(&repo)?;
+    let comparison = compare::run(&flags, session)?;
+    let filter = flags.cases.filter;
 
     let (url, _server, _seen) = serve(script(64))?;
-    let opts = optimize_options(&repo, url, &stamp, filter, config, cache);
+    let opts = optimize_options(&repo, url, &stamp, filter, cache)?;
     let run = optimize::run(&opts)?;
     if !keep {
         // The reports stay; the demo repository and its worktrees are removed.
@@ -166,46 +159,64 @@ pub fn run(cache: &Path, keep: bool) -> Result<DemoOutcome> {
     Ok(DemoOutcome { comparison, run, dir })
 }
 
-/// The demo's optimize run: two attempts against the scripted server at `url`,
-/// with [`DEMO_KEY`] (never the environment's key).
+/// The demo's bench-compare: its real command line, parsed as a user's would be.
+fn compare_flags(repo: &Path) -> Result<CompareFlags> {
+    let filter = "prologue,single_rule__ip4_saddr,single_rule__ip6_saddr,sport";
+    let args = ["bench-compare", "HEAD~1", "HEAD", "--filter", filter, "--quick", "--time-budget", "15", "--sources"];
+    let args = args.iter().map(std::ffi::OsString::from).chain([repo.as_os_str().to_owned()]);
+    let Cli::BenchCompare(flags) = Cli::parse_from(args)? else { unreachable!("parsed as bench-compare") };
+    Ok(flags)
+}
+
+/// The demo's optimize run, from its command line: two attempts against the
+/// scripted server at `url`, with [`DEMO_KEY`] (never the environment's key).
 fn optimize_options(
     repo: &Path,
     url: String,
     stamp: &str,
     filter: Option<String>,
-    config: CompareConfig,
     cache: &Path,
-) -> OptimizeOptions {
-    OptimizeOptions {
-        sources: Some(repo.to_owned()),
-        iterations: 2,
-        hint: Some("the demo's scripted model knows one trick".into()),
-        model: "claude-sonnet-4-5".into(),
-        effort: crate::agent::Effort::Low,
-        budget_usd: Some(1.0),
-        scope: "src/libbpfilter/cgen".into(),
-        objective: Objective::Runtime,
-        max_regression_pct: 2.0,
-        resume: None,
-        run_id: Some(format!("demo-{stamp}")),
-        max_fix_attempts: 1,
-        api_base_url: Some(url),
-        backend: Backend::Anthropic,
-        validate: vec![
-            "make -C {build} -j{jobs}".into(),
-            "make -C {build} test_bin".into(),
-            "make -C {build} test".into(),
-        ],
-        filter,
-        include_flagged: false,
-        config,
-        cache: cache.to_owned(),
-        machine: Default::default(),
-        max_turns: 10,
-        serve: None,
-        sandbox: Default::default(),
-        api_key: crate::agent::ApiKey::new(DEMO_KEY),
+) -> Result<OptimizeOptions> {
+    let run_id = format!("demo-{stamp}");
+    let mut args: Vec<std::ffi::OsString> = [
+        "optimize",
+        "--iterations",
+        "2",
+        "--hint",
+        "the demo's scripted model knows one trick",
+        "--effort",
+        "low",
+        "--budget-usd",
+        "1",
+        "--run-id",
+        &run_id,
+        "--max-fix-attempts",
+        "1",
+        "--api-base-url",
+        &url,
+        "--validate",
+        "make -C {build} -j{jobs}",
+        "--validate",
+        "make -C {build} test_bin",
+        "--validate",
+        "make -C {build} test",
+        "--max-turns",
+        "10",
+        "--quick",
+        "--time-budget",
+        "15",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    args.extend(["--sources".into(), repo.as_os_str().to_owned()]);
+    if let Some(f) = filter {
+        args.extend(["--filter".into(), f.into()]);
     }
+    let Cli::Optimize(flags) = Cli::parse_from(args)? else { unreachable!("parsed as optimize") };
+    let mut opts = OptimizeOptions::from_flags(flags, cache.to_owned(), Default::default())?;
+    opts.api_key = crate::agent::ApiKey::new(DEMO_KEY);
+    Ok(opts)
 }
 
 #[cfg(test)]
@@ -215,6 +226,23 @@ mod tests {
 
     /// The real key a user may have exported; [`model_call_child`] runs with it set.
     const REAL_KEY: &str = "sk-ant-REAL-SECRET-never-sent";
+
+    #[test]
+    fn the_demo_runs_quick_comparisons_of_15_s_from_real_command_lines() {
+        use bench_harness::interleave::CompareConfig;
+        let repo = Path::new("/demo/minifilter");
+        let expected = CompareConfig { time_budget_s: 15.0, ..CompareConfig::quick() };
+        let flags = compare_flags(repo).unwrap();
+        assert_eq!((flags.base.as_str(), flags.reference.as_str()), ("HEAD~1", "HEAD"));
+        assert_eq!(flags.tree.sources.as_deref(), Some(repo));
+        assert_eq!(compare::config(&flags).unwrap(), expected);
+        let filter = flags.cases.filter.clone();
+        let opts = optimize_options(repo, "http://127.0.0.1:9".into(), "t", filter.clone(), Path::new("/c")).unwrap();
+        assert_eq!((opts.config, opts.filter, opts.iterations, opts.max_fix_attempts), (expected, filter, 2, 1));
+        assert_eq!(opts.validate.len(), 3);
+        assert!(opts.sandbox.confine, "the demo's attempts run in the sandbox");
+        assert_eq!(opts.api_key.as_ref().map(|k| k.expose()), Some(DEMO_KEY));
+    }
 
     #[test]
     fn the_demo_never_sends_the_real_api_key() {
@@ -241,7 +269,7 @@ mod tests {
         let (url, _server, seen) = serve(script(64)).unwrap();
         let cache = tempfile::tempdir().unwrap();
         let worktree = tempfile::tempdir().unwrap();
-        let opts = optimize_options(worktree.path(), url, "test", None, CompareConfig::quick(), cache.path());
+        let opts = optimize_options(worktree.path(), url, "test", None, cache.path()).unwrap();
         let mut model = optimize::make_model(&opts, worktree.path(), 0.0).unwrap();
         let conv = Conversation { system: "s".into(), user: "u".into(), max_turns: 2, effort: Effort::Low };
         let mut tools = crate::agent::tools::FileTools::new(worktree.path(), None).unwrap();

@@ -16,6 +16,19 @@ pub const BENCHMARK_ERROR: i32 = 3;
 /// Interrupted (Ctrl-C, SIGTERM).
 pub const INTERRUPTED: i32 = bench_harness::interrupt::EXIT_CODE;
 
+/// What `--fail-on` fails on (bench-compare and bench-history alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// A case significantly slower.
+    #[value(alias = "worse")] // bench-history's old `--fail-on-significant-change worse`
+    Regression,
+    /// A case significantly faster (e.g. to force updating a baseline).
+    #[value(alias = "better")]
+    Improvement,
+    /// Either.
+    Any,
+}
+
 /// The exit code for a clap error: [`OK`] for `--help`/`--version`,
 /// [`ERROR`] for a usage error (a missing subcommand included).
 pub fn of_clap_error(e: &clap::Error) -> i32 {
@@ -34,6 +47,25 @@ pub fn parse<P: clap::Parser>() -> P {
         let _ = e.print();
         std::process::exit(of_clap_error(&e))
     })
+}
+
+/// Not a failure: the command already ran to its end in another process (it
+/// re-executed itself inside a systemd slice, `--slice`) and exited with this
+/// code, which is the command's. `main` exits with it and prints nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished(pub i32);
+
+impl std::fmt::Display for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the command ran in another process and exited with {}", self.0)
+    }
+}
+
+impl std::error::Error for Finished {}
+
+/// The code of a [`Finished`] error (through any context added on the way), if it is one.
+pub fn finished(e: &anyhow::Error) -> Option<i32> {
+    e.downcast_ref::<Finished>().map(|f| f.0)
 }
 
 /// The exit code for an error that ended a command: [`INTERRUPTED`] after a
@@ -69,5 +101,13 @@ mod tests {
         // The contract's codes are distinct: 2 must only ever mean "significant change".
         let all = [OK, ERROR, SIGNIFICANT, BENCHMARK_ERROR, INTERRUPTED];
         assert_eq!(all, [0, 1, 2, 3, 130]);
+    }
+
+    #[test]
+    fn a_run_finished_elsewhere_keeps_its_code_through_context() {
+        use anyhow::Context as _;
+        let e = Err::<(), _>(Finished(SIGNIFICANT)).context("entering the slice").unwrap_err();
+        assert_eq!(finished(&e), Some(SIGNIFICANT));
+        assert_eq!(finished(&anyhow::anyhow!("no BPF")), None);
     }
 }

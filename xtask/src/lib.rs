@@ -1,6 +1,7 @@
 //! bfperf's library behind `cargo xtask`: building bpfilter trees, checking
 //! out commits, comparing and tracking benchmark results, and the optimize
-//! loop. `main.rs` is a thin command line over these modules.
+//! loop. The command line is `flags` (parsing) and the binary's `commands/`
+//! (one module per subcommand).
 
 pub mod agent;
 pub mod bench;
@@ -9,6 +10,7 @@ pub mod compare;
 pub mod demo;
 pub mod doctor;
 pub mod exit;
+pub mod flags;
 pub mod history;
 pub mod hook;
 pub mod host;
@@ -19,9 +21,12 @@ pub mod optimize;
 pub mod progress;
 pub mod remote;
 pub mod report;
+pub mod revisions;
 pub mod sandbox;
 pub mod selfcheck;
+pub mod session;
 pub mod sources;
 pub mod text;
+pub mod validation;
 pub mod workspace;
 pub mod worktree;

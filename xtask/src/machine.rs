@@ -3,10 +3,10 @@
 //! is the same run with its slow steps done elsewhere.
 
 use crate::build::Build;
-use crate::optimize::validate::CommandResult;
 use crate::remote::harness::{CommandOutput, Event, Request};
 use crate::remote::Remote;
 use crate::sandbox::Policy;
+use crate::validation::CommandResult;
 use anyhow::{Context as _, Result};
 use bench_harness::interleave::{self, CompareConfig, Comparison, Progress, SideInfo};
 use bench_harness::program::Bfcli;
@@ -86,7 +86,7 @@ impl Machine {
         sandbox: &Policy,
     ) -> Result<Vec<CommandResult>> {
         let Machine::Remote(r) = self else {
-            return crate::optimize::validate::run_all(commands, dir, build, logs, tag, sandbox);
+            return crate::validation::run_all(commands, dir, build, logs, tag, sandbox);
         };
         let tree = r.sync_tree(dir)?;
         let request = Request::Commands {

@@ -2,7 +2,7 @@
 //! host — the false-verdict rate of A/A comparisons of a real build, and the
 //! smallest slowdown a comparison detects 9 times out of 10.
 
-use crate::compare::select_cases;
+use crate::revisions::select_cases;
 use anyhow::Result;
 use bench_harness::compare::Change;
 use bench_harness::interleave::{self, CompareConfig, SideInfo};

@@ -147,7 +147,7 @@ impl Repo {
     /// not that of `<root>/<key>` today is such a leftover (this repository's,
     /// since its metadata is in this repository): its worktree and metadata
     /// go, and, when `<root>` is a cache's `worktrees/`, that key's `builds/`
-    /// and `results/` beside it (see compare::RepoCache, history::cache),
+    /// and `results/` beside it (see revisions::RepoCache, history::cache),
     /// unreachable under the new key. Slots of the current scheme are never
     /// touched, whatever their key (the same repository reached by another
     /// path, another cache's).

@@ -14,11 +14,13 @@
 pub mod cache;
 pub mod html;
 
-use crate::compare::{select_cases, FailOn, RepoCache};
 use crate::exit;
+use crate::exit::FailOn;
+use crate::flags::{HistoryFlags, MeasureFlags};
 use crate::machine::Machine;
 use crate::progress;
-use crate::sources::Sources;
+use crate::revisions::{select_cases, RepoCache};
+use crate::session::{self, Session};
 use crate::worktree::{short, Repo, Rev};
 use anyhow::{Context as _, Result};
 use bench_harness::compare::{Change, HistoryChange};
@@ -170,33 +172,18 @@ pub fn exit_code(h: &History, fail_on: Option<FailOn>, fail_on_error: bool, last
     }
 }
 
-/// What range to benchmark and how.
-#[derive(Debug, Clone)]
-pub struct HistoryOptions {
-    /// The bpfilter checkout.
-    pub sources: Option<PathBuf>,
-    /// Oldest commit (included).
-    pub since: String,
-    /// Newest commit (included), or `wip`.
-    pub until: String,
-    /// Extra commits to include.
-    pub include: Vec<String>,
-    /// Results to measure again.
-    pub retry: Option<Retry>,
-    /// Case filter.
-    pub filter: Option<String>,
-    /// How each pair of consecutive commits is measured.
-    pub config: CompareConfig,
-    /// Cache directory.
-    pub cache: PathBuf,
-    /// Where to build and measure.
-    pub machine: Machine,
+/// bench-history's measurement settings: 60 s per pair of consecutive commits
+/// unless `--quick` or `--time-budget` say otherwise, and [`LEVEL`].
+pub fn config(measure: &MeasureFlags) -> Result<CompareConfig> {
+    let mut config = measure.config(CompareConfig { time_budget_s: 60.0, ..CompareConfig::default() }, None)?;
+    config.level = LEVEL;
+    Ok(config)
 }
 
 /// Resolve the range into revisions, oldest first.
-fn revisions(repo: &Repo, opts: &HistoryOptions) -> Result<Vec<Rev>> {
-    let since = repo.resolve(&opts.since)?;
-    let until = repo.resolve(&opts.until)?;
+fn revisions(repo: &Repo, flags: &HistoryFlags) -> Result<Vec<Rev>> {
+    let since = repo.resolve(&flags.since)?;
+    let until = repo.resolve(&flags.until)?;
     let wip = matches!(until, Rev::Wip { .. });
     // The range is oldest first already (first-parent order). Commit times
     // are not a safe order: scripted commits and rebases give many commits the
@@ -207,7 +194,7 @@ fn revisions(repo: &Repo, opts: &HistoryOptions) -> Result<Vec<Rev>> {
     let git = repo.git();
     let time = |o: git2::Oid| git.find_commit(o).map(|c| c.time().seconds()).unwrap_or(0);
     let descends = |a: git2::Oid, b: git2::Oid| git.graph_descendant_of(a, b).unwrap_or(false);
-    for extra in &opts.include {
+    for extra in &flags.include {
         let oid = repo.resolve(extra)?.oid();
         if oids.contains(&oid) {
             continue;
@@ -226,8 +213,8 @@ fn revisions(repo: &Repo, opts: &HistoryOptions) -> Result<Vec<Rev>> {
     anyhow::ensure!(
         revs.len() >= 2,
         "the range {}..{} holds one commit: a history needs two or more",
-        opts.since,
-        opts.until
+        flags.since,
+        flags.until
     );
     Ok(revs)
 }
@@ -278,15 +265,16 @@ fn build_commit(
 }
 
 /// Run the history.
-pub fn run(opts: &HistoryOptions) -> Result<History> {
-    let sources = Sources::from_arg_or_env(opts.sources.as_deref())?;
+pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
+    let config = config(&flags.measure)?;
+    let sources = session::sources(&flags.tree)?;
     let repo = Repo::open(sources.root())?;
-    let revs = revisions(&repo, opts)?;
+    let revs = revisions(&repo, flags)?;
     let all_cases = suite::suite();
-    let selected: Vec<&Case> = select_cases(&all_cases, opts.filter.as_deref())?;
-    let layout = RepoCache::new(&opts.cache, repo.root());
-    let store = cache::ResultCache::new(&opts.cache, repo.root(), &selected, &opts.config);
-    let retry_oid = match &opts.retry {
+    let selected: Vec<&Case> = select_cases(&all_cases, flags.cases.filter.as_deref())?;
+    let layout = RepoCache::new(&session.cache, repo.root());
+    let store = cache::ResultCache::new(&session.cache, repo.root(), &selected, &config);
+    let retry_oid = match &flags.retry {
         Some(Retry::Commit(spec)) => Some(repo.resolve(spec)?.oid()),
         _ => None,
     };
@@ -300,21 +288,21 @@ pub fn run(opts: &HistoryOptions) -> Result<History> {
         let label = if is_wip { "wip".to_owned() } else { short(rev.oid()) };
         let subject = if is_wip { "uncommitted changes".to_owned() } else { repo.subject(rev.oid()) };
         bar.set_message(format!("{label} {}", crate::text::line(&subject)));
-        let retry = match &opts.retry {
+        let retry = match &flags.retry {
             Some(Retry::All) => true,
             Some(Retry::Failed) => true, // a cached success is reused below regardless
             Some(Retry::Commit(_)) => retry_oid == Some(rev.oid()),
             None => false,
         };
         // `--retry failed` rebuilds only what failed: a good cached build stays.
-        let only_failed = matches!(opts.retry, Some(Retry::Failed));
+        let only_failed = matches!(flags.retry, Some(Retry::Failed));
         let (bfcli, cached) = if only_failed {
-            match build_commit(&opts.machine, &repo, &layout, &rev, false)? {
-                (Err(_), true) => build_commit(&opts.machine, &repo, &layout, &rev, true)?,
+            match build_commit(&session.machine, &repo, &layout, &rev, false)? {
+                (Err(_), true) => build_commit(&session.machine, &repo, &layout, &rev, true)?,
                 other => other,
             }
         } else {
-            build_commit(&opts.machine, &repo, &layout, &rev, retry)?
+            build_commit(&session.machine, &repo, &layout, &rev, retry)?
         };
         if let Err(reason) = &bfcli {
             let first = reason.lines().next().unwrap_or_default();
@@ -332,7 +320,7 @@ pub fn run(opts: &HistoryOptions) -> Result<History> {
         cases: selected.iter().map(|c| c.name.clone()).collect(),
         points: vec![],
         changes: vec![],
-        threshold_pct: opts.config.threshold_pct,
+        threshold_pct: config.threshold_pct,
     };
     let good: Vec<usize> = (0..built.len()).filter(|&i| built[i].bfcli.is_ok()).collect();
     anyhow::ensure!(!good.is_empty(), "no commit of the range builds: nothing to measure");
@@ -343,7 +331,7 @@ pub fn run(opts: &HistoryOptions) -> Result<History> {
         let (a, b) = (&built[i], &built[j]);
         bar.set_message(format!("{} → {}", a.label, b.label));
         let is_wip = matches!(b.rev, Rev::Wip { .. });
-        let force = matches!(opts.retry, Some(Retry::All))
+        let force = matches!(flags.retry, Some(Retry::All))
             || retry_oid.is_some_and(|o| o == a.rev.oid() || o == b.rev.oid())
             || !a.cached
             || !b.cached;
@@ -355,7 +343,7 @@ pub fn run(opts: &HistoryOptions) -> Result<History> {
                 matches!(x.base_status, Status::Failed { .. }) || matches!(x.ref_status, Status::Failed { .. })
             })
         };
-        let cached = cached.filter(|c| !(matches!(opts.retry, Some(Retry::Failed)) && failed_run(c)));
+        let cached = cached.filter(|c| !(matches!(flags.retry, Some(Retry::Failed)) && failed_run(c)));
         let comparison = match cached {
             Some(c) => (c, true),
             None => {
@@ -368,9 +356,9 @@ pub fn run(opts: &HistoryOptions) -> Result<History> {
                     };
                     (bfcli, SideInfo { label: format!("{} {}", x.label, x.subject), source })
                 };
-                let c = opts
+                let c = session
                     .machine
-                    .compare(side(a), side(b), &selected, opts.config, |_| {})
+                    .compare(side(a), side(b), &selected, config, |_| {})
                     .with_context(|| format!("comparing {} with {}", b.label, a.label))?;
                 if !is_wip {
                     store.store_pair(&key.0, &key.1, &c)?;

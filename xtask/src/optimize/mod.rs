@@ -13,14 +13,15 @@ pub mod keep;
 pub mod prompt;
 pub mod record;
 pub mod serve;
-pub mod validate;
 
 use crate::agent::{self, AgentError, Conversation, Effort, FileTools, Model};
 use crate::build::Build;
-use crate::compare::{build_rev, select_cases, RepoCache};
+use crate::flags::OptimizeFlags;
 use crate::machine::Machine;
 use crate::progress;
+use crate::revisions::{build_rev, select_cases, RepoCache};
 use crate::sources::Sources;
+use crate::validation;
 use crate::worktree::{Repo, Rev};
 use anyhow::{bail, Context as _, Result};
 use bench_harness::interleave::{CompareConfig, SideInfo};
@@ -103,6 +104,56 @@ pub struct OptimizeOptions {
     /// The model API key to use instead of the backend's environment variable
     /// (the demo's fixed key: a real key must never reach its scripted server).
     pub api_key: Option<agent::ApiKey>,
+}
+
+impl OptimizeOptions {
+    /// The run `cargo xtask optimize` was asked for: the flags resolved
+    /// (backend, default validation commands, sandbox policy, comparison
+    /// settings), to run on `machine` with `cache`.
+    pub fn from_flags(flags: OptimizeFlags, cache: PathBuf, machine: Machine) -> Result<Self> {
+        let config = flags.measure.config(CompareConfig::default(), None)?;
+        let backend = match (&flags.agent_command, flags.backend.as_str()) {
+            (Some(cmd), _) => Backend::Command(cmd.clone()),
+            (None, "anthropic") => Backend::Anthropic,
+            (None, "openai") => Backend::OpenAi,
+            (None, other) => bail!("--backend {other}: use anthropic or openai (or --agent-command)"),
+        };
+        let validate = if flags.validate.is_empty() {
+            validation::BPFILTER_COMMANDS.iter().map(|s| s.to_string()).collect()
+        } else {
+            flags.validate
+        };
+        Ok(OptimizeOptions {
+            sources: flags.tree.sources,
+            iterations: flags.iterations,
+            hint: flags.hint,
+            model: flags.model,
+            effort: flags.effort,
+            budget_usd: flags.budget_usd,
+            scope: flags.scope,
+            objective: flags.objective,
+            max_regression_pct: flags.max_regression,
+            resume: flags.resume,
+            run_id: flags.run_id,
+            max_fix_attempts: flags.max_fix_attempts,
+            api_base_url: flags.api_base_url,
+            backend,
+            validate,
+            filter: flags.cases.filter,
+            include_flagged: flags.include_flagged,
+            config,
+            cache,
+            machine,
+            max_turns: flags.max_turns,
+            serve: flags.serve,
+            sandbox: crate::sandbox::Policy {
+                confine: !flags.no_sandbox,
+                secret_names: flags.secret_env,
+                helper: None,
+            },
+            api_key: None,
+        })
+    }
 }
 
 /// The longest run id accepted.
@@ -461,7 +512,7 @@ fn baseline(opts: &OptimizeOptions, mut record: RunRecord) -> Result<RunRecord> 
     let results = results?;
     if let Some(broken) = results
         .iter()
-        .find(|r| !r.ok && validate::classify(&r.command) == validate::Kind::Build && r.failed_tests.is_empty())
+        .find(|r| !r.ok && validation::classify(&r.command) == validation::Kind::Build && r.failed_tests.is_empty())
     {
         if broken.command == opts.validate[0] {
             bail!(
@@ -879,7 +930,7 @@ fn attempt_once(
     eprintln!("attempt {n}: plan: {}", crate::text::line(attempt.title()));
 
     // Implement, then validate; failures go back to the implementer.
-    let mut failure: Option<validate::Failure> = None;
+    let mut failure: Option<validation::Failure> = None;
     // Ignored files the model wrote, over all fix rounds.
     let mut ignored: Vec<String> = vec![];
     loop {
@@ -927,7 +978,7 @@ fn attempt_once(
         let results = results?;
         attempt.logs.extend(results.iter().map(|r| r.log.clone()));
         attempt.timings.push((Step::Validate, t.elapsed().as_secs_f64()));
-        match validate::new_failure(&results, &record.baseline_failures, &record.baseline_failed_commands) {
+        match validation::new_failure(&results, &record.baseline_failures, &record.baseline_failed_commands) {
             None => break,
             Some(f) if attempt.fix_rounds < opts.max_fix_attempts => {
                 eprintln!(
@@ -942,8 +993,8 @@ fn attempt_once(
             Some(f) => {
                 reset_worktree(&worktree, None)?;
                 return Ok(match f.kind {
-                    validate::Kind::Build => Outcome::BuildFailed { tail: f.tail },
-                    validate::Kind::Test => Outcome::TestFailed { tail: f.tail },
+                    validation::Kind::Build => Outcome::BuildFailed { tail: f.tail },
+                    validation::Kind::Test => Outcome::TestFailed { tail: f.tail },
                 });
             }
         }

@@ -6,7 +6,7 @@
 
 use crate::host::Isolation;
 use crate::lock;
-use crate::optimize::validate;
+use crate::validation;
 use anyhow::{Context as _, Result};
 use bench_harness::interleave::{CompareConfig, Progress, SideInfo};
 use bench_harness::program::Bfcli;
@@ -252,7 +252,7 @@ fn handle(envelope: Envelope, emit: &dyn Fn(&Event)) -> Result<serde_json::Value
         Request::IsBfcli { path } => serde_json::to_value(Bfcli::new(path).is_ok())?,
         Request::Commands { commands, dir, build, sandbox } => {
             let logs = tempfile::tempdir()?;
-            let results = validate::run_all(&commands, &dir, &build, logs.path(), "remote", &sandbox)?;
+            let results = validation::run_all(&commands, &dir, &build, logs.path(), "remote", &sandbox)?;
             let outputs: Vec<CommandOutput> = results
                 .into_iter()
                 .map(|r| CommandOutput {

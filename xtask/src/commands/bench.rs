@@ -1,0 +1,44 @@
+//! `cargo xtask bench`.
+
+use anyhow::{Context as _, Result};
+use bench_harness::results::Status;
+use bench_harness::suite;
+use xtask::flags::BenchFlags;
+use xtask::session::Session;
+use xtask::{bench, exit};
+
+/// List the cases, or build and run the suite, print the table and write the results.
+pub fn run(flags: BenchFlags) -> Result<i32> {
+    if flags.list {
+        let cases = suite::suite();
+        for case in suite::select(&cases, flags.cases.filter.as_deref()) {
+            println!("{:<45} {}", case.name, case.label);
+        }
+        return Ok(exit::OK);
+    }
+    let session = Session::enter(&flags.host, &flags.remote, &flags.common, "bench", flags.bfcli.bfcli.is_none())?;
+    let results = bench::run(&flags, &session)?;
+    println!("{}", bench_harness::report::run_table(&results, super::color()));
+    for line in bench_harness::report::floor_lines(&results) {
+        println!("{line}");
+    }
+    let commit = results.source.commit.as_deref().map(|c| format!(" at {}", &c[..c.len().min(12)])).unwrap_or_default();
+    println!(
+        "{}{commit}: {} in {:.1} s",
+        results.source.bfcli,
+        bench_harness::report::status_counts(&results),
+        results.wall_time_s
+    );
+    let path = match flags.json.json_output.clone() {
+        Some(p) => p,
+        None => {
+            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+            session.cache.join("runs").join(format!("bench-{stamp}.json"))
+        }
+    };
+    results.write_atomic(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("results: {}", path.display());
+    let failed = results.cases.iter().filter(|c| matches!(c.status, Status::Failed { .. })).count();
+    anyhow::ensure!(failed == 0, "{failed} case(s) failed: their programs returned the wrong verdict or could not run");
+    Ok(exit::OK)
+}

@@ -1,0 +1,44 @@
+//! `cargo xtask bench-history`.
+
+use anyhow::{Context as _, Result};
+use bench_harness::compare::Change;
+use bench_harness::results::write_atomic;
+use xtask::flags::HistoryFlags;
+use xtask::session::Session;
+use xtask::{history, report, text};
+
+/// Measure the range, print the commits and changes, write the reports.
+pub fn run(flags: HistoryFlags) -> Result<i32> {
+    let what = format!("bench-history {}..{}", flags.since, flags.until);
+    let session = Session::enter(&flags.host, &flags.remote, &flags.common, &what, true)?;
+    let cache = session.cache.clone();
+    let hist = history::run(&flags, &session)?;
+    for p in &hist.points {
+        let state = match &p.status {
+            history::PointStatus::Measured { cached: true } => "cached".to_string(),
+            history::PointStatus::Measured { cached: false } => "measured".to_string(),
+            history::PointStatus::BuildFailed { .. } => "BUILD FAILED".to_string(),
+        };
+        println!("{:<12} {:<9} {}", p.label, state, text::line(&p.subject));
+    }
+    if hist.changes.is_empty() {
+        println!("no significant change along {} commits (threshold {:.1} %)", hist.points.len(), hist.threshold_pct);
+    }
+    for c in &hist.changes {
+        let word = if c.change.change == Change::Slower { "slower" } else { "faster" };
+        let subject = text::line(&c.subject);
+        println!("{word:>6} {:<42} at {} {subject}: {}", c.case, c.commit, report::delta(&c.change.estimate));
+    }
+    let html = flags.html.unwrap_or_else(|| {
+        cache.join("reports").join(format!("history-{}.html", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")))
+    });
+    write_atomic(&html, history::html::render(&hist).as_bytes())
+        .with_context(|| format!("cannot write {}", html.display()))?;
+    println!("report: {}", html.display());
+    if let Some(path) = &flags.json.json_output {
+        write_atomic(path, &serde_json::to_vec_pretty(&hist)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("JSON: {}", path.display());
+    }
+    Ok(history::exit_code(&hist, flags.fail_on, flags.fail_on_benchmark_error, flags.fail_on_last_commit_failure))
+}

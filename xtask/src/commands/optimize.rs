@@ -1,0 +1,31 @@
+//! `cargo xtask optimize`.
+
+use anyhow::Result;
+use xtask::flags::OptimizeFlags;
+use xtask::session::Session;
+use xtask::{exit, optimize, text};
+
+/// Run (or resume) the loop and print its attempts.
+pub fn run(flags: OptimizeFlags) -> Result<i32> {
+    let session = Session::enter(&flags.host, &flags.remote, &flags.common, "optimize", true)?;
+    let cache = session.cache.clone();
+    let opts = optimize::OptimizeOptions::from_flags(flags, cache.clone(), session.machine.clone())?;
+    let record = optimize::run(&opts)?;
+    println!(
+        "run {}: {} attempts, {} kept, cumulative {:+.2} % vs baseline, ${:.2} spent ({})",
+        record.run_id,
+        record.attempts.len(),
+        record.kept(),
+        (record.cumulative_ratio - 1.0) * 100.0,
+        record.spent_usd,
+        text::line(record.stopped.as_deref().unwrap_or(""))
+    );
+    for a in &record.attempts {
+        let title = text::line(a.title());
+        println!("  {:>2}. {:<16} {title}", a.index, a.outcome.as_ref().map(|o| o.name()).unwrap_or("running"));
+    }
+    let dir = cache.join("optimize").join(&record.run_id);
+    println!("branch to merge: {} (worktree {})", record.branch, record.worktree.display());
+    println!("history: {}\nreport:  {}", dir.join("history.json").display(), dir.join("report.html").display());
+    Ok(exit::OK)
+}
