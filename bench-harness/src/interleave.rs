@@ -44,7 +44,8 @@ pub struct CompareConfig {
     pub threshold_pct: f64,
     /// Confidence level of the intervals.
     pub level: f64,
-    /// Separately loaded copies of each program per side, used in turn.
+    /// Copies of each program loaded per side before the first round; each
+    /// serves one round, later rounds load fresh ones ([`copy_slot`]).
     pub instances: usize,
 }
 
@@ -301,21 +302,36 @@ impl Copies {
         Copies { base, reference }
     }
 
-    /// The `(base, reference)` copies for round `done` of the case. Copy
-    /// pairs are used in turn, each for an AB and a BA round; past the first
-    /// pass through them, every pair is replaced by a freshly loaded one
-    /// from `load` (the oldest first), so no two pairs share placement luck.
+    /// The `(base, reference)` copies for round `done` of the case, as
+    /// [`copy_slot`] assigns them: each copy pair serves one round; past the
+    /// copies loaded beforehand, the slot is refilled from `load` first.
     pub fn for_round(
         &mut self,
         done: usize,
         load: impl FnOnce() -> Result<(Program, Program)>,
     ) -> Result<(&Program, &Program)> {
-        let slot = (done / 2) % self.base.len();
-        if done % 2 == 0 && done / 2 >= self.base.len() {
+        let (slot, fresh) = copy_slot(done, self.base.len());
+        if fresh {
             (self.base[slot], self.reference[slot]) = load()?;
         }
         Ok((&self.base[slot], &self.reference[slot]))
     }
+}
+
+/// Which of `copies` loaded copy pairs serves round `done` of a case, and
+/// whether that slot must first be refilled with a freshly loaded pair.
+///
+/// Every round gets a copy pair no other round used. A program's JIT
+/// placement shifts all its samples by a few %; rounds sharing a copy would
+/// share that offset, and the Wilcoxon interval, which takes rounds as
+/// independent, would come out too narrow (89 % coverage and 9–10 % A/A
+/// false verdicts in the simulation when an AB/BA pair shared its copies,
+/// doc/measurements.md §7). With one copy pair per round the offsets are
+/// part of each round's own noise. The coverage simulation
+/// ([`crate::coverage`]) draws placement offsets by this same schedule.
+pub fn copy_slot(done: usize, copies: usize) -> (usize, bool) {
+    let copies = copies.max(1);
+    (done % copies, done >= copies)
 }
 
 /// Round `done` of a case in ABBA order: base first in even rounds,
@@ -474,7 +490,7 @@ fn prepare(a: &Side, b: &Side, case: &Case, config: &CompareConfig) -> Result<En
             // Each load of the same program lands its JITed code elsewhere, and
             // code placement alone moves timings by a few %: a single copy per
             // side would turn that placement luck into a "significant" change.
-            // Rotating through several copies makes it part of the measured noise.
+            // A copy pair per round ([`copy_slot`]) makes it part of each round's noise.
             let copies = config.instances.max(1);
             let mut sides: Vec<Vec<Program>> = vec![vec![], vec![]];
             for (k, (side, status, metrics)) in [
