@@ -195,11 +195,11 @@ fn retries_give_up_with_a_clear_error() {
         .set_body_json(json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}));
     server.mount(messages().respond_with(limited));
 
-    let started = std::time::Instant::now();
+    // The header's 100 s is capped by the policy in use (the cap itself is unit-tested in
+    // `agent::http`); the run below finishing at all is the end-to-end proof, with no clock.
+    let policy = fast_retries();
+    assert_eq!(policy.delay(1, Some(Duration::from_secs(100))), policy.retry_after_cap);
     let err = anthropic(&server).converse(&conversation(Effort::Low), &mut NoTools).unwrap_err();
-    // Not a speed check: honoured in full, the four 100 s waits would take 400 s; the cap
-    // makes them milliseconds, and 120 s is far between the two.
-    assert!(started.elapsed() < Duration::from_secs(120), "retry-after was not capped");
     assert!(matches!(err, AgentError::RateLimited { tries: 5, .. }), "{err:?}");
     assert!(err.to_string().contains("slow down"), "{err}");
     assert_eq!(server.requests().len(), 5);
