@@ -1012,7 +1012,8 @@ mod svg {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use bench_harness::compare::{classify, unpaired_ratio, HistoryChange, RatioEstimate};
+    use crate::history::HistoryChange;
+    use bench_harness::compare::{classify, paired_ratio, RatioEstimate};
     use bench_harness::flavor::{Flavor, Hook};
     use bench_harness::packet::PacketKind;
     use bench_harness::results::{HostInfo, RunResults, SourceInfo, HARNESS_VERSION, SCHEMA};
@@ -1274,7 +1275,8 @@ pub(crate) mod tests {
             changes: vec![],
             threshold_pct: 2.0,
         };
-        // As `bench-history` does: each commit against the previous one that built.
+        // As `bench-history` does: each commit against the previous one that
+        // built (here the samples are independent, paired by index).
         for case in history.cases.clone() {
             let mut previous: Option<Vec<f64>> = None;
             for (index, p) in history.points.iter().enumerate() {
@@ -1283,7 +1285,7 @@ pub(crate) mod tests {
                 }
                 let current = p.samples(&case);
                 if let Some(before) = previous.as_ref().filter(|b| !b.is_empty() && !current.is_empty()) {
-                    let estimate = unpaired_ratio(before, &current, 0.99);
+                    let estimate = paired_ratio(before, &current, 0.99);
                     let change = classify(&estimate, history.threshold_pct);
                     if change != Change::NoChange && estimate.lo < estimate.hi {
                         history.changes.push(CaseChange {
