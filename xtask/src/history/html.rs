@@ -12,7 +12,7 @@
 //! All text that comes from commits, cases or errors goes through [`escape`].
 
 use super::{CaseChange, History, Point, PointStatus};
-use bench_harness::compare::Change;
+use bench_harness::engine::Change;
 use bench_harness::program::ProgramMetrics;
 use bench_harness::results::{CaseResult, Status, Unit};
 use bench_harness::stats::Summary;
@@ -577,7 +577,7 @@ fn case_section(out: &mut String, history: &History, case: &str, labels: &[Strin
 /// and show as gaps.
 mod svg {
     use crate::html::{escape, nice_step, put, AXIS, GRID, LINE};
-    use bench_harness::compare::Change;
+    use bench_harness::engine::Change;
 
     /// A measured value with its spread.
     pub struct Mark {
@@ -1013,11 +1013,12 @@ mod svg {
 pub(crate) mod tests {
     use super::*;
     use crate::history::HistoryChange;
-    use bench_harness::compare::{classify, paired_ratio, RatioEstimate};
+    use bench_harness::engine::classify;
     use bench_harness::flavor::{Flavor, Hook};
     use bench_harness::packet::PacketKind;
     use bench_harness::results::{HostInfo, RunResults, SourceInfo, HARNESS_VERSION, SCHEMA};
     use bench_harness::runner::SamplingConfig;
+    use bench_harness::stats::paired::{paired_ratio, RatioEstimate};
     use bench_harness::suite::Flags;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};

@@ -1,3 +1,7 @@
+//! The comparison engine: what `bench-compare` and `bench-history` run, the
+//! verdict ([`verdict`]) and the schema it writes ([`Comparison`],
+//! `bfperf.compare.v1`).
+//!
 //! Paired, interleaved measurement of two builds (BASE and REF): both
 //! programs of a case are loaded at once, each from its own bpffs, and
 //! measured in alternating rounds (ABBA: AB, BA, AB, ...), so drifts of the
@@ -8,13 +12,17 @@
 //! time budget lasts, the case with the widest confidence interval gets more,
 //! until every interval is narrower than the target or `max_rounds` is hit.
 
-use crate::bench::Side;
-use crate::compare::{self, Change, RatioEstimate};
+pub mod verdict;
+
+pub use verdict::{classify, Change};
+
 use crate::error::{HarnessError, Result};
 use crate::program::{Bfcli, ProgramMetrics};
 use crate::results::{HostInfo, SourceInfo, Status, Unit, HARNESS_VERSION};
 use crate::runner::{self, RunInput};
+use crate::stats::paired::{self, RatioEstimate};
 use crate::suite::{Case, Flags, Measure, CHAIN_NAME};
+use crate::suite_run::Side;
 use crate::{flavor::Flavor, program::Program};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -278,10 +286,10 @@ pub const BOOTSTRAP_ITERATIONS: usize = 2000;
 /// give the same interval.
 pub const BOOTSTRAP_SEED: u64 = 0x5eed;
 
-/// The suite summary as the engine computes it: [`compare::geometric_mean`]
+/// The suite summary as the engine computes it: [`paired::geometric_mean`]
 /// of the runtime cases' paired rounds at `config.level`.
 pub fn suite_geomean(runtime: &[(&[f64], &[f64])], config: &CompareConfig) -> Option<RatioEstimate> {
-    compare::geometric_mean(runtime, config.level, BOOTSTRAP_ITERATIONS, BOOTSTRAP_SEED)
+    paired::geometric_mean(runtime, config.level, BOOTSTRAP_ITERATIONS, BOOTSTRAP_SEED)
 }
 
 /// The loaded copies of one case's programs, per side, and the order in
@@ -593,7 +601,7 @@ fn estimate(paired: &mut Paired, config: &CompareConfig) {
     if paired.base.is_empty() {
         return;
     }
-    let est = compare::paired_ratio(&paired.base, &paired.reference, config.level);
-    paired.change = Some(compare::classify(&est, config.threshold_pct));
+    let est = paired::paired_ratio(&paired.base, &paired.reference, config.level);
+    paired.change = Some(classify(&est, config.threshold_pct));
     paired.estimate = Some(est);
 }

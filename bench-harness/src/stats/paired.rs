@@ -1,5 +1,5 @@
-//! Comparing two builds' benchmark samples: effect sizes with confidence
-//! intervals, and the verdict rule of DESIGN.md ("Statistics").
+//! Paired statistics of two builds' benchmark samples: effect sizes with
+//! confidence intervals (the verdict on them is [`crate::engine::verdict`]).
 //!
 //! Everything is computed on the log scale. A ratio REF/BASE becomes a shift
 //! `ln(REF) - ln(BASE)`, so "5 % slower" and "5 % faster" are symmetric, the
@@ -10,7 +10,6 @@
 //!   estimate of the per-round log-ratio with the Wilcoxon signed-rank
 //!   interval (exact up to 30 rounds).
 //! * [`geometric_mean`]: the suite summary, with a seeded bootstrap interval.
-//! * [`classify`]: the verdict, shared by all of the above.
 //!
 //! The rank-based methods are distribution-free: they assume neither normal
 //! noise nor the absence of the outliers that a busy machine produces.
@@ -21,7 +20,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::stats::quantile;
+use super::quantile;
 
 /// Fewest paired rounds for which [`paired_ratio`] gives a real interval.
 ///
@@ -72,18 +71,6 @@ impl RatioEstimate {
     }
 }
 
-/// Verdict on a comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Change {
-    /// REF is faster than BASE (ratio below 1).
-    Faster,
-    /// REF is slower than BASE (ratio above 1).
-    Slower,
-    /// No change that is both significant and large enough to matter.
-    NoChange,
-}
-
 /// Paired rounds: `base[i]` and `reference[i]` were measured in the same
 /// round (ABBA interleaving), values are ns/pkt.
 ///
@@ -100,7 +87,7 @@ pub enum Change {
 /// 1.0`. With fewer than [`MIN_PAIRED_ROUNDS`] rounds, or too few for any
 /// interval at the requested `level` (e.g. n < 8 at 0.99), the interval is
 /// collapsed onto the point (`lo = hi = ratio`), `level` is kept as asked.
-/// Such an estimate is not evidence of anything: [`classify`] would judge it
+/// Such an estimate is not evidence of anything: [`classify`](crate::engine::verdict::classify) would judge it
 /// on its point alone, and its width is 0, so callers (verdicts, the adaptive
 /// "narrow enough" test) should check `n` first.
 ///
@@ -126,23 +113,6 @@ pub fn paired_ratio(base: &[f64], reference: &[f64], level: f64) -> RatioEstimat
             RatioEstimate::from_logs(point, lo, hi, n, level)
         }
         _ => RatioEstimate::degenerate(point, n, level),
-    }
-}
-
-/// Verdict rule of DESIGN.md: [`Change::Faster`] when `hi < 1` and
-/// `|delta| ≥ threshold_pct`; [`Change::Slower`] when `lo > 1` and
-/// `|delta| ≥ threshold_pct`; else [`Change::NoChange`].
-///
-/// The threshold keeps changes that are real but too small to matter (below
-/// the noise floor of the machine, or of other builds) out of the verdicts.
-pub fn classify(est: &RatioEstimate, threshold_pct: f64) -> Change {
-    let big_enough = est.delta_pct().abs() >= threshold_pct;
-    if est.hi < 1.0 && big_enough {
-        Change::Faster
-    } else if est.lo > 1.0 && big_enough {
-        Change::Slower
-    } else {
-        Change::NoChange
     }
 }
 
@@ -418,6 +388,7 @@ fn horner(x: f64, coefficients: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::verdict::{classify, Change};
 
     /// A standard normal draw (Box–Muller; `rand` alone has no normal law).
     fn normal(rng: &mut StdRng) -> f64 {
