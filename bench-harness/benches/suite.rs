@@ -6,10 +6,10 @@
 //! and timed as this thread's CPU time. Chain-load cases time `chain set`.
 //! Extra arguments filter cases as criterion does (`cargo bench -- prologue`).
 
-use bench_harness::bench::Side;
 use bench_harness::program::Bfcli;
 use bench_harness::runner::{self, RunInput};
 use bench_harness::suite::{self, Measure, CHAIN_NAME};
+use bench_harness::suite_run::Side;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
 

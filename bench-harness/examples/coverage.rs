@@ -9,7 +9,7 @@
 //! case) run `--reps / 20` replications.
 
 use bench_harness::coverage::{self, Noise};
-use bench_harness::interleave::CompareConfig;
+use bench_harness::engine::CompareConfig;
 
 fn main() {
     let mut seed = 42u64;
@@ -73,7 +73,7 @@ fn main() {
     if !wanted("adaptive") {
         return;
     }
-    println!("\n**Adaptive loop** (`interleave::adaptive`), suites of 31 cases, {boot_reps} replications: per-case coverage / suite coverage / A/A false verdicts (threshold 1 %) / mean rounds:\n");
+    println!("\n**Adaptive loop** (`engine::adaptive`), suites of 31 cases, {boot_reps} replications: per-case coverage / suite coverage / A/A false verdicts (threshold 1 %) / mean rounds:\n");
     println!("| noise | config | cases | suite | A/A false verdicts | rounds |");
     println!("|---|---|---:|---:|---:|---:|");
     for noise in Noise::ALL {

@@ -1,11 +1,11 @@
 //! Seeded simulation of the coverage of every interval a verdict or a keep
 //! rests on, computed by the engine's own code:
 //!
-//! * the paired Hodges–Lehmann/Wilcoxon interval ([`compare::paired_ratio`])
+//! * the paired Hodges–Lehmann/Wilcoxon interval ([`paired::paired_ratio`])
 //!   at a fixed number of rounds, exact critical values and the normal
 //!   approximation alike;
-//! * the suite geometric mean's bootstrap ([`interleave::suite_geomean`]);
-//! * both after the engine's adaptive rounds ([`interleave::adaptive`]),
+//! * the suite geometric mean's bootstrap ([`engine::suite_geomean`]);
+//! * both after the engine's adaptive rounds ([`engine::adaptive`]),
 //!   whose stopping rule looks at the data.
 //!
 //! Samples come from [`Simulated`], a [`RoundSource`] whose noise is shaped
@@ -17,8 +17,8 @@
 //! `cargo run -p bench-harness --release --example coverage -- --seed 42
 //! --reps 10000` prints the tables of doc/measurements.md.
 
-use crate::compare::{self, Change, RatioEstimate};
-use crate::interleave::{self, CompareConfig, RoundSource};
+use crate::engine::{self, Change, CompareConfig, RoundSource};
+use crate::stats::paired::{self, RatioEstimate};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -43,7 +43,7 @@ pub enum Noise {
     Drift,
     /// Gaussian, plus a placement offset of σ per loaded program copy and
     /// side; copies serve rounds as the engine assigns them
-    /// ([`interleave::copy_slot`]), so rounds that shared a copy would share
+    /// ([`engine::copy_slot`]), so rounds that shared a copy would share
     /// its offset.
     Placement,
     /// All of the above at once: t3 noise, outliers, drift and placement.
@@ -186,7 +186,7 @@ impl RoundSource for Simulated {
     fn round(&mut self, case: usize, done: usize) -> crate::Result<Option<(f64, f64)>> {
         // The copy pair the engine would use for this round: a loaded one keeps
         // its offsets, a freshly loaded one draws new ones.
-        let (slot, fresh) = interleave::copy_slot(done, self.copies);
+        let (slot, fresh) = engine::copy_slot(done, self.copies);
         if self.cases[case].noise.placement() && (fresh || self.tracks[case].copies[slot].is_none()) {
             let sigma = self.cases[case].sigma;
             let b = sigma * normal(&mut self.rng);
@@ -267,7 +267,7 @@ fn suite_ratio(i: usize) -> f64 {
     (0.02 * ((i % 7) as f64 - 3.0)).exp()
 }
 
-/// Coverage of [`compare::paired_ratio`] at exactly `n` rounds of one case
+/// Coverage of [`paired::paired_ratio`] at exactly `n` rounds of one case
 /// (σ = 3 %, true ratio 1.05), `reps` times, copies assigned as the engine
 /// does with its default number of copies.
 pub fn paired(noise: Noise, n: usize, level: f64, reps: usize, seed: u64) -> Coverage {
@@ -275,7 +275,7 @@ pub fn paired(noise: Noise, n: usize, level: f64, reps: usize, seed: u64) -> Cov
 }
 
 /// [`paired`]; with `shared_copies`, every two consecutive rounds use one
-/// copy pair instead (the engine's schedule before [`interleave::copy_slot`]).
+/// copy pair instead (the engine's schedule before [`engine::copy_slot`]).
 fn paired_rounds(noise: Noise, n: usize, level: f64, reps: usize, seed: u64, shared_copies: bool) -> Coverage {
     let case = SimCase { ratio: 1.05, sigma: 0.03, noise };
     let copies = if shared_copies { n } else { CompareConfig::default().instances };
@@ -291,12 +291,12 @@ fn paired_rounds(noise: Noise, n: usize, level: f64, reps: usize, seed: u64, sha
             base.push(x);
             reference.push(y);
         }
-        cov.count(&compare::paired_ratio(&base, &reference, level), case.ratio);
+        cov.count(&paired::paired_ratio(&base, &reference, level), case.ratio);
     }
     cov
 }
 
-/// Coverage of the engine's suite geometric mean ([`interleave::suite_geomean`])
+/// Coverage of the engine's suite geometric mean ([`engine::suite_geomean`])
 /// over `cases` cases of exactly `n` rounds each, with σ of 1 to 10 % and
 /// true ratios of −6 to +6 % across cases.
 pub fn geomean(noise: Noise, cases: usize, n: usize, config: &CompareConfig, reps: usize, seed: u64) -> Coverage {
@@ -316,7 +316,7 @@ pub fn geomean(noise: Noise, cases: usize, n: usize, config: &CompareConfig, rep
             }
         }
         let runtime: Vec<(&[f64], &[f64])> = samples.iter().map(|(b, r)| (b.as_slice(), r.as_slice())).collect();
-        if let Some(est) = interleave::suite_geomean(&runtime, config) {
+        if let Some(est) = engine::suite_geomean(&runtime, config) {
             cov.count(&est, truth);
         }
     }
@@ -338,7 +338,7 @@ pub struct AdaptiveOutcome {
     pub mean_rounds: f64,
 }
 
-/// Run the engine's adaptive loop ([`interleave::adaptive`]) with `config`
+/// Run the engine's adaptive loop ([`engine::adaptive`]) with `config`
 /// over `reps` simulated suites of `cases` cases (σ of 1 to 10 %; true ratios
 /// of −6 to +6 %, or all 1 with `aa`), and count how often each case's
 /// interval and the suite's geometric mean interval hold the truth.
@@ -359,7 +359,7 @@ pub fn adaptive(
     for rep in 0..reps {
         let mut source =
             Simulated::new(sims.clone(), config.instances, seed ^ (rep as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let tracks = interleave::adaptive(cases, config, &mut source).expect("simulated rounds never fail");
+        let tracks = engine::adaptive(cases, config, &mut source).expect("simulated rounds never fail");
         for (t, c) in tracks.iter().zip(&sims) {
             let Some(est) = t.estimate else { continue };
             rounds += t.base.len();
@@ -373,7 +373,7 @@ pub fn adaptive(
         }
         let runtime: Vec<(&[f64], &[f64])> =
             tracks.iter().map(|t| (t.base.as_slice(), t.reference.as_slice())).collect();
-        if let Some(est) = interleave::suite_geomean(&runtime, config) {
+        if let Some(est) = engine::suite_geomean(&runtime, config) {
             out.suite.count(&est, truth);
         }
     }
@@ -427,7 +427,7 @@ mod tests {
         }
     }
 
-    /// Each round has its own copy pair ([`interleave::copy_slot`]), so the
+    /// Each round has its own copy pair ([`engine::copy_slot`]), so the
     /// placement offsets are independent per round and the Wilcoxon interval
     /// holds; rounds sharing a copy pair, as the engine once had them, are
     /// too narrow under the same model (about 89 %): the check has teeth.
@@ -444,11 +444,11 @@ mod tests {
     #[test]
     fn every_round_gets_a_copy_pair_of_its_own() {
         // Six loaded beforehand serve rounds 0..6; every later round refills its slot.
-        let used: Vec<_> = (0..14).map(|done| interleave::copy_slot(done, 6)).collect();
+        let used: Vec<_> = (0..14).map(|done| engine::copy_slot(done, 6)).collect();
         assert_eq!(&used[..6], &[(0, false), (1, false), (2, false), (3, false), (4, false), (5, false)]);
         assert!(used[6..].iter().all(|&(_, fresh)| fresh), "{used:?}");
         assert_eq!(used[6].0, 0);
-        assert_eq!(interleave::copy_slot(5, 0), (0, true), "no copies count as one");
+        assert_eq!(engine::copy_slot(5, 0), (0, true), "no copies count as one");
     }
 
     #[test]

@@ -5,25 +5,28 @@
 //! * [`program`]: programs from a build's bfcli (pinned in a private
 //!   [`bpffs`]) or from the harness (the empty-program floor);
 //! * [`runner`]: `BPF_PROG_TEST_RUN`, calibration and samples;
-//! * [`bench`]: the suite on one build; [`results`]: the JSON it writes;
-//! * [`stats`]: robust summaries; [`compare`]: the statistics, whose coverage
-//!   [`coverage`] simulates through the engine's own loop ([`interleave`]).
+//! * [`suite_run`]: the suite on one build; [`results`]: the JSON it writes;
+//!   [`table`]: its terminal table;
+//! * [`engine`]: the comparison of two builds (interleaved adaptive rounds),
+//!   its verdict ([`engine::verdict`]) and its JSON ([`engine::Comparison`]);
+//! * [`stats`]: robust summaries, and [`stats::paired`] the paired
+//!   statistics, whose coverage [`coverage`] simulates through the engine's
+//!   own loop; [`power`]: the smallest slowdown the engine resolves here.
 
-pub mod bench;
 pub mod bpffs;
-pub mod compare;
 pub mod coverage;
+pub mod engine;
 pub mod error;
 pub mod flavor;
-pub mod interleave;
 pub mod interrupt;
 pub mod packet;
+pub mod power;
 pub mod program;
-pub mod report;
 pub mod results;
 pub mod runner;
-pub mod selfcheck;
 pub mod stats;
 pub mod suite;
+pub mod suite_run;
+pub mod table;
 
 pub use error::{HarnessError, Result};

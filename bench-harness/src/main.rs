@@ -2,7 +2,7 @@
 //! The usual entry point is `cargo xtask bench`, which also builds bpfilter.
 
 use anyhow::Context as _;
-use bench_harness::{bench::Bench, program::Bfcli, report, results::SourceInfo, runner::SamplingConfig, suite};
+use bench_harness::{program::Bfcli, results::SourceInfo, runner::SamplingConfig, suite, suite_run::Bench, table};
 use clap::Parser;
 use std::path::PathBuf;
 
@@ -63,11 +63,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     let mut bench = Bench::new(bfcli, config)?;
     let total = selected.len();
     let results = bench.run(&selected, source, |i, c| eprintln!("[{}/{total}] {}", i + 1, c.name), |_| {})?;
-    println!("{}", report::run_table(&results, false));
-    for line in report::floor_lines(&results) {
+    println!("{}", table::run_table(&results, false));
+    for line in table::floor_lines(&results) {
         println!("{line}");
     }
-    println!("{} in {:.1} s", report::status_counts(&results), results.wall_time_s);
+    println!("{} in {:.1} s", table::status_counts(&results), results.wall_time_s);
     if let Some(path) = args.json_output {
         results.write_atomic(&path).with_context(|| format!("cannot write {}", path.display()))?;
         println!("results written to {}", path.display());

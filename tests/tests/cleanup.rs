@@ -2,12 +2,12 @@
 //! program, after success, after a case that fails at load, and after a panic.
 //! One test per binary so no other test's programs are alive meanwhile.
 
-use bench_harness::bench::Bench;
 use bench_harness::bpffs;
 use bench_harness::program::Bfcli;
 use bench_harness::results::{SourceInfo, Status};
 use bench_harness::runner::SamplingConfig;
 use bench_harness::suite;
+use bench_harness::suite_run::Bench;
 use bfperf_tests::{loaded_programs_named, require_bpf, FixtureRepo};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

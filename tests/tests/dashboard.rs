@@ -4,7 +4,7 @@
 //! loopback only), then the page in a real headless Chromium (Debian's
 //! `chromium` package): what it shows, and a screenshot.
 
-use bench_harness::compare::RatioEstimate;
+use bench_harness::stats::paired::RatioEstimate;
 use serde_json::Value;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};

@@ -1,11 +1,11 @@
 //! The harness against real programs: minifilter builds, the kernel loads and
 //! test-runs every flavor, and verdicts, metrics and statuses are checked.
 
-use bench_harness::bench::Bench;
 use bench_harness::program::Bfcli;
 use bench_harness::results::{SourceInfo, Status, Unit};
 use bench_harness::runner::SamplingConfig;
 use bench_harness::suite::{self, Case};
+use bench_harness::suite_run::Bench;
 use bfperf_tests::{require_bpf, FixtureRepo};
 use std::os::unix::fs::PermissionsExt;
 
@@ -140,7 +140,7 @@ fn the_power_check_runs_the_engine_on_generated_programs() {
     require_bpf!();
     // Small and fast: 2 copies per side and a target no interval reaches, so the
     // engine's loop goes past its first pass to the cap, reloading copy pairs.
-    let config = bench_harness::interleave::CompareConfig {
+    let config = bench_harness::engine::CompareConfig {
         sample_ms: 1.0,
         warmup: 1,
         min_rounds: 6,
@@ -149,10 +149,10 @@ fn the_power_check_runs_the_engine_on_generated_programs() {
         instances: 2,
         ..Default::default()
     };
-    let points = bench_harness::selfcheck::power(16, &[256], 3, &config, |_| {}).unwrap();
+    let points = bench_harness::power::power(16, &[256], 3, &config, |_| {}).unwrap();
     let p = &points[0];
     // 256 dependent ALU instructions on top of 16: several times the cost.
     assert!(p.true_delta_pct > 50.0, "{p:?}");
     assert_eq!((p.detected, p.wrong, p.reps), (3, 0, 3), "{p:?}");
-    assert_eq!(bench_harness::selfcheck::smallest_detected(&points), Some(p.true_delta_pct));
+    assert_eq!(bench_harness::power::smallest_detected(&points), Some(p.true_delta_pct));
 }

@@ -8,7 +8,7 @@ use crate::revisions::{build_rev, select_cases, RepoCache};
 use crate::session::{self, Session};
 use crate::worktree::{Repo, Rev};
 use anyhow::{Context as _, Result};
-use bench_harness::interleave::{CompareConfig, Comparison, Progress, SideInfo};
+use bench_harness::engine::{CompareConfig, Comparison, Progress, SideInfo};
 use bench_harness::results::SourceInfo;
 use bench_harness::suite;
 use std::path::Path;

@@ -18,7 +18,7 @@ use std::process::Command;
 #[derive(Debug)]
 pub struct DemoOutcome {
     /// The comparison of the two commits.
-    pub comparison: bench_harness::interleave::Comparison,
+    pub comparison: bench_harness::engine::Comparison,
     /// The optimize run.
     pub run: optimize::record::RunRecord,
     /// Where the reports are.
@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn the_demo_runs_quick_comparisons_of_15_s_from_real_command_lines() {
-        use bench_harness::interleave::CompareConfig;
+        use bench_harness::engine::CompareConfig;
         let repo = Path::new("/demo/minifilter");
         let expected = CompareConfig { time_budget_s: 15.0, ..CompareConfig::quick() };
         let flags = compare_flags(repo).unwrap();

@@ -11,9 +11,9 @@
 //! (the binary's `commands/`) and the library.
 
 use crate::{agent, exit, history, optimize, remote};
-use bench_harness::compare::MIN_PAIRED_ROUNDS;
-use bench_harness::interleave::CompareConfig;
+use bench_harness::engine::CompareConfig;
 use bench_harness::runner::SamplingConfig;
+use bench_harness::stats::paired::MIN_PAIRED_ROUNDS;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 

@@ -8,7 +8,7 @@ use crate::remote::Remote;
 use crate::sandbox::Policy;
 use crate::validation::CommandResult;
 use anyhow::{Context as _, Result};
-use bench_harness::interleave::{self, CompareConfig, Comparison, Progress, SideInfo};
+use bench_harness::engine::{self, CompareConfig, Comparison, Progress, SideInfo};
 use bench_harness::program::Bfcli;
 use bench_harness::results::{CaseResult, RunResults, SourceInfo};
 use bench_harness::runner::SamplingConfig;
@@ -121,7 +121,7 @@ impl Machine {
         match self {
             Machine::Local => {
                 let _isolated = crate::host::measuring()?;
-                let mut bench = bench_harness::bench::Bench::new(Bfcli::new(bfcli)?, sampling)
+                let mut bench = bench_harness::suite_run::Bench::new(Bfcli::new(bfcli)?, sampling)
                     .context("cannot start the benchmark")?;
                 Ok(bench.run(cases, source, |_, c| on_case(&c.name), on_result)?)
             }
@@ -155,7 +155,7 @@ impl Machine {
             Machine::Local => {
                 let _isolated = crate::host::measuring()?;
                 let side = |(p, i): (PathBuf, SideInfo)| -> Result<(Bfcli, SideInfo)> { Ok((Bfcli::new(p)?, i)) };
-                Ok(interleave::run(side(base)?, side(reference)?, cases, config, progress)?)
+                Ok(engine::run(side(base)?, side(reference)?, cases, config, progress)?)
             }
             Machine::Remote(r) => {
                 let request =

@@ -1,14 +1,15 @@
 //! Rendering comparisons: the coloured terminal table and the Markdown for a
 //! pull-request comment. Numbers are honest: every Δ comes with its interval.
 
-use bench_harness::compare::{Change, RatioEstimate};
-use bench_harness::interleave::{CaseComparison, Comparison};
+use bench_harness::engine::Change;
+use bench_harness::engine::{CaseComparison, Comparison};
 use bench_harness::results::{Status, Unit};
+use bench_harness::stats::paired::RatioEstimate;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Color, Table};
 use std::fmt::Write as _;
 
 use crate::text;
-use bench_harness::report::num;
+use bench_harness::table::num;
 
 fn unit(u: Unit) -> &'static str {
     match u {
@@ -192,7 +193,7 @@ pub fn markdown(c: &Comparison) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bench_harness::interleave::{CompareConfig, SideInfo};
+    use bench_harness::engine::{CompareConfig, SideInfo};
     use bench_harness::results::HostInfo;
 
     /// A comparison whose every piece of outside text is hostile.
@@ -214,7 +215,7 @@ mod tests {
             change: None,
         };
         Comparison {
-            schema: bench_harness::interleave::SCHEMA.into(),
+            schema: bench_harness::engine::SCHEMA.into(),
             harness_version: "0".into(),
             started_at: "2026-11-25T00:00:00Z".into(),
             wall_time_s: 1.0,

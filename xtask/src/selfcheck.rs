@@ -4,11 +4,11 @@
 
 use crate::revisions::select_cases;
 use anyhow::Result;
-use bench_harness::compare::Change;
-use bench_harness::interleave::{self, CompareConfig, SideInfo};
+use bench_harness::engine::Change;
+use bench_harness::engine::{self, CompareConfig, SideInfo};
+use bench_harness::power::PowerPoint;
 use bench_harness::program::Bfcli;
 use bench_harness::results::SourceInfo;
-use bench_harness::selfcheck::{self, PowerPoint};
 use bench_harness::suite;
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +58,7 @@ pub fn aa(
     for run in 0..runs {
         let c = {
             let _isolated = crate::host::measuring()?;
-            interleave::run(side(), side(), &selected, config, |_| {})?
+            engine::run(side(), side(), &selected, config, |_| {})?
         };
         for case in c.cases.iter().filter(|x| x.is_ok()) {
             if let (Some(est), Some(change)) = (case.estimate, case.change) {
@@ -76,10 +76,10 @@ pub fn aa(
     Ok(out)
 }
 
-/// The power part: see [`selfcheck::power`].
+/// The power part: see [`bench_harness::power::power`].
 pub fn power(reps: usize, config: CompareConfig, on_point: impl FnMut(&PowerPoint)) -> Result<Vec<PowerPoint>> {
     // Extra instructions on top of a 64-instruction base: from well under 1 %
     // of the program's cost to several %.
     let _isolated = crate::host::measuring()?;
-    Ok(selfcheck::power(64, &[1, 2, 4, 8, 16, 32], reps, &config, on_point)?)
+    Ok(bench_harness::power::power(64, &[1, 2, 4, 8, 16, 32], reps, &config, on_point)?)
 }

@@ -18,15 +18,15 @@ pub fn run(flags: BenchFlags) -> Result<i32> {
     }
     let session = Session::enter(&flags.host, &flags.remote, &flags.common, "bench", flags.bfcli.bfcli.is_none())?;
     let results = bench::run(&flags, &session)?;
-    println!("{}", bench_harness::report::run_table(&results, super::color()));
-    for line in bench_harness::report::floor_lines(&results) {
+    println!("{}", bench_harness::table::run_table(&results, super::color()));
+    for line in bench_harness::table::floor_lines(&results) {
         println!("{line}");
     }
     let commit = results.source.commit.as_deref().map(|c| format!(" at {}", &c[..c.len().min(12)])).unwrap_or_default();
     println!(
         "{}{commit}: {} in {:.1} s",
         results.source.bfcli,
-        bench_harness::report::status_counts(&results),
+        bench_harness::table::status_counts(&results),
         results.wall_time_s
     );
     let path = match flags.json.json_output.clone() {

@@ -1,7 +1,7 @@
 //! `cargo xtask bench-history`.
 
 use anyhow::{Context as _, Result};
-use bench_harness::compare::Change;
+use bench_harness::engine::Change;
 use bench_harness::results::write_atomic;
 use xtask::flags::HistoryFlags;
 use xtask::session::Session;

@@ -1,7 +1,7 @@
 //! `cargo xtask bench-selfcheck`.
 
 use anyhow::Result;
-use bench_harness::interleave::CompareConfig;
+use bench_harness::engine::CompareConfig;
 use bench_harness::results::write_atomic;
 use xtask::flags::SelfcheckFlags;
 use xtask::session::Session;
@@ -38,7 +38,7 @@ pub fn run(flags: SelfcheckFlags) -> Result<i32> {
             p.extra_insns, p.true_delta_pct, p.detected, p.reps, p.wrong
         )
     })?;
-    match bench_harness::selfcheck::smallest_detected(&points) {
+    match bench_harness::power::smallest_detected(&points) {
         Some(d) => println!("smallest slowdown detected 9 times out of 10: {d:.2} % (goal <= 2 %)"),
         None => println!("no slowdown tried was detected 9 times out of 10"),
     }

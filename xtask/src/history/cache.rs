@@ -4,7 +4,7 @@
 //! foreign entry is ignored with a warning and measured again.
 
 use anyhow::Result;
-use bench_harness::interleave::{CompareConfig, Comparison};
+use bench_harness::engine::{CompareConfig, Comparison};
 use bench_harness::results::{write_atomic, HostInfo, HARNESS_VERSION};
 use bench_harness::suite::Case;
 use serde::{Deserialize, Serialize};
@@ -102,13 +102,13 @@ mod tests {
 
     fn comparison() -> Comparison {
         Comparison {
-            schema: bench_harness::interleave::SCHEMA.into(),
+            schema: bench_harness::engine::SCHEMA.into(),
             harness_version: HARNESS_VERSION.into(),
             started_at: "2026-11-25T00:00:00Z".into(),
             wall_time_s: 1.0,
             host: HostInfo::current(),
-            base: bench_harness::interleave::SideInfo { label: "a".into(), source: Default::default() },
-            reference: bench_harness::interleave::SideInfo { label: "b".into(), source: Default::default() },
+            base: bench_harness::engine::SideInfo { label: "a".into(), source: Default::default() },
+            reference: bench_harness::engine::SideInfo { label: "b".into(), source: Default::default() },
             same_build: false,
             config: CompareConfig::default(),
             cases: vec![],

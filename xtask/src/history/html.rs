@@ -12,7 +12,7 @@
 //! All text that comes from commits, cases or errors goes through [`escape`].
 
 use super::{CaseChange, History, Point, PointStatus};
-use bench_harness::compare::Change;
+use bench_harness::engine::Change;
 use bench_harness::program::ProgramMetrics;
 use bench_harness::results::{CaseResult, Status, Unit};
 use bench_harness::stats::Summary;
@@ -577,7 +577,7 @@ fn case_section(out: &mut String, history: &History, case: &str, labels: &[Strin
 /// and show as gaps.
 mod svg {
     use crate::html::{escape, nice_step, put, AXIS, GRID, LINE};
-    use bench_harness::compare::Change;
+    use bench_harness::engine::Change;
 
     /// A measured value with its spread.
     pub struct Mark {
@@ -1012,11 +1012,13 @@ mod svg {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use bench_harness::compare::{classify, unpaired_ratio, HistoryChange, RatioEstimate};
+    use crate::history::HistoryChange;
+    use bench_harness::engine::classify;
     use bench_harness::flavor::{Flavor, Hook};
     use bench_harness::packet::PacketKind;
     use bench_harness::results::{HostInfo, RunResults, SourceInfo, HARNESS_VERSION, SCHEMA};
     use bench_harness::runner::SamplingConfig;
+    use bench_harness::stats::paired::{paired_ratio, RatioEstimate};
     use bench_harness::suite::Flags;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
@@ -1274,7 +1276,8 @@ pub(crate) mod tests {
             changes: vec![],
             threshold_pct: 2.0,
         };
-        // As `bench-history` does: each commit against the previous one that built.
+        // As `bench-history` does: each commit against the previous one that
+        // built (here the samples are independent, paired by index).
         for case in history.cases.clone() {
             let mut previous: Option<Vec<f64>> = None;
             for (index, p) in history.points.iter().enumerate() {
@@ -1283,7 +1286,7 @@ pub(crate) mod tests {
                 }
                 let current = p.samples(&case);
                 if let Some(before) = previous.as_ref().filter(|b| !b.is_empty() && !current.is_empty()) {
-                    let estimate = unpaired_ratio(before, &current, 0.99);
+                    let estimate = paired_ratio(before, &current, 0.99);
                     let change = classify(&estimate, history.threshold_pct);
                     if change != Change::NoChange && estimate.lo < estimate.hi {
                         history.changes.push(CaseChange {

@@ -23,9 +23,10 @@ use crate::revisions::{select_cases, RepoCache};
 use crate::session::{self, Session};
 use crate::worktree::{short, Repo, Rev};
 use anyhow::{Context as _, Result};
-use bench_harness::compare::{Change, HistoryChange};
-use bench_harness::interleave::{CaseComparison, CompareConfig, Comparison, SideInfo};
+use bench_harness::engine::Change;
+use bench_harness::engine::{CaseComparison, CompareConfig, Comparison, SideInfo};
 use bench_harness::results::{self, CaseResult, RunResults, SourceInfo, Status, HARNESS_VERSION};
+use bench_harness::stats::paired::RatioEstimate;
 use bench_harness::stats::Summary;
 use bench_harness::suite::{self, Case};
 use serde::{Deserialize, Serialize};
@@ -103,6 +104,17 @@ impl Point {
     }
 }
 
+/// A significant change along a history (part of [`CaseChange`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryChange {
+    /// Index of the commit in the series.
+    pub index: usize,
+    /// The commit's estimate against the commit before it.
+    pub estimate: RatioEstimate,
+    /// Direction of the change ([`Change::NoChange`] never appears).
+    pub change: Change,
+}
+
 /// A significant change of one case at one commit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseChange {
@@ -112,7 +124,7 @@ pub struct CaseChange {
     pub commit: String,
     /// Commit subject.
     pub subject: String,
-    /// The change (index into `points`, estimate vs the window before it).
+    /// The change (index into `points`, estimate against the previous commit that built).
     pub change: HistoryChange,
 }
 

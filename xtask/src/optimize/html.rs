@@ -6,7 +6,7 @@
 //! model, the diffs or the logs goes through [`escape`].
 
 use super::record::{Attempt, CaseDelta, Outcome, RunRecord, Step};
-use bench_harness::compare::RatioEstimate;
+use bench_harness::stats::paired::RatioEstimate;
 
 use crate::html::{escape, nice_step, put, AXIS, GRID, LINE};
 

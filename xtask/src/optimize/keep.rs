@@ -7,8 +7,8 @@
 //! if the engine classified it `slower`.
 
 use super::Objective;
-use bench_harness::compare::Change;
-use bench_harness::interleave::Comparison;
+use bench_harness::engine::Change;
+use bench_harness::engine::Comparison;
 use bench_harness::suite::Case;
 
 /// Whether `case` takes part in judging an attempt. As upstream, cases
@@ -79,11 +79,12 @@ pub fn accept(c: &Comparison, objective: Objective, max_regression_pct: f64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bench_harness::compare::{classify, RatioEstimate};
+    use bench_harness::engine::classify;
+    use bench_harness::engine::{CaseComparison, CompareConfig, SideInfo};
     use bench_harness::flavor::Flavor;
-    use bench_harness::interleave::{CaseComparison, CompareConfig, SideInfo};
     use bench_harness::program::ProgramMetrics;
     use bench_harness::results::{HostInfo, Status, Unit, HARNESS_VERSION};
+    use bench_harness::stats::paired::RatioEstimate;
     use bench_harness::suite::Flags;
 
     /// Ratios whose `delta_pct()` is exact in binary: 1 + 1/32 is +3.125 %,
@@ -119,7 +120,7 @@ mod tests {
     fn comparison(cases: Vec<CaseComparison>, geomean: Option<RatioEstimate>) -> Comparison {
         let side = || SideInfo { label: "x".into(), source: Default::default() };
         Comparison {
-            schema: bench_harness::interleave::SCHEMA.into(),
+            schema: bench_harness::engine::SCHEMA.into(),
             harness_version: HARNESS_VERSION.into(),
             started_at: "2026-12-03T00:00:00Z".into(),
             wall_time_s: 1.0,

@@ -24,7 +24,7 @@ use crate::sources::Sources;
 use crate::validation;
 use crate::worktree::{Repo, Rev};
 use anyhow::{bail, Context as _, Result};
-use bench_harness::interleave::{CompareConfig, SideInfo};
+use bench_harness::engine::{CompareConfig, SideInfo};
 use bench_harness::results::SourceInfo;
 use bench_harness::suite::{self, Case};
 use git2::{Oid, Repository};

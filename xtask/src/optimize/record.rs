@@ -3,8 +3,8 @@
 //! Ctrl-C loses nothing and `--resume` continues where the run stopped.
 
 use anyhow::{Context as _, Result};
-use bench_harness::compare::RatioEstimate;
 use bench_harness::results::write_atomic;
+use bench_harness::stats::paired::RatioEstimate;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

@@ -8,7 +8,7 @@ use crate::host::Isolation;
 use crate::lock;
 use crate::validation;
 use anyhow::{Context as _, Result};
-use bench_harness::interleave::{CompareConfig, Progress, SideInfo};
+use bench_harness::engine::{CompareConfig, Progress, SideInfo};
 use bench_harness::program::Bfcli;
 use bench_harness::results::{CaseResult, SourceInfo};
 use bench_harness::runner::SamplingConfig;
@@ -269,7 +269,7 @@ fn handle(envelope: Envelope, emit: &dyn Fn(&Event)) -> Result<serde_json::Value
             let cases = cases_named(&all, &cases)?;
             let _isolated = isolate(&envelope.isolation, emit)?;
             let refs: Vec<&Case> = cases.iter().collect();
-            let mut bench = bench_harness::bench::Bench::new(Bfcli::new(bfcli)?, sampling)?;
+            let mut bench = bench_harness::suite_run::Bench::new(Bfcli::new(bfcli)?, sampling)?;
             let results = bench.run(
                 &refs,
                 source,
@@ -284,7 +284,7 @@ fn handle(envelope: Envelope, emit: &dyn Fn(&Event)) -> Result<serde_json::Value
             let refs: Vec<&Case> = cases.iter().collect();
             let side =
                 |(path, info): (PathBuf, SideInfo)| -> Result<(Bfcli, SideInfo)> { Ok((Bfcli::new(path)?, info)) };
-            let c = bench_harness::interleave::run(side(base)?, side(reference)?, &refs, config, |p| match p {
+            let c = bench_harness::engine::run(side(base)?, side(reference)?, &refs, config, |p| match p {
                 Progress::Loading(name) => emit(&Event::Loading(name.to_owned())),
                 Progress::Round { case, done } => emit(&Event::Round { case: case.to_owned(), done }),
             })?;

@@ -1,5 +1,8 @@
-//! Descriptive statistics of samples, robust to the outliers a busy machine
-//! produces (median and MAD rather than mean and standard deviation).
+//! Statistics. Here: descriptive summaries of samples, robust to the outliers
+//! a busy machine produces (median and MAD rather than mean and standard
+//! deviation). [`paired`]: the paired comparison of two builds' samples.
+
+pub mod paired;
 
 use serde::{Deserialize, Serialize};
 

@@ -3,19 +3,19 @@
 //! * **power**: programs generated here with a known extra cost (an empty
 //!   program padded with `k` dependent ALU instructions) are compared with
 //!   the unpadded one, many times, by the engine's own adaptive rounds with
-//!   fresh copies ([`interleave::adaptive`], [`Copies`]); the smallest true
+//!   fresh copies ([`engine::adaptive`], [`Copies`]); the smallest true
 //!   slowdown detected in at least 9 of 10 comparisons is what a comparison
 //!   can resolve on this host.
 //! * the **A/A false-verdict rate** is measured by the caller with the real
-//!   engine (`interleave::run` with the same build on both sides).
+//!   engine (`engine::run` with the same build on both sides).
 
-use crate::compare::{Change, RatioEstimate};
+use crate::engine::{self, Change, CompareConfig, Copies, RoundSource};
 use crate::error::{HarnessError, Result};
 use crate::flavor::{Flavor, Verdict};
-use crate::interleave::{self, CompareConfig, Copies, RoundSource};
 use crate::packet::PacketKind;
 use crate::program::Program;
 use crate::runner::{self, RunInput};
+use crate::stats::paired::RatioEstimate;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -60,7 +60,7 @@ pub struct PowerPoint {
 
 /// Two generated programs as the engine's [`RoundSource`]: `config.instances`
 /// loaded copies per side, used and replaced by fresh copies exactly as
-/// [`interleave::run`] does for a case of the suite.
+/// [`engine::run`] does for a case of the suite.
 struct Padded<'a> {
     paddings: (u32, u32),
     copies: Copies,
@@ -95,7 +95,7 @@ impl RoundSource for Padded<'_> {
             .copies
             .for_round(done, || Ok((padded_program(p0, Verdict::Drop)?, padded_program(p1, Verdict::Drop)?)))?;
         let (input, repeat) = (self.input, self.repeat);
-        interleave::abba(done, || runner::sample(base, input, repeat), || runner::sample(reference, input, repeat))
+        engine::abba(done, || runner::sample(base, input, repeat), || runner::sample(reference, input, repeat))
             .map(Some)
     }
 
@@ -105,7 +105,7 @@ impl RoundSource for Padded<'_> {
 }
 
 /// One comparison of the two paddings by the engine's adaptive rounds
-/// ([`interleave::adaptive`]): the estimate and verdict of the case.
+/// ([`engine::adaptive`]): the estimate and verdict of the case.
 fn compare_once(
     paddings: (u32, u32),
     input: &RunInput,
@@ -113,7 +113,7 @@ fn compare_once(
     config: &CompareConfig,
 ) -> Result<(RatioEstimate, Change)> {
     let mut source = Padded::load(paddings, input, repeat, config)?;
-    let case = interleave::adaptive(1, config, &mut source)?.remove(0);
+    let case = engine::adaptive(1, config, &mut source)?.remove(0);
     match (case.estimate, case.change) {
         (Some(est), Some(change)) => Ok((est, change)),
         _ => Err(HarnessError::TestRun { flavor: Flavor::Xdp, reason: "no round was measured".into() }),
@@ -121,7 +121,7 @@ fn compare_once(
 }
 
 /// For each padding in `extras`, run `reps` comparisons against the base
-/// program with the engine's own adaptive rounds ([`interleave::adaptive`]:
+/// program with the engine's own adaptive rounds ([`engine::adaptive`]:
 /// `min_rounds`, then batches until the interval is narrower than
 /// `target_ci_pct` or `max_rounds`), with fresh copies as in a real
 /// comparison. The true slowdown is measured first, by the same engine
