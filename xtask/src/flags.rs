@@ -118,6 +118,21 @@ pub enum Command {
 }
 
 impl Command {
+    /// The flags every user-facing command shares; `None` for the internal ones.
+    pub fn common(&self) -> Option<&CommonFlags> {
+        Some(match self {
+            Command::Bench(f) => &f.common,
+            Command::BenchCompare(f) => &f.common,
+            Command::BenchHistory(f) => &f.common,
+            Command::BenchSelfcheck(f) => &f.common,
+            Command::Optimize(f) => &f.common,
+            Command::Doctor(f) => &f.common,
+            Command::InstallHook(f) => &f.common,
+            Command::Demo(f) => &f.common,
+            Command::Harness | Command::SandboxExec(_) => return None,
+        })
+    }
+
     /// Parse one command line (without the program name) as `cargo xtask`
     /// does: for code that runs a command itself (`demo`), so it takes the
     /// same path, defaults and checks as a user's command line.
@@ -302,6 +317,9 @@ pub struct CommonFlags {
     /// Where builds, worktrees and cached results live [default: $BFPERF_CACHE or ~/.cache/bfperf].
     #[arg(long, value_name = "DIR", global = true)]
     pub cache_dir: Option<PathBuf>,
+    /// No progress and no informational lines on stderr; errors and warnings still print.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
 }
 
 // ---- The commands ----
