@@ -170,3 +170,27 @@ fn progress_is_plain_lines_when_stderr_is_not_a_terminal_and_quiet_removes_it() 
     let failed = xtask(&["bench", "--quiet"], cache.path());
     assert!(one_error_line(&failed).contains("no bpfilter sources given"), "{}", failed.stderr);
 }
+
+#[test]
+fn color_always_colors_a_piped_table_and_never_does_not() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let cache = tempfile::tempdir().unwrap();
+    let src = repo.path().to_str().unwrap();
+    // minifilter rejects `log`: single_rule__ip4_saddr_l is unsupported, a row the table colors.
+    let filter = "xdp__prologue,single_rule__ip4_saddr_l";
+    let args = ["bench", "--sources", src, "--filter", filter, "--samples", "3", "--sample-ms", "2"];
+    // stdout is a pipe and NO_COLOR is set (bfperf_tests::xtask): auto means no colors.
+    let auto = xtask(&args, cache.path());
+    assert_eq!(auto.code, 0, "{}", auto.stderr);
+    assert!(!auto.stdout.contains("\x1b["), "{:?}", auto.stdout);
+    let always = xtask(&[&args[..], &["--color", "always"]].concat(), cache.path());
+    assert_eq!(always.code, 0, "{}", always.stderr);
+    let row = always.stdout.lines().find(|l| l.contains("single_rule__ip4_saddr_l")).expect("the case's row");
+    assert!(row.contains("\x1b[") && row.contains("unsupported"), "an escape in the row:\n{:?}", always.stdout);
+    let never = xtask(&[&args[..], &["--color", "never"]].concat(), cache.path());
+    assert_eq!(never.code, 0, "{}", never.stderr);
+    assert!(never.stdout.contains("unsupported") && !never.stdout.contains("\x1b["), "{:?}", never.stdout);
+    let bad = xtask(&["bench", "--color", "sometimes"], cache.path());
+    assert_eq!(bad.code, 1, "a usage error:\n{}", bad.stderr);
+}

@@ -6,7 +6,7 @@
 //! settings; [`MeasureFlags::config`] turns them into the engine's
 //! [`CompareConfig`]), [`JsonFlags`] (`--json-output`), [`RemoteFlags`]
 //! (`--host` and its ssh settings), [`HostFlags`] (the host lock and
-//! isolation) and [`CommonFlags`] (`--cache-dir`). A command's own options
+//! isolation) and [`CommonFlags`] (`--cache-dir`, `-q`, `--color`). A command's own options
 //! are in its struct. Parsing only: what a flag does is in the command
 //! (the binary's `commands/`) and the library.
 
@@ -320,6 +320,9 @@ pub struct CommonFlags {
     /// No progress and no informational lines on stderr; errors and warnings still print.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Colors in the tables on stdout: `auto` when stdout is a terminal and NO_COLOR is unset.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = crate::output::ColorWhen::Auto, global = true)]
+    pub color: crate::output::ColorWhen,
 }
 
 // ---- The commands ----
