@@ -1,7 +1,10 @@
 //! Where results go: colors on stdout (`--color`) and the output files
 //! (`--json-output`, `--markdown`, `--csv`), each a PATH or `-` for stdout.
 
+use anyhow::{Context as _, Result};
 use clap::ValueEnum;
+use std::io::Write as _;
+use std::path::Path;
 use std::sync::OnceLock;
 
 /// `--color`: whether the tables on stdout take ANSI colors.
@@ -29,5 +32,64 @@ pub fn color() -> bool {
         ColorWhen::Always => true,
         ColorWhen::Never => false,
         ColorWhen::Auto => console::Term::stdout().is_term() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
+/// Whether an output flag's value is `-`: stdout.
+pub fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Write one output (`--json-output`, `--markdown`, `--csv`): to stdout for
+/// `-` (with a final newline), else atomically to the file (a reader never
+/// sees half of it).
+pub fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
+    if is_stdout(path) {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)?;
+        if !bytes.ends_with(b"\n") {
+            out.write_all(b"\n")?;
+        }
+        return out.flush().context("cannot write to stdout");
+    }
+    bench_harness::results::write_atomic(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Where a command's human output (tables, summaries, `JSON: <path>`) goes:
+/// stdout, unless an output file is `-`. Then stdout is that output alone
+/// (pure JSON, Markdown or CSV, for a pipe) and the human output goes to
+/// stderr.
+#[derive(Debug, Clone, Copy)]
+pub struct Human {
+    to_stderr: bool,
+}
+
+impl Human {
+    /// For a command whose output flags are `outputs`: refuses two of them on
+    /// stdout at once.
+    pub fn new(outputs: &[(&str, Option<&Path>)]) -> Result<Human> {
+        let dashes: Vec<&str> = outputs.iter().filter(|(_, p)| p.is_some_and(is_stdout)).map(|(f, _)| *f).collect();
+        anyhow::ensure!(
+            dashes.len() <= 1,
+            "{} all ask for stdout (`-`): give all but one of them a file",
+            dashes.join(" and ")
+        );
+        Ok(Human { to_stderr: !dashes.is_empty() })
+    }
+
+    /// Print one line (or a block) of human output.
+    pub fn line(&self, text: impl std::fmt::Display) {
+        if self.to_stderr {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+
+    /// Print where an output went (nothing when it went to stdout).
+    pub fn wrote(&self, what: &str, path: &Path) {
+        if !is_stdout(path) {
+            self.line(format!("{what}: {}", path.display()));
+        }
     }
 }
