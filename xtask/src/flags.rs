@@ -251,7 +251,7 @@ impl MeasureFlags {
 /// `--json-output`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct JsonFlags {
-    /// Write the outcome as JSON (schemas: doc/results-schema.md).
+    /// Write the outcome as JSON (schemas: doc/results-schema.md); `-`: to stdout, the table then on stderr.
     #[arg(long, value_name = "FILE")]
     pub json_output: Option<PathBuf>,
 }
@@ -368,7 +368,8 @@ pub struct CompareFlags {
     pub rounds: RoundFlags,
     #[command(flatten)]
     pub json: JsonFlags,
-    /// Write a Markdown table ready to paste as a pull-request comment.
+    /// Write a Markdown table ready to paste as a pull-request comment (`-`: stdout); it is also
+    /// appended to $GITHUB_STEP_SUMMARY when that is set.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
     /// Exit with 2 when a case is significantly slower (regression), faster (improvement) or either (any).

@@ -93,3 +93,44 @@ impl Human {
         }
     }
 }
+
+/// The variable GitHub Actions sets to the job summary's file.
+pub const STEP_SUMMARY_VAR: &str = "GITHUB_STEP_SUMMARY";
+
+/// Append `markdown` to the file named by `$GITHUB_STEP_SUMMARY` when it is
+/// set (GitHub Actions shows it on the run's page). Returns the file
+/// appended to. The file is appended to, never truncated (earlier steps
+/// wrote there too), and the name comes from the environment: a symbolic
+/// link, a FIFO or anything else than a regular file is refused.
+pub fn append_step_summary(markdown: &str) -> Result<Option<std::path::PathBuf>> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let Some(var) = std::env::var_os(STEP_SUMMARY_VAR).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let path = std::path::PathBuf::from(var);
+    let shown = path.display();
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        // O_NOFOLLOW: a symbolic link fails with ELOOP; O_NONBLOCK: a FIFO does not block the open.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => {
+                anyhow::anyhow!("${STEP_SUMMARY_VAR} ({shown}) is a symbolic link: refusing to follow it; point the variable at a regular file")
+            }
+            _ => anyhow::anyhow!("cannot open ${STEP_SUMMARY_VAR} ({shown}): {e}; unset the variable or fix the path"),
+        })?;
+    let meta = file.metadata().with_context(|| format!("cannot read ${STEP_SUMMARY_VAR} ({shown})"))?;
+    anyhow::ensure!(
+        meta.is_file(),
+        "${STEP_SUMMARY_VAR} ({shown}) is not a regular file: point the variable at a regular file"
+    );
+    let mut text = markdown.to_owned();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    (&file).write_all(text.as_bytes()).with_context(|| format!("cannot append to ${STEP_SUMMARY_VAR} ({shown})"))?;
+    Ok(Some(path))
+}

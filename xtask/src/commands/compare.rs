@@ -23,5 +23,8 @@ pub fn run(flags: CompareFlags) -> Result<i32> {
         output::write_output(path, report::markdown(&comparison).as_bytes())?;
         human.wrote("Markdown", path);
     }
+    if let Some(summary) = output::append_step_summary(&report::markdown(&comparison))? {
+        human.line(format!("Markdown appended to ${}: {}", output::STEP_SUMMARY_VAR, summary.display()));
+    }
     Ok(compare::exit_code(&comparison, flags.fail_on, flags.fail_on_benchmark_error))
 }
