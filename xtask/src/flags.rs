@@ -341,6 +341,9 @@ pub struct BenchFlags {
     pub list: bool,
     #[command(flatten)]
     pub json: JsonFlags,
+    /// Write one row per case as CSV, with a header row (`-`: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
     #[command(flatten)]
     pub sampling: SamplingFlags,
     #[command(flatten)]
@@ -372,6 +375,9 @@ pub struct CompareFlags {
     /// appended to $GITHUB_STEP_SUMMARY when that is set.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+    /// Write one row per case as CSV, with a header row (`-`: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
     /// Exit with 2 when a case is significantly slower (regression), faster (improvement) or either (any).
     #[arg(long, value_enum, value_name = "WHAT")]
     pub fail_on: Option<exit::FailOn>,

@@ -17,7 +17,7 @@ pub fn run(flags: BenchFlags) -> Result<i32> {
         }
         return Ok(exit::OK);
     }
-    let human = Human::new(&[("--json-output", flags.json.json_output.as_deref())])?;
+    let human = Human::new(&[("--json-output", flags.json.json_output.as_deref()), ("--csv", flags.csv.as_deref())])?;
     let session = Session::enter(&flags.host, &flags.remote, &flags.common, "bench", flags.bfcli.bfcli.is_none())?;
     let results = bench::run(&flags, &session)?;
     human.line(bench_harness::report::run_table(&results, super::color()));
@@ -40,6 +40,10 @@ pub fn run(flags: BenchFlags) -> Result<i32> {
     };
     output::write_output(&path, &serde_json::to_vec_pretty(&results)?)?;
     human.wrote("results", &path);
+    if let Some(path) = &flags.csv {
+        output::write_output(path, &xtask::report::run_csv(&results)?)?;
+        human.wrote("CSV", path);
+    }
     let failed = results.cases.iter().filter(|c| matches!(c.status, Status::Failed { .. })).count();
     anyhow::ensure!(failed == 0, "{failed} case(s) failed: their programs returned the wrong verdict or could not run");
     Ok(exit::OK)

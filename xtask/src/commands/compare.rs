@@ -23,6 +23,10 @@ pub fn run(flags: CompareFlags) -> Result<i32> {
         output::write_output(path, report::markdown(&comparison).as_bytes())?;
         human.wrote("Markdown", path);
     }
+    if let Some(path) = &flags.csv {
+        output::write_output(path, &report::compare_csv(&comparison)?)?;
+        human.wrote("CSV", path);
+    }
     if let Some(summary) = output::append_step_summary(&report::markdown(&comparison))? {
         human.line(format!("Markdown appended to ${}: {}", output::STEP_SUMMARY_VAR, summary.display()));
     }
