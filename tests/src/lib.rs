@@ -250,6 +250,7 @@ pub fn xtask_command(args: &[&str], cache: &Path) -> std::process::Command {
         .arg(cache)
         .env("NO_COLOR", "1")
         .env_remove("BPFILTER_SOURCES")
+        .env_remove("GITHUB_STEP_SUMMARY")
         .env_remove("ANTHROPIC_API_KEY")
         .stdin(std::process::Stdio::null());
     cmd
@@ -297,6 +298,7 @@ pub fn subcommand(sub: &str, sources: &Path, args: &[&str], cache: &Path) -> std
         .arg(cache)
         .env("NO_COLOR", "1")
         .env_remove("BPFILTER_SOURCES")
+        .env_remove("GITHUB_STEP_SUMMARY")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());

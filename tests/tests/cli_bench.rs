@@ -140,3 +140,57 @@ fn isolation_applies_to_the_measuring_thread_only() {
 
     bfperf_tests::assert_measuring_thread_isolated(&record, true);
 }
+
+#[test]
+fn progress_is_plain_lines_when_stderr_is_not_a_terminal_and_quiet_removes_it() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let cache = tempfile::tempdir().unwrap();
+    let src = repo.path().to_str().unwrap();
+    let args = ["bench", "--sources", src, "--filter", "prologue", "--samples", "3", "--sample-ms", "2"];
+    // The cases in the suite's order, as --list prints them.
+    let list = xtask(&["bench", "--list", "--filter", "prologue"], cache.path());
+    let cases: Vec<&str> = list.stdout.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(cases.len(), 4, "{}", list.stdout);
+
+    let run = xtask(&args, cache.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains('\r') && !run.stderr.contains('\x1b'), "no bar drawing:\n{:?}", run.stderr);
+    assert!(run.stderr.lines().any(|l| l.starts_with("building bfcli of ")), "the build phase:\n{}", run.stderr);
+    assert!(run.stderr.lines().any(|l| l == "bench: 4 steps"), "the bench phase:\n{}", run.stderr);
+    let done: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("bench [")).collect();
+    let expected: Vec<String> = cases.iter().enumerate().map(|(i, c)| format!("bench [{}/4] {c}: ok", i + 1)).collect();
+    assert_eq!(done, expected, "one line per finished case, in order:\n{}", run.stderr);
+
+    let quiet = xtask(&[&args[..], &["-q"]].concat(), cache.path());
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert!(quiet.stdout.contains("4 ok, 0 failed, 0 unsupported"), "results still on stdout:\n{}", quiet.stdout);
+    assert!(!quiet.stderr.contains("bench") && !quiet.stderr.contains("building"), "{}", quiet.stderr);
+    // Errors are not silenced.
+    let failed = xtask(&["bench", "--quiet"], cache.path());
+    assert!(one_error_line(&failed).contains("no bpfilter sources given"), "{}", failed.stderr);
+}
+
+#[test]
+fn color_always_colors_a_piped_table_and_never_does_not() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let cache = tempfile::tempdir().unwrap();
+    let src = repo.path().to_str().unwrap();
+    // minifilter rejects `log`: single_rule__ip4_saddr_l is unsupported, a row the table colors.
+    let filter = "xdp__prologue,single_rule__ip4_saddr_l";
+    let args = ["bench", "--sources", src, "--filter", filter, "--samples", "3", "--sample-ms", "2"];
+    // stdout is a pipe and NO_COLOR is set (bfperf_tests::xtask): auto means no colors.
+    let auto = xtask(&args, cache.path());
+    assert_eq!(auto.code, 0, "{}", auto.stderr);
+    assert!(!auto.stdout.contains("\x1b["), "{:?}", auto.stdout);
+    let always = xtask(&[&args[..], &["--color", "always"]].concat(), cache.path());
+    assert_eq!(always.code, 0, "{}", always.stderr);
+    let row = always.stdout.lines().find(|l| l.contains("single_rule__ip4_saddr_l")).expect("the case's row");
+    assert!(row.contains("\x1b[") && row.contains("unsupported"), "an escape in the row:\n{:?}", always.stdout);
+    let never = xtask(&[&args[..], &["--color", "never"]].concat(), cache.path());
+    assert_eq!(never.code, 0, "{}", never.stderr);
+    assert!(never.stdout.contains("unsupported") && !never.stdout.contains("\x1b["), "{:?}", never.stdout);
+    let bad = xtask(&["bench", "--color", "sometimes"], cache.path());
+    assert_eq!(bad.code, 1, "a usage error:\n{}", bad.stderr);
+}

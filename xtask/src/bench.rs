@@ -60,10 +60,16 @@ pub fn run(flags: &BenchFlags, session: &Session) -> Result<RunResults> {
         source,
         |name| bar.set_message(name.to_owned()),
         |r| {
-            if let bench_harness::results::Status::Failed { reason } = &r.status {
+            use bench_harness::results::Status;
+            if let Status::Failed { reason } = &r.status {
                 progress::note(&bar, format!("{}: FAILED: {}", r.name, crate::text::line(reason)));
             }
-            bar.inc(1)
+            let outcome = match r.status {
+                Status::Ok => "ok",
+                Status::Failed { .. } => "failed",
+                Status::Unsupported { .. } => "unsupported",
+            };
+            progress::step(&bar, format!("{}: {outcome}", r.name))
         },
     );
     bar.finish_and_clear();

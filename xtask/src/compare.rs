@@ -44,7 +44,7 @@ pub fn run(flags: &CompareFlags, session: &Session) -> Result<Comparison> {
     // The same commit however it was spelled (`HEAD main` too); `wip` only with itself.
     let same = base.oid() == reference.oid() && matches!(base, Rev::Wip { .. }) == matches!(reference, Rev::Wip { .. });
     if same {
-        eprintln!("BASE and REF are the same revision: this is an A/A run, measuring the noise (every verdict should be `no change`)");
+        progress::info("BASE and REF are the same revision: this is an A/A run, measuring the noise (every verdict should be `no change`)");
     }
     let machine = &session.machine;
     let base_bfcli = build_rev(machine, &repo, &layout, "base", &base, None)?;
@@ -61,14 +61,16 @@ pub fn run(flags: &CompareFlags, session: &Session) -> Result<Comparison> {
     let comparison = machine.compare(sides.0, sides.1, &selected, config, |p| match p {
         Progress::Loading(name) => {
             bar.set_message(name.to_owned());
-            bar.inc(1);
+            progress::step(&bar, name);
         }
         Progress::Round { case, done } => {
             if !measuring {
                 measuring = true;
-                bar.set_prefix("measuring");
-                bar.set_length(min_total);
-                bar.set_position(0);
+                progress::phase(&bar, "measuring", min_total);
+            }
+            // Plain mode: a line per as many rounds as there are cases, not one per round.
+            if progress::mode() == progress::Mode::Plain && done % selected.len() == 0 {
+                eprintln!("measuring: {done} rounds done (last: {case})");
             }
             if done as u64 > bar.length().unwrap_or(0) {
                 bar.set_length(done as u64);

@@ -6,7 +6,7 @@
 //! settings; [`MeasureFlags::config`] turns them into the engine's
 //! [`CompareConfig`]), [`JsonFlags`] (`--json-output`), [`RemoteFlags`]
 //! (`--host` and its ssh settings), [`HostFlags`] (the host lock and
-//! isolation) and [`CommonFlags`] (`--cache-dir`). A command's own options
+//! isolation) and [`CommonFlags`] (`--cache-dir`, `-q`, `--color`). A command's own options
 //! are in its struct. Parsing only: what a flag does is in the command
 //! (the binary's `commands/`) and the library.
 
@@ -118,6 +118,21 @@ pub enum Command {
 }
 
 impl Command {
+    /// The flags every user-facing command shares; `None` for the internal ones.
+    pub fn common(&self) -> Option<&CommonFlags> {
+        Some(match self {
+            Command::Bench(f) => &f.common,
+            Command::BenchCompare(f) => &f.common,
+            Command::BenchHistory(f) => &f.common,
+            Command::BenchSelfcheck(f) => &f.common,
+            Command::Optimize(f) => &f.common,
+            Command::Doctor(f) => &f.common,
+            Command::InstallHook(f) => &f.common,
+            Command::Demo(f) => &f.common,
+            Command::Harness | Command::SandboxExec(_) => return None,
+        })
+    }
+
     /// Parse one command line (without the program name) as `cargo xtask`
     /// does: for code that runs a command itself (`demo`), so it takes the
     /// same path, defaults and checks as a user's command line.
@@ -236,7 +251,7 @@ impl MeasureFlags {
 /// `--json-output`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct JsonFlags {
-    /// Write the outcome as JSON (schemas: doc/results-schema.md).
+    /// Write the outcome as JSON (schemas: doc/results-schema.md); `-`: to stdout, the table then on stderr.
     #[arg(long, value_name = "FILE")]
     pub json_output: Option<PathBuf>,
 }
@@ -302,6 +317,12 @@ pub struct CommonFlags {
     /// Where builds, worktrees and cached results live [default: $BFPERF_CACHE or ~/.cache/bfperf].
     #[arg(long, value_name = "DIR", global = true)]
     pub cache_dir: Option<PathBuf>,
+    /// No progress and no informational lines on stderr; errors and warnings still print.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Colors in the tables on stdout: `auto` when stdout is a terminal and NO_COLOR is unset.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = crate::output::ColorWhen::Auto, global = true)]
+    pub color: crate::output::ColorWhen,
 }
 
 // ---- The commands ----
@@ -320,6 +341,9 @@ pub struct BenchFlags {
     pub list: bool,
     #[command(flatten)]
     pub json: JsonFlags,
+    /// Write one row per case as CSV, with a header row (`-`: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
     #[command(flatten)]
     pub sampling: SamplingFlags,
     #[command(flatten)]
@@ -347,9 +371,13 @@ pub struct CompareFlags {
     pub rounds: RoundFlags,
     #[command(flatten)]
     pub json: JsonFlags,
-    /// Write a Markdown table ready to paste as a pull-request comment.
+    /// Write a Markdown table ready to paste as a pull-request comment (`-`: stdout); it is also
+    /// appended to $GITHUB_STEP_SUMMARY when that is set.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+    /// Write one row per case as CSV, with a header row (`-`: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
     /// Exit with 2 when a case is significantly slower (regression), faster (improvement) or either (any).
     #[arg(long, value_enum, value_name = "WHAT")]
     pub fail_on: Option<exit::FailOn>,

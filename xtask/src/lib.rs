@@ -18,6 +18,7 @@ pub mod html;
 pub mod lock;
 pub mod machine;
 pub mod optimize;
+pub mod output;
 pub mod progress;
 pub mod remote;
 pub mod report;

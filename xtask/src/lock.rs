@@ -114,14 +114,14 @@ impl RunLock {
                     path.display()
                 ),
                 Wait::Yes => {
-                    eprintln!("waiting for another benchmark on this host to finish ({holder})...");
+                    crate::progress::info(format!("waiting for another benchmark on this host to finish ({holder})..."));
                     let waited = std::time::Instant::now();
                     // Polled, not blocking: a Ctrl-C (or, on a --host, the client going away) ends the wait.
                     while FileExt::try_lock_exclusive(&file).is_err() {
                         bench_harness::interrupt::check().context("stopped waiting for the benchmark lock")?;
                         std::thread::sleep(std::time::Duration::from_millis(200));
                     }
-                    eprintln!("lock obtained after {:.0} s of waiting", waited.elapsed().as_secs_f64());
+                    crate::progress::info(format!("lock obtained after {:.0} s of waiting", waited.elapsed().as_secs_f64()));
                 }
             }
         }

@@ -9,6 +9,10 @@ use xtask::{exit, text};
 
 fn main() {
     let cli: Cli = exit::parse();
+    if let Some(common) = cli.command.common() {
+        xtask::progress::init(common.quiet);
+        xtask::output::init_color(common.color);
+    }
     let result = match cli.command {
         // Before any thread starts (the interrupt handler's): a threaded process cannot unshare its mounts.
         Command::SandboxExec(args) => Ok(xtask::sandbox::exec_main(args)),

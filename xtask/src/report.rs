@@ -3,7 +3,7 @@
 
 use bench_harness::engine::Change;
 use bench_harness::engine::{CaseComparison, Comparison};
-use bench_harness::results::{Status, Unit};
+use bench_harness::results::{RunResults, Status, Unit};
 use bench_harness::stats::paired::RatioEstimate;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Color, Table};
 use std::fmt::Write as _;
@@ -188,6 +188,113 @@ pub fn markdown(c: &Comparison) -> String {
         text::markdown(&c.host.kernel)
     );
     out
+}
+
+/// `--csv` for `bench`: a header row, then one row per case (RFC 4180: a
+/// field with a comma, quote or line break is quoted). Times are in the
+/// case's `unit`; empty fields where the case has no value.
+pub fn run_csv(results: &RunResults) -> anyhow::Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(vec![]);
+    w.write_record([
+        "case",
+        "status",
+        "reason",
+        "unit",
+        "median",
+        "mad_pct",
+        "min",
+        "max",
+        "n",
+        "xlated_insns",
+        "jited_bytes",
+        "verified_insns",
+        "over_floor_ns",
+    ])?;
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    for case in &results.cases {
+        let (status, reason) = status_fields(&case.status);
+        let s = case.summary;
+        let m = case.metrics;
+        w.write_record([
+            case.name.clone(),
+            status.into(),
+            reason,
+            unit(case.unit).into(),
+            opt(s.map(|s| s.median.to_string())),
+            opt(s.map(|s| format!("{:.3}", s.spread_pct()))),
+            opt(s.map(|s| s.min.to_string())),
+            opt(s.map(|s| s.max.to_string())),
+            opt(s.map(|s| s.n.to_string())),
+            opt(m.map(|m| m.xlated_insns.to_string())),
+            opt(m.map(|m| m.jited_bytes.to_string())),
+            opt(m.map(|m| m.verified_insns.to_string())),
+            opt(case.cost_over_floor().filter(|_| case.status == Status::Ok).map(|c| c.to_string())),
+        ])?;
+    }
+    Ok(w.into_inner()?)
+}
+
+/// `--csv` for `bench-compare`: a header row, then one row per case. `delta_pct`
+/// and its interval are REF against BASE in %; `verdict` is `faster`,
+/// `slower`, `no_change` or `not_measured` (then the statuses say why).
+pub fn compare_csv(c: &Comparison) -> anyhow::Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(vec![]);
+    w.write_record([
+        "case",
+        "unit",
+        "base_median",
+        "ref_median",
+        "delta_pct",
+        "ci_low_pct",
+        "ci_high_pct",
+        "verdict",
+        "rounds",
+        "insns_delta",
+        "jited_bytes_delta",
+        "base_status",
+        "base_reason",
+        "ref_status",
+        "ref_reason",
+    ])?;
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    for case in &c.cases {
+        let verdict = match (case.is_ok(), case.change) {
+            (false, _) => "not_measured",
+            (true, Some(Change::Faster)) => "faster",
+            (true, Some(Change::Slower)) => "slower",
+            (true, _) => "no_change",
+        };
+        let (base_status, base_reason) = status_fields(&case.base_status);
+        let (ref_status, ref_reason) = status_fields(&case.ref_status);
+        let est = case.estimate.as_ref();
+        w.write_record([
+            case.name.clone(),
+            unit(case.unit).into(),
+            opt(case.base_median().map(|m| m.to_string())),
+            opt(case.ref_median().map(|m| m.to_string())),
+            opt(est.map(|e| format!("{:.4}", e.delta_pct()))),
+            opt(est.map(|e| format!("{:.4}", e.ci_pct().0))),
+            opt(est.map(|e| format!("{:.4}", e.ci_pct().1))),
+            verdict.into(),
+            case.base_samples.len().to_string(),
+            opt(case.insns_delta().map(|d| d.to_string())),
+            opt(case.jited_delta().map(|d| d.to_string())),
+            base_status.into(),
+            base_reason,
+            ref_status.into(),
+            ref_reason,
+        ])?;
+    }
+    Ok(w.into_inner()?)
+}
+
+/// A status as its word and its reason (empty when ok).
+fn status_fields(s: &Status) -> (&'static str, String) {
+    match s {
+        Status::Ok => ("ok", String::new()),
+        Status::Failed { reason } => ("failed", reason.clone()),
+        Status::Unsupported { reason } => ("unsupported", reason.clone()),
+    }
 }
 
 #[cfg(test)]

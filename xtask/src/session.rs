@@ -79,7 +79,11 @@ impl Session {
         let connected = Remote::connect(&opts, &host_cache)?;
         std::fs::create_dir_all(&host_cache).with_context(|| format!("cannot create {}", host_cache.display()))?;
         let held = lock::RunLock::acquire(&host_cache.join("bfperf.lock"), host.wait(), what)?;
-        eprintln!("host: {spec} (kernel {}), bfperf directory {}", connected.kernel(), connected.root().display());
+        crate::progress::info(format!(
+            "host: {spec} (kernel {}), bfperf directory {}",
+            connected.kernel(),
+            connected.root().display()
+        ));
         Ok(Session { machine: Machine::Remote(std::sync::Arc::new(connected)), cache: host_cache, _lock: Some(held) })
     }
 
@@ -108,7 +112,7 @@ fn enter_here(host: &HostFlags, cache: &Path, what: &str) -> Result<lock::RunLoc
     }
     let held = lock::RunLock::acquire(&lock::default_path(cache), host.wait(), what)?;
     for line in host.isolation().install()? {
-        eprintln!("host: while measuring: {line}");
+        crate::progress::info(format!("host: while measuring: {line}"));
     }
     Ok(held)
 }

@@ -4,11 +4,13 @@ use anyhow::{Context as _, Result};
 use bench_harness::engine::Change;
 use bench_harness::results::write_atomic;
 use xtask::flags::HistoryFlags;
+use xtask::output::{self, Human};
 use xtask::session::Session;
 use xtask::{history, report, text};
 
 /// Measure the range, print the commits and changes, write the reports.
 pub fn run(flags: HistoryFlags) -> Result<i32> {
+    let human = Human::new(&[("--json-output", flags.json.json_output.as_deref())])?;
     let what = format!("bench-history {}..{}", flags.since, flags.until);
     let session = Session::enter(&flags.host, &flags.remote, &flags.common, &what, true)?;
     let cache = session.cache.clone();
@@ -19,26 +21,34 @@ pub fn run(flags: HistoryFlags) -> Result<i32> {
             history::PointStatus::Measured { cached: false } => "measured".to_string(),
             history::PointStatus::BuildFailed { .. } => "BUILD FAILED".to_string(),
         };
-        println!("{:<12} {:<9} {}", p.label, state, text::line(&p.subject));
+        human.line(format!("{:<12} {:<9} {}", p.label, state, text::line(&p.subject)));
     }
     if hist.changes.is_empty() {
-        println!("no significant change along {} commits (threshold {:.1} %)", hist.points.len(), hist.threshold_pct);
+        human.line(format!(
+            "no significant change along {} commits (threshold {:.1} %)",
+            hist.points.len(),
+            hist.threshold_pct
+        ));
     }
     for c in &hist.changes {
         let word = if c.change.change == Change::Slower { "slower" } else { "faster" };
         let subject = text::line(&c.subject);
-        println!("{word:>6} {:<42} at {} {subject}: {}", c.case, c.commit, report::delta(&c.change.estimate));
+        human.line(format!(
+            "{word:>6} {:<42} at {} {subject}: {}",
+            c.case,
+            c.commit,
+            report::delta(&c.change.estimate)
+        ));
     }
     let html = flags.html.unwrap_or_else(|| {
         cache.join("reports").join(format!("history-{}.html", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")))
     });
     write_atomic(&html, history::html::render(&hist).as_bytes())
         .with_context(|| format!("cannot write {}", html.display()))?;
-    println!("report: {}", html.display());
+    human.line(format!("report: {}", html.display()));
     if let Some(path) = &flags.json.json_output {
-        write_atomic(path, &serde_json::to_vec_pretty(&hist)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("JSON: {}", path.display());
+        output::write_output(path, &serde_json::to_vec_pretty(&hist)?)?;
+        human.wrote("JSON", path);
     }
     Ok(history::exit_code(&hist, flags.fail_on, flags.fail_on_benchmark_error, flags.fail_on_last_commit_failure))
 }

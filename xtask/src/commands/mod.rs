@@ -29,7 +29,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
     }
 }
 
-/// Whether stdout takes colors.
+/// Whether stdout takes colors (`--color`).
 fn color() -> bool {
-    console::Term::stdout().is_term() && std::env::var_os("NO_COLOR").is_none()
+    xtask::output::color()
 }

@@ -2,50 +2,51 @@
 
 use anyhow::Result;
 use bench_harness::engine::CompareConfig;
-use bench_harness::results::write_atomic;
 use xtask::flags::SelfcheckFlags;
+use xtask::output::{self, Human};
 use xtask::session::Session;
-use xtask::{bench, exit, selfcheck};
+use xtask::{bench, exit, progress, selfcheck};
 
 /// The A/A part (unless `--power-only`) and the power part, printed as they go.
 pub fn run(flags: SelfcheckFlags) -> Result<i32> {
+    let human = Human::new(&[("--json-output", flags.json.json_output.as_deref())])?;
     let session = Session::local(&flags.host, &flags.common, "bench-selfcheck")?;
     let config = flags.quick.base(CompareConfig::default());
     let mut json = serde_json::Map::new();
     if !flags.power_only {
         let bfcli = bench_harness::program::Bfcli::new(bench::prepare(&flags.tree, &flags.bfcli, &session)?.0)?;
-        eprintln!("A/A: {} comparisons of {} with itself", flags.aa_runs, bfcli.path().display());
+        progress::info(format!("A/A: {} comparisons of {} with itself", flags.aa_runs, bfcli.path().display()));
         let aa = selfcheck::aa(&bfcli, flags.cases.filter.as_deref(), flags.aa_runs, config, |run, o| {
-            eprintln!("  run {}: {} false verdicts of {} so far", run + 1, o.false_verdicts, o.verdicts)
+            progress::info(format!("  run {}: {} false verdicts of {} so far", run + 1, o.false_verdicts, o.verdicts))
         })?;
-        println!(
+        human.line(format!(
             "A/A false-verdict rate: {:.1} % ({} of {} case verdicts over {} runs; goal <= 5 %); median 95 % CI width {:.2} points",
             aa.rate() * 100.0,
             aa.false_verdicts,
             aa.verdicts,
             aa.runs,
             aa.median_ci_width_pct
-        );
+        ));
         json.insert("aa".into(), serde_json::to_value(&aa)?);
     }
-    eprintln!(
+    progress::info(format!(
         "power: {} comparisons per slowdown ({} to {} adaptive rounds each, as the engine does per case)",
         flags.power_reps, config.min_rounds, config.max_rounds
-    );
+    ));
     let points = selfcheck::power(flags.power_reps, config, |p| {
-        println!(
+        human.line(format!(
             "  +{:>2} insns: true slowdown {:+.2} %: detected {}/{} (wrong direction {})",
             p.extra_insns, p.true_delta_pct, p.detected, p.reps, p.wrong
-        )
+        ))
     })?;
     match bench_harness::power::smallest_detected(&points) {
-        Some(d) => println!("smallest slowdown detected 9 times out of 10: {d:.2} % (goal <= 2 %)"),
-        None => println!("no slowdown tried was detected 9 times out of 10"),
+        Some(d) => human.line(format!("smallest slowdown detected 9 times out of 10: {d:.2} % (goal <= 2 %)")),
+        None => human.line("no slowdown tried was detected 9 times out of 10"),
     }
     json.insert("power".into(), serde_json::to_value(&points)?);
     if let Some(path) = &flags.json.json_output {
-        write_atomic(path, &serde_json::to_vec_pretty(&json)?)?;
-        println!("JSON: {}", path.display());
+        output::write_output(path, &serde_json::to_vec_pretty(&json)?)?;
+        human.wrote("JSON", path);
     }
     Ok(exit::OK)
 }

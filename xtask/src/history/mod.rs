@@ -320,8 +320,9 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
             let first = reason.lines().next().unwrap_or_default();
             progress::note(&bar, format!("{label} does not build, skipped: {}", crate::text::line(first)));
         }
+        let outcome = if bfcli.is_ok() { "built" } else { "does not build" };
+        progress::step(&bar, format!("{label}: {outcome}{}", if cached { " (cached)" } else { "" }));
         built.push(Built { rev, label, subject, bfcli, cached });
-        bar.inc(1);
     }
     bar.finish_and_clear();
 
@@ -378,8 +379,9 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
                 (c, false)
             }
         };
+        let from_cache = if comparison.1 { " (cached)" } else { "" };
+        progress::step(&bar, format!("{} → {}: measured{from_cache}", a.label, b.label));
         comparisons[j] = Some(comparison);
-        bar.inc(1);
     }
     bar.finish_and_clear();
 

@@ -1,0 +1,144 @@
+//! The output flags every result-producing command shares: `--json-output`
+//! and `--markdown` to `-` (stdout), `$GITHUB_STEP_SUMMARY`, `--csv`. Against
+//! the minifilter test double and the real kernel; every run is a cheap A/A.
+
+use bfperf_tests::COMPARE_CHEAP as CHEAP;
+use bfperf_tests::{require_bpf, run_leaving_no_mount, show, FixtureRepo, Run};
+use std::path::Path;
+
+#[test]
+fn json_output_dash_makes_stdout_pure_json_and_the_table_goes_to_stderr() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let md = out.path().join("comment.md");
+    let csv_path = out.path().join("cmp.csv");
+    let args = [
+        CHEAP,
+        &[
+            "HEAD",
+            "HEAD",
+            "--json-output",
+            "-",
+            "--markdown",
+            md.to_str().unwrap(),
+            "--csv",
+            csv_path.to_str().unwrap(),
+        ],
+    ]
+    .concat();
+    let run = run_leaving_no_mount("bench-compare", repo.path(), &args, cache.path());
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&run)));
+    assert_eq!(v["schema"], "bfperf.compare.v1");
+    assert_eq!(v["cases"].as_array().unwrap().len(), 2);
+    assert!(run.stderr.contains("xdp__prologue") && run.stderr.contains("verdict"), "the table:\n{}", show(&run));
+    assert!(run.stderr.contains(&format!("Markdown: {}", md.display())), "{}", show(&run));
+    assert!(std::fs::read_to_string(&md).unwrap().contains("xdp__prologue"));
+
+    // The CSV parses back: a header, one row per case, the same verdicts as the JSON.
+    let mut csv = csv::Reader::from_path(&csv_path).unwrap();
+    let header = csv.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no {name} in {header:?}"));
+    let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (row, case) in rows.iter().zip(v["cases"].as_array().unwrap()) {
+        assert_eq!(&row[col("case")], case["name"].as_str().unwrap());
+        let want = match case["change"].as_str() {
+            Some("faster") => "faster",
+            Some("slower") => "slower",
+            _ => "no_change",
+        };
+        assert_eq!(&row[col("verdict")], want, "{row:?} vs {case}");
+        assert!(row[col("base_median")].parse::<f64>().unwrap() > 0.0, "{row:?}");
+        assert!(row[col("ci_low_pct")].parse::<f64>().unwrap() <= row[col("ci_high_pct")].parse::<f64>().unwrap());
+        assert_eq!(&row[col("insns_delta")], "0", "A/A: the same program");
+        assert_eq!(&row[col("base_status")], "ok");
+    }
+
+    // Two outputs cannot share stdout: one error, before anything runs.
+    let both = [CHEAP, &["HEAD", "HEAD", "--json-output", "-", "--markdown", "-"]].concat();
+    let run = run_leaving_no_mount("bench-compare", repo.path(), &both, cache.path());
+    assert_eq!(run.code, 1, "{}", show(&run));
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{}", show(&run));
+    assert!(errors[0].contains("--json-output and --markdown all ask for stdout"), "{}", show(&run));
+    assert!(run.stdout.is_empty(), "{}", show(&run));
+}
+
+/// `bench-compare ARGS` with `$GITHUB_STEP_SUMMARY` set to `summary`.
+fn compare_with_summary(repo: &FixtureRepo, args: &[&str], cache: &Path, summary: &Path) -> Run {
+    let mut cmd = bfperf_tests::subcommand("bench-compare", repo.path(), args, cache);
+    cmd.env("GITHUB_STEP_SUMMARY", summary);
+    let out = cmd.output().expect("xtask runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn the_markdown_is_appended_to_github_step_summary_and_a_planted_link_is_refused() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("step_summary");
+    std::fs::write(&summary, "# an earlier step\n").unwrap();
+    let args = [CHEAP, &["HEAD", "HEAD"]].concat();
+    let run = compare_with_summary(&repo, &args, cache.path(), &summary);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(text.starts_with("# an earlier step\n"), "appended, not truncated:\n{text}");
+    assert!(text.contains("xdp__prologue") && text.contains("tc__prologue"), "{text}");
+    assert!(run.stdout.contains("Markdown appended to $GITHUB_STEP_SUMMARY"), "{}", show(&run));
+    // A second step appends again.
+    let first = text.len();
+    let run = compare_with_summary(&repo, &args, cache.path(), &summary);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(text.len() > first && text[first..].contains("xdp__prologue"), "{text}");
+
+    // A symbolic link planted at the path is not followed: one error, the target untouched.
+    let target = dir.path().join("target");
+    std::fs::write(&target, "keep").unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let run = compare_with_summary(&repo, &args, cache.path(), &link);
+    assert_eq!(run.code, 1, "{}", show(&run));
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{}", show(&run));
+    assert!(errors[0].contains("is a symbolic link"), "{}", show(&run));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+}
+
+#[test]
+fn bench_csv_to_stdout_parses_back_one_row_per_case() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let cache = tempfile::tempdir().unwrap();
+    let src = repo.path().to_str().unwrap();
+    // minifilter rejects `log`: the second case is unsupported, with bfcli's message as its reason.
+    let filter = "xdp__prologue,single_rule__ip4_saddr_l";
+    let args = ["bench", "--sources", src, "--filter", filter, "--samples", "3", "--sample-ms", "2", "--csv", "-"];
+    let run = bfperf_tests::xtask(&args, cache.path());
+    assert_eq!(run.code, 0, "{}", show(&run));
+    assert!(run.stderr.contains("1 ok, 0 failed, 1 unsupported"), "the summary is on stderr:\n{}", show(&run));
+    let mut csv = csv::Reader::from_reader(run.stdout.as_bytes());
+    let header: Vec<String> = csv.headers().unwrap().iter().map(str::to_owned).collect();
+    assert_eq!(header[..5], ["case", "status", "reason", "unit", "median"]);
+    let rows: Vec<csv::StringRecord> =
+        csv.records().map(|r| r.unwrap_or_else(|e| panic!("{e}: {}", run.stdout))).collect();
+    assert_eq!(rows.len(), 2, "{}", run.stdout);
+    assert_eq!(rows.iter().filter(|r| r.len() == header.len()).count(), 2, "every row has every column");
+    let ok = rows.iter().find(|r| &r[0] == "xdp__prologue").expect("the xdp row");
+    assert_eq!(&ok[1], "ok");
+    assert_eq!(&ok[3], "ns");
+    assert!(ok[4].parse::<f64>().unwrap() > 0.0, "{ok:?}");
+    assert_eq!(ok[8].parse::<usize>().unwrap(), 3, "n is --samples");
+    let unsupported = rows.iter().find(|r| &r[0] == "single_rule__ip4_saddr_l").expect("the unsupported row");
+    assert_eq!(&unsupported[1], "unsupported");
+    assert!(!unsupported[2].is_empty() && unsupported[4].is_empty(), "a reason, no median: {unsupported:?}");
+}
