@@ -19,6 +19,7 @@ pub mod lock;
 pub mod machine;
 pub mod optimize;
 pub mod output;
+pub mod planted;
 pub mod progress;
 pub mod remote;
 pub mod report;

@@ -44,6 +44,7 @@ pub enum Wait {
 /// a FIFO or changing a file someone else made; create it (mode 0666, shared
 /// by every user who benchmarks on this host) when it is not there.
 fn open_lock_file(path: &Path) -> Result<File> {
+    use crate::planted::{self, Refused};
     let remove = |what: &str| {
         anyhow::anyhow!(
             "the lock file {} {what}: someone may have planted it; remove it (sudo rm {}) when no benchmark runs",
@@ -51,36 +52,27 @@ fn open_lock_file(path: &Path) -> Result<File> {
             path.display()
         )
     };
-    // O_NOFOLLOW: a symbolic link fails with ELOOP; O_NONBLOCK: a FIFO does not block the open;
-    // O_NOCTTY: a terminal does not become ours.
-    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    let refused = |why: Refused, doing: &str| match why {
+        Refused::Link => remove("is a symbolic link"),
+        Refused::NotRegular => remove("is not a regular file"),
+        Refused::Io(e) => anyhow::Error::new(e).context(format!("cannot {doing} the lock file {}", path.display())),
+    };
     // Another run may create or remove it between our two opens: try again a few times.
     for _ in 0..10 {
-        let existing = std::fs::OpenOptions::new().read(true).write(true).custom_flags(flags).open(path);
-        let (file, created) = match existing {
-            Ok(f) => (f, false),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(remove("is a symbolic link")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let new = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(flags)
-                    .open(path);
-                match new {
-                    Ok(f) => (f, true),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                    Err(e) => return Err(e).with_context(|| format!("cannot create the lock file {}", path.display())),
+        let existing = planted::open(path, std::fs::OpenOptions::new().read(true).write(true));
+        let (file, meta, created) = match existing {
+            Ok((f, meta)) => (f, meta, false),
+            Err(Refused::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut new = std::fs::OpenOptions::new();
+                new.read(true).write(true).create_new(true).mode(0o600);
+                match planted::open(path, &mut new) {
+                    Ok((f, meta)) => (f, meta, true),
+                    Err(Refused::Io(e)) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(why) => return Err(refused(why, "create")),
                 }
             }
-            Err(e) => return Err(e).with_context(|| format!("cannot open the lock file {}", path.display())),
+            Err(why) => return Err(refused(why, "open")),
         };
-        // Checked on the open file, not the path: what we checked is what we write.
-        let meta = file.metadata().with_context(|| format!("cannot stat the lock file {}", path.display()))?;
-        if !meta.file_type().is_file() {
-            return Err(remove("is not a regular file"));
-        }
         let me = nix::unistd::geteuid().as_raw();
         if meta.uid() != 0 && meta.uid() != me {
             let whose = if me == 0 { "root".to_owned() } else { format!("root or uid {me}") };

@@ -103,30 +103,24 @@ pub const STEP_SUMMARY_VAR: &str = "GITHUB_STEP_SUMMARY";
 /// wrote there too), and the name comes from the environment: a symbolic
 /// link, a FIFO or anything else than a regular file is refused.
 pub fn append_step_summary(markdown: &str) -> Result<Option<std::path::PathBuf>> {
+    use crate::planted::{self, Refused};
     use std::os::unix::fs::OpenOptionsExt as _;
     let Some(var) = std::env::var_os(STEP_SUMMARY_VAR).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     let path = std::path::PathBuf::from(var);
     let shown = path.display();
-    let file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o644)
-        // O_NOFOLLOW: a symbolic link fails with ELOOP; O_NONBLOCK: a FIFO does not block the open.
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open(&path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => {
-                anyhow::anyhow!("${STEP_SUMMARY_VAR} ({shown}) is a symbolic link: refusing to follow it; point the variable at a regular file")
-            }
-            _ => anyhow::anyhow!("cannot open ${STEP_SUMMARY_VAR} ({shown}): {e}; unset the variable or fix the path"),
-        })?;
-    let meta = file.metadata().with_context(|| format!("cannot read ${STEP_SUMMARY_VAR} ({shown})"))?;
-    anyhow::ensure!(
-        meta.is_file(),
-        "${STEP_SUMMARY_VAR} ({shown}) is not a regular file: point the variable at a regular file"
-    );
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true).create(true).mode(0o644);
+    let (file, _) = planted::open(&path, &mut options).map_err(|why| match why {
+        Refused::Link => anyhow::anyhow!(
+            "${STEP_SUMMARY_VAR} ({shown}) is a symbolic link: refusing to follow it; point the variable at a regular file"
+        ),
+        Refused::NotRegular => anyhow::anyhow!(
+            "${STEP_SUMMARY_VAR} ({shown}) is not a regular file: point the variable at a regular file"
+        ),
+        Refused::Io(e) => anyhow::anyhow!("cannot open ${STEP_SUMMARY_VAR} ({shown}): {e}; unset the variable or fix the path"),
+    })?;
     let mut text = markdown.to_owned();
     if !text.ends_with('\n') {
         text.push('\n');

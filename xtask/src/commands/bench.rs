@@ -20,7 +20,7 @@ pub fn run(flags: BenchFlags) -> Result<i32> {
     let human = Human::new(&[("--json-output", flags.json.json_output.as_deref()), ("--csv", flags.csv.as_deref())])?;
     let session = Session::enter(&flags.host, &flags.remote, &flags.common, "bench", flags.bfcli.bfcli.is_none())?;
     let results = bench::run(&flags, &session)?;
-    human.line(bench_harness::table::run_table(&results, super::color()));
+    human.line(bench_harness::table::run_table(&results, xtask::output::color()));
     for line in bench_harness::table::floor_lines(&results) {
         human.line(line);
     }

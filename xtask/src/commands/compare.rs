@@ -13,7 +13,7 @@ pub fn run(flags: CompareFlags) -> Result<i32> {
     let what = format!("bench-compare {} {}", flags.base, flags.reference);
     let session = Session::enter(&flags.host, &flags.remote, &flags.common, &what, true)?;
     let comparison = compare::run(&flags, &session)?;
-    human.line(report::compare_table(&comparison, super::color()));
+    human.line(report::compare_table(&comparison, xtask::output::color()));
     human.line(report::summary(&comparison).trim_end());
     if let Some(path) = &flags.json.json_output {
         output::write_output(path, &serde_json::to_vec_pretty(&comparison)?)?;

@@ -11,7 +11,7 @@ pub fn run(flags: DemoFlags) -> Result<i32> {
     let cache = &session.cache;
     let demo = xtask::demo::run(&session, true)?;
     println!("── bench-compare HEAD~1 HEAD (minifilter: the second commit pads every prologue) ──");
-    println!("{}", report::compare_table(&demo.comparison, super::color()));
+    println!("{}", report::compare_table(&demo.comparison, xtask::output::color()));
     print!("{}", report::summary(&demo.comparison));
     println!("\n── optimize: 2 attempts against a local scripted model ──");
     let r = &demo.run;

@@ -28,8 +28,3 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
         Command::SandboxExec(_) => unreachable!("main runs it before the interrupt handler"),
     }
 }
-
-/// Whether stdout takes colors (`--color`).
-fn color() -> bool {
-    xtask::output::color()
-}

@@ -17,23 +17,17 @@ pub const MAX_HISTORY_BYTES: u64 = 64 << 20;
 
 /// The text of `path`: a regular file, not a symlink, at most [`MAX_HISTORY_BYTES`].
 fn read_untrusted(path: &Path) -> Result<String> {
+    use crate::planted::{self, Refused};
     use std::io::Read as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
     let shown = path.display();
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        // Not a FIFO either: O_NONBLOCK keeps the open from waiting for a writer.
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => anyhow::anyhow!("{shown} is a symbolic link: refusing to follow it; remove it"),
-            _ if e.kind() == std::io::ErrorKind::NotFound => {
-                anyhow::anyhow!("no optimize run at {shown}: check the run id")
-            }
-            _ => anyhow::anyhow!("cannot open {shown}: {e}"),
-        })?;
-    let meta = file.metadata().with_context(|| format!("cannot read {shown}"))?;
-    anyhow::ensure!(meta.is_file(), "{shown} is not a regular file: remove it");
+    let (file, meta) = planted::open(path, std::fs::OpenOptions::new().read(true)).map_err(|why| match why {
+        Refused::Link => anyhow::anyhow!("{shown} is a symbolic link: refusing to follow it; remove it"),
+        Refused::NotRegular => anyhow::anyhow!("{shown} is not a regular file: remove it"),
+        Refused::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            anyhow::anyhow!("no optimize run at {shown}: check the run id")
+        }
+        Refused::Io(e) => anyhow::anyhow!("cannot open {shown}: {e}"),
+    })?;
     anyhow::ensure!(
         meta.len() <= MAX_HISTORY_BYTES,
         "{shown} is {} MiB, more than a run writes ({} MiB at most): it cannot be resumed; start a new run",
