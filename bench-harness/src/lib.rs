@@ -4,6 +4,8 @@
 //! * [`packet`]: the test packets, built with `etherparse`;
 //! * [`program`]: programs from a build's bfcli (pinned in a private
 //!   [`bpffs`]) or from the harness (the empty-program floor);
+//! * [`code`]: a loaded program's xlated code, and whether two loads are
+//!   the same program;
 //! * [`runner`]: `BPF_PROG_TEST_RUN`, calibration and samples;
 //! * [`suite_run`]: the suite on one build; [`results`]: the JSON it writes;
 //!   [`table`]: its terminal table;
@@ -14,6 +16,7 @@
 //!   own loop; [`power`]: the smallest slowdown the engine resolves here.
 
 pub mod bpffs;
+pub mod code;
 pub mod coverage;
 pub mod engine;
 pub mod error;

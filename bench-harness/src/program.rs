@@ -212,6 +212,11 @@ impl Program {
     pub fn raw_fd(&self) -> i32 {
         self.fd.as_raw_fd()
     }
+
+    /// The program's xlated code and maps, fetched from the kernel.
+    pub fn code(&self) -> Result<crate::code::ProgramCode> {
+        crate::code::ProgramCode::of(self.fd())
+    }
 }
 
 /// Map a bpf() errno to the harness error a user can act on.

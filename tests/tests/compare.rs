@@ -65,11 +65,13 @@ fn changes(v: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// BASE and REF programs are the same: identical exact metrics in every case.
+/// BASE and REF programs are the same: identical exact metrics in every
+/// case, and the engine found their xlated code identical.
 fn assert_same_programs(v: &Value) {
     for case in v["cases"].as_array().unwrap() {
         assert!(case["base_metrics"].is_object(), "{case}");
         assert_eq!(case["base_metrics"], case["ref_metrics"], "{}", case["name"]);
+        assert_eq!(case["same_program"], true, "{}", case["name"]);
     }
 }
 
@@ -163,6 +165,7 @@ fn verdicts_and_exit_codes_follow_real_changes() {
     for case in v["cases"].as_array().unwrap() {
         assert!(case["estimate"]["lo"].as_f64().unwrap() > 1.0, "interval excludes 1: {}", case["estimate"]);
         assert!(case["ref_metrics"]["xlated_insns"].as_u64() > case["base_metrics"]["xlated_insns"].as_u64());
+        assert_eq!(case["same_program"], false, "{}", case["name"]);
     }
     assert_eq!(v["base"]["source"]["commit"], plain.as_str());
     assert_eq!(v["reference"]["source"]["commit"], slow.as_str());

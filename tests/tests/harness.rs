@@ -156,3 +156,23 @@ fn the_power_check_runs_the_engine_on_generated_programs() {
     assert_eq!((p.detected, p.wrong, p.reps), (3, 0, 3), "{p:?}");
     assert_eq!(bench_harness::power::smallest_detected(&points), Some(p.true_delta_pct));
 }
+
+#[test]
+fn two_loads_of_a_case_are_the_same_program_and_another_case_is_not() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let bfcli = repo.build_bfcli();
+    let cases = suite::suite();
+    let by_name = |n: &str| cases.iter().find(|c| c.name == n).unwrap();
+    let side = bench_harness::suite_run::Side::new(Bfcli::new(&bfcli).unwrap()).unwrap();
+    let load = |n: &str| side.load(by_name(n)).unwrap().into_program();
+    // Both copies stay loaded at once, so their maps have different ids.
+    let (first, second) = (load("single_rule__ip4_saddr"), load("single_rule__ip4_saddr"));
+    let (a, b) = (first.code().unwrap(), second.code().unwrap());
+    assert_eq!(a.insns.len() as u32, first.metrics().xlated_insns);
+    assert!(!a.maps.is_empty(), "minifilter's programs use maps");
+    assert_ne!(a.maps.iter().map(|m| m.id).collect::<Vec<_>>(), b.maps.iter().map(|m| m.id).collect::<Vec<_>>());
+    assert!(a.same_program(&b), "two loads of one case");
+    let other = load("multiple_rules__ip4_saddr/8").code().unwrap();
+    assert!(!a.same_program(&other));
+}

@@ -318,6 +318,7 @@ mod tests {
             ref_samples: vec![],
             base_metrics: None,
             ref_metrics: None,
+            same_program: None,
             estimate: None,
             change: None,
         };

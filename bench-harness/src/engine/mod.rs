@@ -126,6 +126,11 @@ pub struct CaseComparison {
     pub base_metrics: Option<ProgramMetrics>,
     /// Exact metrics of REF's program.
     pub ref_metrics: Option<ProgramMetrics>,
+    /// Whether BASE and REF load byte-identical xlated code (map ids
+    /// normalised, [`crate::code`]); `None` when not known (a side failed,
+    /// or a chain-load case, which has no single program).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_program: Option<bool>,
     /// REF/BASE with its interval.
     pub estimate: Option<RatioEstimate>,
     /// The verdict.
@@ -329,6 +334,7 @@ fn prepare(a: &Side, b: &Side, case: &Case, config: &CompareConfig) -> Result<En
         ref_samples: vec![],
         base_metrics: None,
         ref_metrics: None,
+        same_program: None,
         estimate: None,
         change: None,
     };
@@ -377,6 +383,7 @@ fn prepare(a: &Side, b: &Side, case: &Case, config: &CompareConfig) -> Result<En
             if result.is_ok() {
                 let reference = sides.pop().expect("two sides");
                 let base = sides.pop().expect("two sides");
+                result.same_program = Some(base[0].code()?.same_program(&reference[0].code()?));
                 // The same repeat on both sides: each call does the same work count.
                 let repeat = runner::calibrate(&base[0], &input, Duration::from_secs_f64(config.sample_ms / 1000.0))?;
                 for _ in 0..config.warmup {

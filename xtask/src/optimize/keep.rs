@@ -112,6 +112,7 @@ mod tests {
             ref_samples: vec![],
             base_metrics: metrics(insns.0),
             ref_metrics: metrics(insns.1),
+            same_program: None,
             estimate: Some(e),
             change: Some(classify(&e, threshold_pct)),
         }
