@@ -7,8 +7,8 @@
 //! * [`code`]: a loaded program's xlated code, and whether two loads are
 //!   the same program;
 //! * [`runner`]: `BPF_PROG_TEST_RUN`, calibration and samples;
-//! * [`suite_run`]: the suite on one build; [`results`]: the JSON it writes;
-//!   [`table`]: its terminal table;
+//! * [`suite_run`]: the suite on one build; [`results`]: the JSON it writes
+//!   (tables, Markdown, CSV and HTML are xtask's output layer);
 //! * [`engine`]: the comparison of two builds (interleaved adaptive rounds),
 //!   its verdict ([`engine::verdict`]) and its JSON ([`engine::Comparison`]);
 //! * [`stats`]: robust summaries, and [`stats::paired`] the paired
@@ -30,6 +30,5 @@ pub mod runner;
 pub mod stats;
 pub mod suite;
 pub mod suite_run;
-pub mod table;
 
 pub use error::{HarnessError, Result};

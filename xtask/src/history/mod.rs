@@ -12,7 +12,6 @@
 //! second run builds and measures nothing.
 
 pub mod cache;
-pub mod html;
 
 use crate::exit;
 use crate::exit::FailOn;
@@ -479,7 +478,7 @@ mod tests {
 
     #[test]
     fn exit_code_follows_the_contract() {
-        let h = html::tests::synthetic(); // one slower change, one commit that did not build
+        let h = crate::output::html::history::tests::synthetic(); // one slower change, one commit that did not build
         assert_eq!(exit_code(&h, None, false, false), exit::OK);
         assert_eq!(exit_code(&h, Some(FailOn::Regression), false, false), exit::SIGNIFICANT);
         assert_eq!(exit_code(&h, Some(FailOn::Any), false, false), exit::SIGNIFICANT);

@@ -8,7 +8,6 @@
 //! scope is enforced on the diff, only scope files are committed, and the
 //! user's checkout is never touched (the run has its own worktree and branch).
 
-pub mod html;
 pub mod keep;
 pub mod prompt;
 pub mod record;
@@ -387,7 +386,9 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
 
 fn write_report(dir: &Path, record: &RunRecord) {
     let path = dir.join("report.html");
-    if let Err(e) = bench_harness::results::write_atomic(&path, html::render(record).as_bytes()) {
+    if let Err(e) =
+        bench_harness::results::write_atomic(&path, crate::output::html::optimize::render(record).as_bytes())
+    {
         eprintln!("warning: cannot write {}: {e:#}", path.display());
     }
 }
