@@ -773,3 +773,35 @@ mod tests {
         assert_eq!(runs(5, |i| i != 2), vec![0..2, 3..5]);
     }
 }
+
+#[cfg(test)]
+mod forest_tests {
+    use super::*;
+
+    #[test]
+    fn the_band_and_every_interval_are_inside_the_axis() {
+        let rows = vec![
+            ForestRow {
+                name: "a<b>".into(),
+                estimate: Some((12.0, 10.0, 14.0)),
+                change: Some(Change::Slower),
+                tip: "t&".into(),
+            },
+            ForestRow { name: "c".into(), estimate: None, change: None, tip: "why".into() },
+        ];
+        let svg = forest(&rows, 1.0);
+        assert!(svg.contains("a&lt;b&gt;") && svg.contains("t&amp;") && !svg.contains("a<b>"));
+        assert!(svg.contains("<rect class=\"band\""));
+        assert!(svg.contains(&format!("stroke=\"{SLOWER}\"")));
+        assert!(svg.contains(">not measured</text>"));
+        // Every x coordinate lies in the plot's width.
+        let xs: Vec<f64> = svg
+            .split(['"', ' '])
+            .collect::<Vec<_>>()
+            .windows(2)
+            .filter(|w| w[0].ends_with("x1=") || w[0].ends_with("x2=") || w[0].ends_with("cx="))
+            .filter_map(|w| w[1].parse().ok())
+            .collect();
+        assert!(!xs.is_empty() && xs.iter().all(|x| (0.0..=1000.0).contains(x)), "{xs:?}");
+    }
+}

@@ -95,3 +95,92 @@ pub fn render(c: &Comparison, templates: &Templates, generated: &str) -> Result<
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bench_harness::engine::{CaseComparison, CompareConfig, SideInfo, SCHEMA};
+    use bench_harness::results::{HostInfo, Status, Unit};
+    use bench_harness::stats::paired::RatioEstimate;
+
+    fn case(name: &str, ratio: f64, half: f64, change: Change) -> CaseComparison {
+        CaseComparison {
+            name: name.into(),
+            flavor: bench_harness::flavor::Flavor::Xdp,
+            flags: Default::default(),
+            unit: Unit::NsPerPacket,
+            base_status: Status::Ok,
+            ref_status: Status::Ok,
+            repeat: Some(1000),
+            base_samples: vec![30.0; 8],
+            ref_samples: vec![30.0 * ratio; 8],
+            base_metrics: None,
+            ref_metrics: None,
+            same_program: Some(ratio == 1.0),
+            estimate: Some(RatioEstimate { ratio, lo: ratio - half, hi: ratio + half, n: 8, level: 0.95 }),
+            change: Some(change),
+        }
+    }
+
+    fn comparison() -> Comparison {
+        let side = |label: &str| SideInfo { label: label.into(), source: Default::default() };
+        let mut failed = case("nf__<b>failed</b>", 1.0, 0.0, Change::NoChange);
+        failed.ref_status = Status::Failed { reason: "bfcli: <script>alert(1)</script> =1+1".into() };
+        failed.flags.use_set = true;
+        Comparison {
+            schema: SCHEMA.into(),
+            harness_version: "0".into(),
+            started_at: "2026-12-03T00:00:00Z".into(),
+            wall_time_s: 12.0,
+            host: HostInfo { hostname: "box<i>".into(), kernel: "6.12".into(), cpu_model: "cpu".into(), cpus: 2 },
+            base: side("aaaa main <img src=x onerror=alert(1)>"),
+            reference: side("bbbb (HEAD) \"quoted\" & 'single'"),
+            same_build: false,
+            config: CompareConfig::default(),
+            cases: vec![
+                case("xdp__prologue", 1.04, 0.01, Change::Slower),
+                case("tc__prologue", 0.95, 0.01, Change::Faster),
+                case("cgroup_skb__prologue", 1.0, 0.02, Change::NoChange),
+                failed,
+            ],
+            geomean: Some(RatioEstimate { ratio: 1.01, lo: 1.0, hi: 1.02, n: 24, level: 0.95 }),
+        }
+    }
+
+    #[test]
+    fn forest_above_the_table_colours_by_verdict_outside_text_escaped() {
+        let page = render(&comparison(), &Templates::embedded(), "now").unwrap();
+        let forest = page.find("<svg class=\"plot forest\"").expect("forest plot");
+        assert!(forest < page.find("<table class=\"sortable\">").unwrap());
+        assert!(page.contains("<rect class=\"band\""));
+        // One whisker per measured case, coloured by the engine's verdict; the failed case says so.
+        assert!(page.contains("<g class=\"slower\"><title>xdp__prologue: +4.0 % [+3.0, +5.0] (slower)</title>"));
+        assert!(page.contains("<g class=\"faster\"><title>tc__prologue: "));
+        assert!(page.contains("<g class=\"no_change\"><title>cgroup_skb__prologue: "));
+        assert!(page.contains("stroke=\"#c62828\"") && page.contains("stroke=\"#2e7d32\""));
+        assert!(page.contains(">not measured</text>"));
+        // Badges: same program, the case's flags.
+        assert!(page.contains(
+            "<tr id=\"case-cgroup_skb__prologue\"><td><code>cgroup_skb__prologue</code> <span class=\"badge same\""
+        ));
+        assert!(page.contains("<span class=\"badge flag\">set</span>"));
+        // Outside text is text: labels, host, bfcli's reason, the case name in the plot.
+        for raw in ["<img", "<script>alert", "<b>failed", "<i>"] {
+            assert!(!page.contains(raw), "{raw} reached the page");
+        }
+        assert!(page.contains("aaaa main &lt;img src=x onerror=alert(1)&gt;"));
+        assert!(page.contains("bbbb (HEAD) &quot;quoted&quot; &amp; &#39;single&#39;"));
+        assert!(page.contains("nf__&lt;b&gt;failed&lt;/b&gt;"));
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!page.contains("id=\"listings\""), "no listing without listing_diff");
+    }
+
+    #[test]
+    fn an_empty_comparison_renders() {
+        let mut c = comparison();
+        c.cases.clear();
+        c.geomean = None;
+        let page = render(&c, &Templates::embedded(), "now").unwrap();
+        assert!(page.contains("0 slower") && page.contains("</svg>"));
+    }
+}
