@@ -7,13 +7,14 @@
 //! on a known forge ([`commit_links`]), and shows the plain hash otherwise.
 
 use super::{case_id, flag_words, safe, Templates};
-use crate::history::{CaseChange, History, Point, PointStatus};
+use crate::history::{CaseChange, History, Pair, Point, PointStatus, LEVEL};
 use crate::output::format::{change_code, change_word, ci, nbsp, num, pct, unit};
 use crate::output::svg;
 use anyhow::Result;
 use bench_harness::engine::Change;
 use bench_harness::program::ProgramMetrics;
 use bench_harness::results::{CaseResult, Status, Unit};
+use bench_harness::stats::paired::{z_two_sided, RatioEstimate};
 use bench_harness::stats::Summary;
 use minijinja::{context, Value};
 
@@ -136,20 +137,105 @@ fn first_line(text: &str, max: usize) -> String {
     }
 }
 
-/// Per point: geometric mean over cases of median / median at the first
-/// measured commit, over the cases measured at both, with their count.
-fn geomeans(history: &History) -> Vec<Option<(f64, usize)>> {
-    let reference = history.points.iter().find(|p| history.cases.iter().any(|c| median(p, c).is_some()));
+/// One link of a chain: a pair's ratio, or the same programs on both sides.
+#[derive(Debug, Clone, Copy)]
+enum Link {
+    /// The programs are the same: the level carries over, without timing.
+    Same,
+    /// The paired estimate of this commit against the previous one that built.
+    Ratio(RatioEstimate),
+}
+
+/// A point of a chain: the product of the paired ratios since the first
+/// measured commit, with its interval at `level`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Chained {
+    ratio: f64,
+    lo: f64,
+    hi: f64,
+    /// This commit's programs are its parent's: drawn flat.
+    flat: bool,
+    /// Pairs chained (0 at the first commit).
+    links: usize,
+}
+
+/// Chain the paired ratios along the history: each point's level is the
+/// product of the pairs' ratios since the first measured commit, on the
+/// log scale a sum, with the variances summed (each pair's standard error
+/// from its interval: (ln hi − ln lo) / 2z). A pair whose programs are the
+/// same adds nothing (flat). `link` picks a pair's link; `None` (not
+/// measured on both sides) leaves the point out and the level as it was.
+fn chain(history: &History, link: impl Fn(&Pair) -> Option<Link>) -> Vec<Option<Chained>> {
+    let (mut sum, mut var, mut links, mut level) = (0.0f64, 0.0f64, 0usize, LEVEL);
+    let mut started = false;
+    let z = |level: f64| z_two_sided(level);
     history
         .points
         .iter()
         .map(|p| {
-            let reference = reference?;
-            let logs: Vec<f64> =
-                history.cases.iter().filter_map(|c| Some((median(p, c)? / median(reference, c)?).ln())).collect();
-            (!logs.is_empty()).then(|| ((logs.iter().sum::<f64>() / logs.len() as f64).exp(), logs.len()))
+            if matches!(p.status, PointStatus::BuildFailed { .. }) {
+                return None;
+            }
+            let flat = match (&p.pair, started) {
+                (None, false) if p.results.is_some() => {
+                    started = true;
+                    false
+                }
+                (Some(pair), true) => match link(pair)? {
+                    Link::Same => {
+                        links += 1;
+                        true
+                    }
+                    Link::Ratio(e) if e.ratio > 0.0 && e.lo > 0.0 && e.hi >= e.lo => {
+                        let se = (e.hi.ln() - e.lo.ln()) / (2.0 * z(e.level));
+                        sum += e.ratio.ln();
+                        var += se * se;
+                        level = e.level;
+                        links += 1;
+                        false
+                    }
+                    Link::Ratio(_) => return None,
+                },
+                _ => return None,
+            };
+            let half = z(level) * var.sqrt();
+            Some(Chained { ratio: sum.exp(), lo: (sum - half).exp(), hi: (sum + half).exp(), flat, links })
         })
         .collect()
+}
+
+/// The chain of one case.
+fn case_chain(history: &History, case: &str) -> Vec<Option<Chained>> {
+    chain(history, |pair| {
+        let c = pair.cases.iter().find(|c| c.case == case)?;
+        Some(if c.same_program == Some(true) { Link::Same } else { Link::Ratio(c.estimate) })
+    })
+}
+
+/// The chain of the suite: the geometric mean of each pair, flat when every
+/// case loads the same programs as at the previous commit.
+fn suite_chain(history: &History) -> Vec<Option<Chained>> {
+    chain(history, |pair| {
+        let same = !pair.cases.is_empty() && pair.cases.iter().all(|c| c.same_program == Some(true));
+        if same {
+            Some(Link::Same)
+        } else {
+            pair.geomean.map(Link::Ratio)
+        }
+    })
+}
+
+/// A chained point as a plot mark, in % against the first commit.
+fn chained_mark(c: &Chained, tip: String, href: Option<String>) -> svg::Mark {
+    let pct_of = |r: f64| (r - 1.0) * 100.0;
+    svg::Mark { mid: pct_of(c.ratio), lo: pct_of(c.lo), hi: pct_of(c.hi), tip, href }
+}
+
+/// `+3.1 % [+1.0, +5.2] (4 pairs)` of a chained point; `same programs` when flat.
+fn chained_text(c: &Chained) -> String {
+    let pct_of = |r: f64| (r - 1.0) * 100.0;
+    let same = if c.flat { ", same programs as the previous commit: not timed" } else { "" };
+    format!("{} {} ({} pairs chained{same})", pct(pct_of(c.ratio)), ci(pct_of(c.lo), pct_of(c.hi)), c.links)
 }
 
 /// Changes sorted by commit, then suite order.
@@ -221,7 +307,7 @@ fn page(history: &History, generated: &str, links: Option<&CommitLinks>) -> Valu
         .collect();
     let slower = history.changes.iter().filter(|c| c.change.change == Change::Slower).count();
 
-    let means = geomeans(history);
+    let means = suite_chain(history);
     let overall = (means.iter().flatten().count() > 1).then(|| {
         let slots = history
             .points
@@ -234,23 +320,18 @@ fn page(history: &History, generated: &str, links: Option<&CommitLinks>) -> Valu
                     p.subject,
                     first_line(reason, 200)
                 )),
-                (Some((ratio, n)), _) => {
-                    let v = (ratio - 1.0) * 100.0;
-                    svg::Slot::Value(svg::Mark {
-                        mid: v,
-                        lo: v,
-                        hi: v,
-                        tip: format!("{} {}\n{} vs the first measured commit ({n} cases)", p.label, p.subject, pct(v)),
-                        href: url(&p.commit),
-                    })
-                }
+                (Some(c), _) => svg::Slot::Value(chained_mark(
+                    c,
+                    format!("{} {}\nsuite {} vs the first commit", p.label, p.subject, chained_text(c)),
+                    url(&p.commit),
+                )),
                 (None, _) => svg::Slot::Empty,
             })
             .collect();
         let plot = svg::Plot {
             labels: &labels,
             slots,
-            y_title: "geomean Δ %".into(),
+            y_title: "suite Δ % (chained)".into(),
             highlights: commit_highlights(history),
             secondary: None,
             zero_line: true,
@@ -298,11 +379,11 @@ fn page(history: &History, generated: &str, links: Option<&CommitLinks>) -> Valu
                 reason_line => first_line(reason, 80),
                 reason,
                 state => if p.status == (PointStatus::Measured { cached: true }) { "cached" } else { "measured" },
-                same => false,
+                same => mean.is_some_and(|c| c.flat),
                 case_failures,
-                geomean => mean.map(|(r, _)| fmt_pct((r - 1.0) * 100.0)),
-                geomean_sort => mean.map(|(r, _)| (r - 1.0) * 100.0).unwrap_or(f64::NAN).to_string(),
-                geomean_n => mean.map(|(_, n)| n),
+                geomean => mean.map(|c| fmt_pct((c.ratio - 1.0) * 100.0)),
+                geomean_sort => mean.map(|c| (c.ratio - 1.0) * 100.0).unwrap_or(f64::NAN).to_string(),
+                geomean_tip => mean.map(|c| chained_text(&c)),
                 changes,
             }
         })
@@ -324,12 +405,12 @@ fn page(history: &History, generated: &str, links: Option<&CommitLinks>) -> Valu
         slower,
         faster => history.changes.len() - slower,
         overall,
-        overall_note => "Geometric mean over cases of the median relative to the first measured commit (cases measured at both), in %.",
-        geomean_head => "Geomean vs first",
-        geomean_title => "Geometric mean of the case medians relative to the first measured commit",
+        overall_note => "The suite's change since the first commit: each commit's paired suite geometric mean against the previous commit that built, chained (multiplied), with the propagated interval; a commit whose programs are all the same as its parent's is drawn flat, without timing.",
+        geomean_head => "Suite vs first",
+        geomean_title => "The chained paired suite geometric means since the first commit",
         points,
         cases,
-        cases_note => "Each commit's values come from its paired run with the previous commit that built, and the verdicts from those paired comparisons: a shift between two runs without a verdict is run-to-run noise.",
+        cases_note => "Each point is the case's change since the first commit: the paired ratios of each commit against the previous one that built (the comparisons the verdicts come from), chained, with the propagated interval as the band. A commit whose program is its parent's is drawn flat, without timing. The separate runs' medians are in each point's tooltip only: they drift from run to run and are not compared.",
         linked => links.is_some(),
     }
 }
@@ -342,15 +423,24 @@ fn case_page(history: &History, case: &str, labels: &[String], url: &dyn Fn(&str
     let unit = unit(results.last().map_or(Unit::NsPerPacket, |r| r.unit));
     let medians: Vec<(usize, f64)> =
         history.points.iter().enumerate().filter_map(|(i, p)| Some((i, median(p, case)?))).collect();
+    let chained = case_chain(history, case);
+    let last_chained = history.points.iter().zip(&chained).rev().find_map(|(p, c)| Some((p, c.as_ref()?)));
     let summary = match (medians.first(), medians.last()) {
-        (Some((fi, first)), Some((li, last))) => Some(format!(
-            "Median {} {unit} at {}, {} {unit} at {} ({}).",
-            num(*first),
-            history.points[*fi].label,
-            num(*last),
-            history.points[*li].label,
-            fmt_pct((last / first - 1.0) * 100.0)
-        )),
+        (Some((fi, first)), Some((li, last))) => {
+            let since = match last_chained {
+                Some((p, c)) if c.links > 0 => {
+                    format!("At {}: {} since {}. ", p.label, chained_text(c), history.points[*fi].label)
+                }
+                _ => String::new(),
+            };
+            Some(format!(
+                "{since}Medians of the separate runs (not paired): {} {unit} at {}, {} {unit} at {}.",
+                num(*first),
+                history.points[*fi].label,
+                num(*last),
+                history.points[*li].label,
+            ))
+        }
         _ => None,
     };
     let changes: Vec<Value> = history
@@ -371,7 +461,7 @@ fn case_page(history: &History, case: &str, labels: &[String], url: &dyn Fn(&str
 
     let mut slots = Vec::with_capacity(history.points.len());
     let mut insns = Vec::with_capacity(history.points.len());
-    for p in &history.points {
+    for (p, chained) in history.points.iter().zip(&chained) {
         let head = format!("{} {}", p.label, p.subject);
         let (slot, metric) = match cell(p, case) {
             Cell::BuildFailed(reason) => {
@@ -382,13 +472,6 @@ fn case_page(history: &History, case: &str, labels: &[String], url: &dyn Fn(&str
                 (svg::Slot::CaseFailed(format!("{head}\ncase failed: {}", first_line(reason, 200))), None)
             }
             Cell::Ok { summary: s, metrics } => {
-                let tip = format!(
-                    "{head}\nmedian {} {unit} (p05 {}, p95 {}, n = {})",
-                    num(s.median),
-                    num(s.p05),
-                    num(s.p95),
-                    s.n
-                );
                 let metric = metrics.map(|m| {
                     let tip = format!(
                         "{head}\n{} xlated instructions, {} JITed bytes, {} verified instructions",
@@ -396,8 +479,25 @@ fn case_page(history: &History, case: &str, labels: &[String], url: &dyn Fn(&str
                     );
                     (f64::from(m.xlated_insns), tip)
                 });
-                let mark = svg::Mark { mid: s.median, lo: s.p05, hi: s.p95, tip, href: url(&p.commit) };
-                (svg::Slot::Value(mark), metric)
+                // The separate run's median: a labelled aside, never the point itself.
+                let median = format!(
+                    "median of this commit's run: {} {unit} (p05 {}, p95 {}, n = {}; not paired)",
+                    num(s.median),
+                    num(s.p05),
+                    num(s.p95),
+                    s.n
+                );
+                let slot = match chained {
+                    Some(c) => svg::Slot::Value(chained_mark(
+                        c,
+                        format!("{head}\n{} since the first commit\n{median}", chained_text(c)),
+                        url(&p.commit),
+                    )),
+                    None => {
+                        svg::Slot::CaseFailed(format!("{head}\nno paired ratio with the previous commit\n{median}"))
+                    }
+                };
+                (slot, metric)
             }
         };
         slots.push(slot);
@@ -427,7 +527,7 @@ fn case_page(history: &History, case: &str, labels: &[String], url: &dyn Fn(&str
         .collect();
     let secondary =
         insns.iter().any(Option::is_some).then(|| svg::Secondary { title: "xlated insns".into(), values: insns });
-    let plot = svg::Plot { labels, slots, y_title: format!("median {unit}"), highlights, secondary, zero_line: false };
+    let plot = svg::Plot { labels, slots, y_title: "Δ % (chained)".into(), highlights, secondary, zero_line: true };
     context! {
         id => case_id(case),
         name => case,
@@ -443,7 +543,7 @@ fn case_page(history: &History, case: &str, labels: &[String], url: &dyn Fn(&str
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::history::HistoryChange;
+    use crate::history::{HistoryChange, PairCase};
     use bench_harness::engine::classify;
     use bench_harness::flavor::{Flavor, Hook};
     use bench_harness::packet::PacketKind;
@@ -503,6 +603,7 @@ pub(crate) mod tests {
             subject: subject.into(),
             status: PointStatus::Measured { cached: label == "aaaaaaa" },
             results: Some(run(cases)),
+            pair: None,
         }
     }
 
@@ -527,10 +628,23 @@ pub(crate) mod tests {
                 subject: "broken".into(),
                 status: PointStatus::BuildFailed { reason: "cmake failed:\nerror: <missing> header foo.h".into() },
                 results: None,
+                pair: None,
             },
             measured("ddddddd", "last", vec![case("xdp__ip4", ns, flat(25.1), 120), case("load", ms, flat(3.1), 0)]),
         ];
         let estimate = RatioEstimate { ratio: 1.25, lo: 1.2, hi: 1.3, n: 10, level: 0.99 };
+        let mut points = points;
+        // bbbbbbb against aaaaaaa (load failed there: not in the pair); ddddddd against
+        // bbbbbbb, the previous commit that built: the same xdp program.
+        points[1].pair = Some(Pair {
+            cases: vec![PairCase { case: "xdp__ip4".into(), estimate, same_program: Some(false) }],
+            geomean: Some(estimate),
+        });
+        let same = RatioEstimate { ratio: 1.004, lo: 0.99, hi: 1.02, n: 10, level: 0.99 };
+        points[3].pair = Some(Pair {
+            cases: vec![PairCase { case: "xdp__ip4".into(), estimate: same, same_program: Some(true) }],
+            geomean: Some(same),
+        });
         History {
             schema: crate::history::SCHEMA.into(),
             repo: "/src/bpfilter".into(),
@@ -588,7 +702,8 @@ pub(crate) mod tests {
         assert!(html.contains("<dt>Commits</dt><dd>4 (3 measured, 1 of them from the cache; 1 build failed)</dd>"));
         assert!(html.contains("2026-11-25 12:00:00 +0000"));
         assert!(html.contains("<dt>Threshold</dt><dd>2 %"));
-        assert!(html.contains("median ms") && html.contains("median ns/pkt"));
+        assert!(html.contains(" ms (p05") && html.contains(" ns/pkt (p05"), "the runs' medians, in the tooltips");
+        assert!(html.contains("Δ % (chained)") && html.contains("suite Δ % (chained)"));
         assert!(html.contains(">120</text>"), "instruction count change not labelled");
     }
 
@@ -615,14 +730,72 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn geomean_is_relative_to_first_measured_commit() {
-        let means = geomeans(&synthetic());
-        assert_eq!(means[0], Some((1.0, 2)));
-        // bbbbbbb: only xdp__ip4 (load failed); median 25 / 20 (medians of
-        // `flat` scale with their first value).
-        let (ratio, n) = means[1].unwrap();
-        assert!((ratio - 1.25).abs() < 1e-9 && n == 1);
-        assert_eq!(means[2], None);
+    fn points_link_to_commits_on_known_forges_only() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        for (url, want) in [
+            ("https://github.com/facebook/bpfilter.git", "https://github.com/facebook/bpfilter/commit/"),
+            ("git@github.com:facebook/bpfilter.git", "https://github.com/facebook/bpfilter/commit/"),
+            ("ssh://git@github.com/facebook/bpfilter", "https://github.com/facebook/bpfilter/commit/"),
+            ("https://gitlab.com/group/sub/project/", "https://gitlab.com/group/sub/project/-/commit/"),
+        ] {
+            let links = forge_links(url).unwrap_or_else(|| panic!("{url}"));
+            assert_eq!(links.url(sha).unwrap(), format!("{want}{sha}"), "{url}");
+        }
+        for url in [
+            "/home/dev/bpfilter",
+            "https://example.com/a/b",
+            "https://github.com/a",
+            "https://github.com/a/b\"onmouseover=\"x",
+            "https://github.com/../../evil",
+            "javascript:alert(1)//github.com/a/b",
+            "git@github.com:a/b c",
+        ] {
+            assert_eq!(forge_links(url), None, "{url}");
+        }
+        // Only a hash makes a link.
+        assert_eq!(forge_links("https://github.com/a/b").unwrap().url("wip"), None);
+        // A real repository whose origin is on GitHub: the page links each commit and each point.
+        let dir = tempfile::tempdir().unwrap();
+        let git = git2::Repository::init(dir.path()).unwrap();
+        git.remote("origin", "https://github.com/facebook/bpfilter.git").unwrap();
+        let mut h = synthetic();
+        h.repo = dir.path().display().to_string();
+        let html = render_at(&h, "now");
+        let link = "<a href=\"https://github.com/facebook/bpfilter/commit/bbbbbbb0000000000000000000000000000000\">";
+        assert!(html.matches(link).count() >= 3, "table rows and plot points link to the commit");
+    }
+
+    #[test]
+    fn chains_multiply_the_paired_ratios_and_same_programs_stay_flat() {
+        let h = synthetic();
+        let suite = suite_chain(&h);
+        assert_eq!(suite[0].map(|c| (c.ratio, c.lo, c.hi, c.links)), Some((1.0, 1.0, 1.0, 0)));
+        let second = suite[1].unwrap();
+        assert!((second.ratio - 1.25).abs() < 1e-12 && !second.flat);
+        // One pair: its interval's log width, centred on the log ratio.
+        let half = (1.3f64.ln() - 1.2f64.ln()) / 2.0;
+        assert!((second.lo - (1.25f64.ln() - half).exp()).abs() < 1e-12, "{second:?}");
+        assert!((second.hi - (1.25f64.ln() + half).exp()).abs() < 1e-12, "{second:?}");
+        assert_eq!(suite[2], None, "the commit that did not build");
+        // ddddddd loads the same programs as bbbbbbb: flat, whatever the timing said.
+        let last = suite[3].unwrap();
+        assert!(last.flat && last.ratio == second.ratio && last.lo == second.lo && last.links == 2, "{last:?}");
+        // `load` failed at bbbbbbb: no pair for it there, nor after.
+        let load = case_chain(&h, "load");
+        assert!(load[0].is_some() && load[1].is_none() && load[3].is_none());
+
+        // Two pairs: the ratios multiply, the log variances add.
+        let mut h = synthetic();
+        let e = |ratio: f64, lo: f64, hi: f64| RatioEstimate { ratio, lo, hi, n: 10, level: 0.99 };
+        h.points[3].pair.as_mut().unwrap().cases[0] =
+            PairCase { case: "xdp__ip4".into(), estimate: e(1.1, 1.05, 1.15), same_program: Some(false) };
+        let x = case_chain(&h, "xdp__ip4")[3].unwrap();
+        let z = z_two_sided(0.99);
+        let se = |lo: f64, hi: f64| (f64::ln(hi) - f64::ln(lo)) / (2.0 * z);
+        let half = z * (se(1.2, 1.3).powi(2) + se(1.05, 1.15).powi(2)).sqrt();
+        let mid = (1.25f64 * 1.1).ln();
+        assert!((x.ratio - 1.375).abs() < 1e-12);
+        assert!((x.lo - (mid - half).exp()).abs() < 1e-12 && (x.hi - (mid + half).exp()).abs() < 1e-12, "{x:?}");
     }
 
     /// A realistic history; written to `$BFPERF_HTML_SAMPLE` when set, e.g.
@@ -672,6 +845,7 @@ pub(crate) mod tests {
                             .into(),
                     },
                     results: None,
+                    pair: None,
                 });
                 continue;
             }
@@ -712,6 +886,7 @@ pub(crate) mod tests {
         // built (here the samples are independent, paired by index).
         for case in history.cases.clone() {
             let mut previous: Option<Vec<f64>> = None;
+            let mut pairs: Vec<(usize, PairCase)> = vec![];
             for (index, p) in history.points.iter().enumerate() {
                 if p.results.is_none() {
                     continue;
@@ -720,6 +895,9 @@ pub(crate) mod tests {
                 if let Some(before) = previous.as_ref().filter(|b| !b.is_empty() && !current.is_empty()) {
                     let estimate = paired_ratio(before, &current, 0.99);
                     let change = classify(&estimate, history.threshold_pct);
+                    let untouched = ["doc:", "ci:", "tests:", "misc:"].iter().any(|k| p.subject.starts_with(k))
+                        && steps.iter().all(|s| s.0 != index);
+                    pairs.push((index, PairCase { case: case.clone(), estimate, same_program: Some(untouched) }));
                     if change != Change::NoChange && estimate.lo < estimate.hi {
                         history.changes.push(CaseChange {
                             case: case.clone(),
@@ -731,6 +909,17 @@ pub(crate) mod tests {
                 }
                 previous = Some(current);
             }
+            for (index, c) in pairs {
+                history.points[index].pair.get_or_insert(Pair { cases: vec![], geomean: None }).cases.push(c);
+            }
+        }
+        // Each pair's suite geometric mean (its interval: the cases' bounds' geometric means).
+        for p in history.points.iter_mut().filter_map(|p| p.pair.as_mut()) {
+            let g = |f: fn(&RatioEstimate) -> f64| {
+                (p.cases.iter().map(|c| f(&c.estimate).ln()).sum::<f64>() / p.cases.len() as f64).exp()
+            };
+            p.geomean =
+                Some(RatioEstimate { ratio: g(|e| e.ratio), lo: g(|e| e.lo), hi: g(|e| e.hi), n: 30, level: 0.99 });
         }
         // The synthetic steps are found where they were made.
         assert!(history.changes.iter().any(|c| c.case == "nf__many_rules_256" && c.change.index == 9));
