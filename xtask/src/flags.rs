@@ -537,6 +537,9 @@ pub struct OptimizeFlags {
     /// (repeatable; keys, tokens, secrets and model settings are always removed).
     #[arg(long, value_name = "NAME")]
     pub secret_env: Vec<String>,
+    /// Show the model's whole thinking and text live, not only their first line.
+    #[arg(long, short)]
+    pub verbose: bool,
     /// DANGEROUS: run validation commands (model-written code, as root) without the sandbox:
     /// with network access and a writable file system. For hosts that refuse namespaces.
     #[arg(long)]

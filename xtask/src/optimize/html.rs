@@ -91,6 +91,11 @@ svg.plot text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial
 .step { display: inline-block; width: 18px; border-top: 2px solid var(--running); }
 .timings { display: block; font-size: 11px; color: #777; white-space: nowrap; }
 .nw { white-space: nowrap; }
+ol.transcript { list-style: none; padding-left: 0; margin: 4px 0 8px; font-size: 12.5px; }
+ol.transcript li { padding: 1px 0; } ol.transcript .at { color: #888; display: inline-block; min-width: 4.5em; }
+ol.transcript li.tool { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+ol.transcript li.error summary { color: var(--rejected); } ol.transcript li.thinking summary { color: #6a5a8c; }
+ol.transcript li.progress { color: #555; }
 "#;
 
 /// How an outcome is shown: badge/colour class and a human word.
@@ -594,6 +599,7 @@ fn section(out: &mut String, a: &Attempt) {
         let steps = if steps.is_empty() { String::new() } else { format!(" ({})", escape(&steps)) };
         facts.push(format!("time <b>{}</b>{steps}", fmt_secs(t)));
     }
+    facts.extend(super::transcript::facts(a));
     put!(out, "<div class=\"facts\">{}</div>\n", facts.iter().map(|f| format!("<span>{f}</span>")).collect::<String>());
 
     outcome_note(out, a);
@@ -621,6 +627,7 @@ fn section(out: &mut String, a: &Attempt) {
             escape(thinking.trim_end())
         );
     }
+    out.push_str(&super::transcript::html(a));
     if !a.diff.trim().is_empty() {
         let added = a.diff.lines().filter(|l| l.starts_with('+') && !l.starts_with("+++")).count();
         let removed = a.diff.lines().filter(|l| l.starts_with('-') && !l.starts_with("---")).count();
