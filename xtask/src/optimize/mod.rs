@@ -8,6 +8,7 @@
 //! scope is enforced on the diff, only scope files are committed, and the
 //! user's checkout is never touched (the run has its own worktree and branch).
 
+pub mod dashboard;
 pub mod html;
 pub mod keep;
 pub mod prompt;
