@@ -1,6 +1,6 @@
 //! `cargo xtask optimize-dashboard`.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use std::time::Duration;
 use xtask::flags::OptimizeDashboardFlags;
 use xtask::optimize::dashboard::{Config, Server};
@@ -13,7 +13,9 @@ pub fn run(flags: OptimizeDashboardFlags) -> Result<i32> {
     let sources = Sources::from_arg_or_env(flags.tree.sources.as_deref())?;
     let repo = Repo::open(sources.root())?;
     let cache = workspace::cache_dir(flags.common.cache_dir.as_deref())?;
-    let program = std::env::current_exe().context("cannot find this program to start runs with")?;
+    // This very binary, even once a rebuild has replaced the file (its path then reads "(deleted)").
+    let program = std::path::PathBuf::from("/proc/self/exe");
+    anyhow::ensure!(program.exists(), "no /proc/self/exe to start runs with: is /proc mounted?");
     let config = Config {
         sources: repo.root().to_owned(),
         cache,

@@ -430,7 +430,7 @@ fn start(state: &State, request: &mut tiny_http::Request) -> (u16, String, Optio
     let spawned = Command::new(&state.config.program)
         .args(&args)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn();
     let mut child = match spawned {
@@ -442,17 +442,20 @@ fn start(state: &State, request: &mut tiny_http::Request) -> (u16, String, Optio
     };
     let log = Arc::new(LiveLog::default());
     log.push(format!("started: optimize run {run_id} ({} iterations, {})", req.iterations, req.model));
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let sink = Arc::clone(&log);
-    // The run's own progress lines (plain: its stderr is not a terminal), shown as text.
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines() {
-            match line {
-                Ok(l) => sink.push(crate::text::line(&l).into_owned()),
-                Err(_) => break,
+    // The run's own lines (plain: its stderr is not a terminal) and its final summary, as text.
+    let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().expect("stdout is piped"));
+    let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().expect("stderr is piped"));
+    for stream in [stderr, stdout] {
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stream).lines() {
+                match line {
+                    Ok(l) => sink.push(crate::text::line(&l).into_owned()),
+                    Err(_) => break,
+                }
             }
-        }
-    });
+        });
+    }
     crate::progress::info(format!("optimize-dashboard: started run {run_id} (pid {})", child.id()));
     started.insert(run_id.clone(), Started { child, log, exit: None, stop_sent: false });
     let location = format!("/runs/{run_id}/");
