@@ -78,9 +78,15 @@ fn record() -> RunRecord {
     }
 }
 
+/// A live-log line as the run would push it (the model's text is untrusted).
+const LIVE_LINE: &str = "attempt 3: read_file src/libbpfilter/cgen/prologue.c";
+const HOSTILE_LINE: &str = "attempt 3: thinking: </pre><script>alert(1)</script>";
+
 fn dashboard() -> Dashboard {
     let d = Dashboard::start(serve::DEFAULT_ADDR.parse().unwrap()).expect("the dashboard starts");
     d.publish(&record());
+    d.log().push(LIVE_LINE.into());
+    d.log().push(HOSTILE_LINE.into());
     d
 }
 
@@ -129,6 +135,11 @@ fn routes_are_fixed_and_read_only() {
     assert_eq!(state["current"]["attempt"], 3);
     assert_eq!(state["current"]["step"], "implement");
     assert_eq!(state["stop_requested"], false);
+    // The live log: the lines the terminal shows, as data.
+    assert_eq!(state["live"]["count"], 2);
+    assert_eq!(state["live"]["lines"][0], LIVE_LINE);
+    assert!(page.contains(LIVE_LINE) && page.contains("&lt;/pre&gt;&lt;script&gt;"), "escaped in the page");
+    assert!(!page.contains("<script>alert(1)"), "{page}");
     let version = state["version"].as_u64().unwrap();
     let mut next = record();
     next.attempts[2].step = Step::Validate;
@@ -323,6 +334,9 @@ fn a_real_browser_shows_the_run() {
     let version = serde_json::from_str::<Value>(&version).unwrap()["version"].clone();
     assert!(dom.contains(&format!("data-version=\"{version}\"")), "the live script did not run:\n{dom}");
     assert!(dom.contains(&format!("data-polled=\"{version}\"")), "the live script did not poll /state.json:\n{dom}");
+    // It shows the live log (as text: the hostile line is not markup) with its count.
+    assert!(dom.contains(LIVE_LINE) && dom.contains("data-count=\"2\""), "no live log:\n{dom}");
+    assert!(dom.contains("&lt;/pre&gt;&lt;script&gt;alert(1)"), "the live log is text:\n{dom}");
 
     // A screenshot of it.
     let png = tmp.path().join("dash.png");

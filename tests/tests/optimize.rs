@@ -414,6 +414,25 @@ fn a_real_optimization_is_kept_and_committed() {
     assert_worktree_clean(&h);
     assert_eq!(git(Path::new(h["worktree"].as_str().unwrap()), &["rev-parse", "HEAD"]), tip);
 
+    // The live view: each tool call and bfperf's steps on the terminal as they happen, and
+    // the transcript (calls with their arguments and results) in the record and the report.
+    let edit = format!("attempt 1: replace_in_file {KNOBS} +1 −1");
+    assert!(out.stderr.contains(&edit), "{}", show(&out));
+    assert!(out.stderr.contains("attempt 1: validate: make -C"), "{}", show(&out));
+    assert!(out.stderr.contains("attempt 1: measuring: loading xdp__prologue"), "{}", show(&out));
+    let transcript = a["transcript"].as_array().unwrap();
+    let call = transcript.iter().find(|e| e["kind"] == "tool").expect("the edit is in the transcript");
+    assert_eq!((call["name"].as_str(), call["step"].as_str()), (Some("replace_in_file"), Some("implement")));
+    assert!(call["args"].as_str().unwrap().contains("MF_PROLOGUE_PADDING 0"), "{call}");
+    assert!(transcript.iter().any(|e| e["kind"] == "text" && e["step"] == "propose"), "the plan's turn");
+    assert_eq!(a["parent"], base.as_str());
+    assert_eq!((a["proposal_model"].as_str(), a["effort"].as_str()), (Some(MODEL), Some("medium")));
+    for when in ["started_at", "ended_at"] {
+        assert!(a[when].as_str().is_some_and(|t| t.ends_with('Z')), "{when}: {a}");
+    }
+    let report = std::fs::read_to_string(run_dir(cache.path(), "fast").join("report.html")).unwrap();
+    assert!(report.contains("<b>Transcript</b>") && report.contains(&edit["attempt 1: ".len()..]), "{report}");
+
     // The model was asked for a plan, then for its implementation with the write tools.
     let bodies = server.bodies();
     assert_eq!(bodies.len(), 3, "propose, implement, implement after the tool result");

@@ -89,6 +89,13 @@ pub enum Command {
         Everything is recorded in <cache>/optimize/<run-id>/history.json and report.html.\n\
         Exit codes: 0 done; 1 could not run; 130 interrupted (then --resume). See doc/exit-codes.md.")]
     Optimize(OptimizeFlags),
+    /// Serve the optimize runs of one checkout in a browser (loopback only): list, live view, start, stop.
+    #[command(after_help = "Examples:\n  cargo xtask optimize-dashboard --sources ~/bpfilter\n  \
+        cargo xtask optimize-dashboard --addr 127.0.0.1:8080\n\n\
+        Prints the address and the token that starting and stopping runs need. Runs last until stopped;\n\
+        Ctrl-C interrupts the runs it started (resume them with optimize --resume) and exits.\n\
+        Exit codes: 0 done; 1 could not run; 130 interrupted. See doc/optimize-dashboard.md.")]
+    OptimizeDashboard(OptimizeDashboardFlags),
     /// Check everything a run needs; print the command that fixes each problem.
     #[command(
         after_help = "Examples:\n  cargo xtask doctor\n  cargo xtask doctor --sources ~/bpfilter\n\nExit code 1 when a required check fails (✘); `!` lines are advice. See doc/exit-codes.md."
@@ -126,6 +133,7 @@ impl Command {
             Command::BenchHistory(f) => &f.common,
             Command::BenchSelfcheck(f) => &f.common,
             Command::Optimize(f) => &f.common,
+            Command::OptimizeDashboard(f) => &f.common,
             Command::Doctor(f) => &f.common,
             Command::InstallHook(f) => &f.common,
             Command::Demo(f) => &f.common,
@@ -560,6 +568,9 @@ pub struct OptimizeFlags {
     /// (repeatable; keys, tokens, secrets and model settings are always removed).
     #[arg(long, value_name = "NAME")]
     pub secret_env: Vec<String>,
+    /// Show the model's whole thinking and text live, not only their first line.
+    #[arg(long, short)]
+    pub verbose: bool,
     /// DANGEROUS: run validation commands (model-written code, as root) without the sandbox:
     /// with network access and a writable file system. For hosts that refuse namespaces.
     #[arg(long)]
@@ -568,6 +579,29 @@ pub struct OptimizeFlags {
     pub remote: RemoteFlags,
     #[command(flatten)]
     pub host: HostFlags,
+    #[command(flatten)]
+    pub common: CommonFlags,
+}
+
+/// `cargo xtask optimize-dashboard`.
+#[derive(Args, Debug)]
+pub struct OptimizeDashboardFlags {
+    #[command(flatten)]
+    pub tree: TreeFlags,
+    /// The loopback address to serve on [default: 127.0.0.1 and a free port].
+    #[arg(long, value_name = "ADDR", default_value = optimize::serve::DEFAULT_ADDR,
+          value_parser = optimize::serve::parse_addr)]
+    pub addr: std::net::SocketAddr,
+    /// Every run started from the page uses this external agent (never set from the page).
+    #[arg(long, value_name = "CMD")]
+    pub agent_command: Option<String>,
+    /// Every run started from the page uses this model API base URL (never set from the page).
+    #[arg(long, value_name = "URL")]
+    pub api_base_url: Option<String>,
+    /// One more argument for every run started from the page, repeatable
+    /// (e.g. --run-arg=--validate --run-arg='make -C {build}'); never set from the page.
+    #[arg(long = "run-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub run_args: Vec<String>,
     #[command(flatten)]
     pub common: CommonFlags,
 }

@@ -181,6 +181,7 @@ impl Model for Anthropic {
             usage.add(&reply.usage);
             self.budget.record(reply.usage.cost_usd(&self.config.model));
             thinking.extend(reply.thinking.iter().cloned());
+            tools.turn(&reply.thinking, &reply.text);
 
             if reply.stop_reason != "tool_use" {
                 let thinking = (!thinking.is_empty()).then(|| thinking.join("\n\n"));

@@ -137,9 +137,12 @@ impl AgentCommand {
 impl Model for AgentCommand {
     /// Runs the command once with the system prompt and the user message as one prompt; the
     /// tools and the turn limit do not apply (the agent brings its own), and usage is zero.
-    fn converse(&mut self, req: &Conversation, _tools: &mut dyn ToolHost) -> Result<Outcome, AgentError> {
+    fn converse(&mut self, req: &Conversation, tools: &mut dyn ToolHost) -> Result<Outcome, AgentError> {
         let prompt = format!("{}\n\n{}\n", req.system.trim_end(), req.user.trim_end());
-        Ok(Outcome { text: self.run(&prompt)?, ..Outcome::default() })
+        let text = self.run(&prompt)?;
+        // Its answer, for the live view (it has no turns of ours to show).
+        tools.turn(&[], std::slice::from_ref(&text));
+        Ok(Outcome { text, ..Outcome::default() })
     }
 }
 

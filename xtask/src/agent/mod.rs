@@ -213,6 +213,9 @@ pub trait ToolHost {
     fn specs(&self) -> Vec<ToolSpec>;
     /// Run tool `name` with `input`; failures are results with `is_error`, never panics.
     fn call(&mut self, name: &str, input: &serde_json::Value) -> ToolResult;
+    /// What the model wrote in one turn, before its tool calls run (or its final answer):
+    /// its thinking blocks and its text blocks. For the live view; ignored by default.
+    fn turn(&mut self, _thinking: &[String], _text: &[String]) {}
 }
 
 /// A [`ToolHost`] offering no tools, for conversations that only need text.

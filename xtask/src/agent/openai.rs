@@ -144,6 +144,7 @@ impl Model for OpenAi {
             usage.add(&reply.usage);
             self.budget.record(self.config.price().cost_usd(&reply.usage));
             thinking.extend(reply.reasoning.clone());
+            tools.turn(reply.reasoning.as_slice(), reply.content.as_slice());
 
             if reply.calls.is_empty() {
                 let thinking = (!thinking.is_empty()).then(|| thinking.join("\n\n"));

@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod history;
 pub mod hook;
 pub mod optimize;
+pub mod optimize_dashboard;
 pub mod selfcheck;
 
 use xtask::flags::Command;
@@ -21,6 +22,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
         Command::BenchHistory(flags) => history::run(flags),
         Command::BenchSelfcheck(flags) => selfcheck::run(flags),
         Command::Optimize(flags) => optimize::run(flags),
+        Command::OptimizeDashboard(flags) => optimize_dashboard::run(flags),
         Command::Doctor(flags) => doctor::run(flags),
         Command::InstallHook(flags) => hook::run(flags),
         Command::Demo(flags) => demo::run(flags),

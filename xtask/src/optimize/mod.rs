@@ -8,10 +8,12 @@
 //! scope is enforced on the diff, only scope files are committed, and the
 //! user's checkout is never touched (the run has its own worktree and branch).
 
+pub mod dashboard;
 pub mod keep;
 pub mod prompt;
 pub mod record;
 pub mod serve;
+pub mod transcript;
 
 use crate::agent::{self, AgentError, Conversation, Effort, FileTools, Model};
 use crate::build::Build;
@@ -103,6 +105,8 @@ pub struct OptimizeOptions {
     /// The model API key to use instead of the backend's environment variable
     /// (the demo's fixed key: a real key must never reach its scripted server).
     pub api_key: Option<agent::ApiKey>,
+    /// Show the model's whole thinking live, not its first line (`-v`).
+    pub verbose: bool,
 }
 
 impl OptimizeOptions {
@@ -151,6 +155,7 @@ impl OptimizeOptions {
                 helper: None,
             },
             api_key: None,
+            verbose: flags.verbose,
         })
     }
 }
@@ -306,9 +311,35 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
     let first = record.attempts.len() + 1;
     for index in first..first + opts.iterations {
         let mut attempt = Attempt::new(index);
+        attempt.started_at = Some(now());
+        attempt.parent = kept_tip(&record).ok().map(|c| c.to_string());
+        let model_name = match &opts.backend {
+            Backend::Command(c) => format!("command: {c}"),
+            _ => opts.model.clone(),
+        };
+        attempt.proposal_model = Some(model_name.clone());
+        attempt.impl_model = Some(model_name);
+        attempt.effort = Some(opts.effort.to_string());
+        attempt.hints = opts.hint.iter().cloned().collect();
         let started = Instant::now();
         let (m, dash) = (model.as_mut(), live.as_ref());
-        let result = attempt_once(&repo, opts, &selected, &mut record, &earlier, &mut attempt, m, &dir, &history, dash);
+        let mut log = transcript::Transcript::new();
+        let result = attempt_once(
+            &repo,
+            opts,
+            &selected,
+            &mut record,
+            &earlier,
+            &mut attempt,
+            m,
+            &dir,
+            &history,
+            dash,
+            &mut log,
+        );
+        attempt.transcript = log.entries;
+        attempt.transcript_dropped = log.dropped;
+        attempt.ended_at = Some(now());
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(e) if bench_harness::interrupt::requested() => {
@@ -382,6 +413,11 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
     write_report(&dir, &record);
     publish(&record);
     Ok(record)
+}
+
+/// The time now, as the record keeps it (RFC 3339, UTC, seconds).
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn write_report(dir: &Path, record: &RunRecord) {
@@ -873,21 +909,27 @@ fn attempt_once(
     dir: &Path,
     history: &Path,
     live: Option<&serve::Dashboard>,
+    log: &mut transcript::Transcript,
 ) -> Result<Outcome> {
     let worktree = record.worktree.clone();
     let scope = record.scope.clone();
     let n = attempt.index;
-    let step_start = |a: &mut Attempt, step: Step, rec: &RunRecord| -> Result<Instant> {
+    let label = format!("attempt {n}");
+    let echo = transcript::Echo { label: &label, verbose: opts.verbose, log: live.map(|d| d.log()) };
+    let old_lines = |p: &str| transcript::file_lines(&worktree, p);
+    let step_start = |a: &mut Attempt, step: Step, rec: &RunRecord, log: &transcript::Transcript| -> Result<Instant> {
         a.step = step;
         let mut snapshot = rec.clone();
-        snapshot.attempts.push(a.clone());
+        let mut a = a.clone();
+        a.transcript = log.entries.clone();
+        snapshot.attempts.push(a);
         snapshot.save(history)?;
         live.iter().for_each(|d| d.publish(&snapshot));
         Ok(Instant::now())
     };
 
     // Propose.
-    let t = step_start(attempt, Step::Propose, record)?;
+    let t = step_start(attempt, Step::Propose, record, log)?;
     let spin = progress::spinner(format!("attempt {n}: proposing"));
     let system = prompt::system(&worktree, &scope, record, earlier, opts.hint.as_deref())?;
     let mut read_tools = FileTools::read_only(&worktree)?;
@@ -898,7 +940,10 @@ fn attempt_once(
         max_turns: opts.max_turns,
         effort: opts.effort,
     };
-    let proposed = model.converse(&conv, &mut read_tools);
+    let proposed = {
+        let mut rec = transcript::Recorder::new(&mut read_tools, &old_lines, log, echo, Some(&spin), Step::Propose);
+        model.converse(&conv, &mut rec)
+    };
     spin.finish_and_clear();
     charge_interrupted(attempt, &proposed, &opts.model);
     bench_harness::interrupt::check()?;
@@ -936,14 +981,17 @@ fn attempt_once(
     let mut ignored: Vec<String> = vec![];
     loop {
         let before = ignored_files(&worktree)?;
-        let t = step_start(attempt, Step::Implement, record)?;
+        let t = step_start(attempt, Step::Implement, record, log)?;
         let spin =
             progress::spinner(format!("attempt {n}: implementing{}", if failure.is_some() { " (fixing)" } else { "" }));
         let mut tools = FileTools::new(&worktree, Some(Path::new(&scope)))?;
         let user =
             prompt::implement(&scope, &attempt.plan, failure.as_ref().map(|f| (f.command.as_str(), f.tail.as_str())))?;
         let conv = Conversation { system: system.clone(), user, max_turns: opts.max_turns, effort: opts.effort };
-        let implemented = model.converse(&conv, &mut tools);
+        let implemented = {
+            let mut rec = transcript::Recorder::new(&mut tools, &old_lines, log, echo, Some(&spin), Step::Implement);
+            model.converse(&conv, &mut rec)
+        };
         spin.finish_and_clear();
         charge_interrupted(attempt, &implemented, &opts.model);
         bench_harness::interrupt::check()?;
@@ -970,13 +1018,18 @@ fn attempt_once(
         }
         attempt.diff = worktree_diff(&worktree, &ignored)?;
 
-        let t = step_start(attempt, Step::Validate, record)?;
+        let t = step_start(attempt, Step::Validate, record, log)?;
         let spin = progress::spinner(format!("attempt {n}: validating (build, style, tests)"));
         let tag = format!("attempt{n}-try{}", attempt.fix_rounds);
         let (build, logs) = (dir.join("build"), dir.join("logs"));
+        log.progress(&echo, Some(&spin), Step::Validate, format!("validating: {}", opts.validate.join(" · ")));
         let results = opts.machine.run_commands(&opts.validate, &worktree, &build, &logs, &tag, &opts.sandbox);
-        spin.finish_and_clear();
         let results = results?;
+        for r in &results {
+            let how = if r.ok { "ok".to_owned() } else { format!("FAILED (log {})", r.log.display()) };
+            log.progress(&echo, Some(&spin), Step::Validate, format!("validate: {} {how}", r.command));
+        }
+        spin.finish_and_clear();
         attempt.logs.extend(results.iter().map(|r| r.log.clone()));
         attempt.timings.push((Step::Validate, t.elapsed().as_secs_f64()));
         match validation::new_failure(&results, &record.baseline_failures, &record.baseline_failed_commands) {
@@ -1004,7 +1057,7 @@ fn attempt_once(
     attempt.diff = worktree_diff(&worktree, &ignored)?;
 
     // Commit the scope only.
-    let t = step_start(attempt, Step::Commit, record)?;
+    let t = step_start(attempt, Step::Commit, record, log)?;
     let parent = Repository::open(&worktree)?.head()?.peel_to_commit()?.id();
     let why = plan_field(&attempt.plan, "WHY").unwrap_or("");
     let title = plan_field(&attempt.plan, "TITLE").unwrap_or(attempt.title()).lines().next().unwrap_or("").to_owned();
@@ -1014,7 +1067,7 @@ fn attempt_once(
     attempt.timings.push((Step::Commit, t.elapsed().as_secs_f64()));
 
     // Evaluate against the parent, interleaved.
-    let t = step_start(attempt, Step::Evaluate, record)?;
+    let t = step_start(attempt, Step::Evaluate, record, log)?;
     let attempt_bfcli = opts.machine.bfcli_of(&dir.join("build"));
     let layout = RepoCache { worktrees: dir.join("slots"), builds: dir.join("builds") };
     let parent_rev = Rev::Commit { oid: parent, spec: parent.to_string() };
@@ -1027,12 +1080,25 @@ fn attempt_once(
             };
             let attempt_side = side(attempt_bfcli.clone(), format!("attempt {n}"), commit);
             let bar = progress::spinner(format!("attempt {n}: measuring against its parent"));
+            let mut loaded = 0;
             let c = opts.machine.compare(
                 side(parent_bfcli, "parent".into(), parent),
                 attempt_side,
                 cases,
                 opts.config,
-                |_| {},
+                |p| match p {
+                    bench_harness::engine::Progress::Loading(case) => {
+                        loaded += 1;
+                        let what = format!("measuring: loading {case} ({loaded}/{})", cases.len());
+                        log.progress(&echo, Some(&bar), Step::Evaluate, what);
+                    }
+                    bench_harness::engine::Progress::Round { case, done } => {
+                        bar.set_message(format!("attempt {n}: measuring against its parent ({done} rounds; {case})"));
+                        if done % 20 == 0 {
+                            log.progress(&echo, Some(&bar), Step::Evaluate, format!("measuring: {done} rounds"));
+                        }
+                    }
+                },
             );
             bar.finish_and_clear();
             c

@@ -169,6 +169,34 @@ pub struct Attempt {
     pub outcome: Option<Outcome>,
     /// Seconds per step.
     pub timings: Vec<(Step, f64)>,
+    /// When it started (RFC 3339, UTC).
+    #[serde(default)]
+    pub started_at: Option<String>,
+    /// When it ended (RFC 3339, UTC).
+    #[serde(default)]
+    pub ended_at: Option<String>,
+    /// The commit it started from (the branch's last kept state).
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// The model that proposed (or the agent command).
+    #[serde(default)]
+    pub proposal_model: Option<String>,
+    /// The model that implemented (or the agent command).
+    #[serde(default)]
+    pub impl_model: Option<String>,
+    /// The thinking effort asked for.
+    #[serde(default)]
+    pub effort: Option<String>,
+    /// The hints given to the proposals.
+    #[serde(default)]
+    pub hints: Vec<String>,
+    /// What the model did, in order: tool calls, thinking, text; and bfperf's steps
+    /// (see [`super::transcript`]).
+    #[serde(default)]
+    pub transcript: Vec<super::transcript::Entry>,
+    /// Transcript entries left out beyond [`super::transcript::MAX_ENTRIES`].
+    #[serde(default)]
+    pub transcript_dropped: usize,
 }
 
 impl Attempt {
@@ -191,6 +219,15 @@ impl Attempt {
             cost_usd: 0.0,
             outcome: None,
             timings: vec![],
+            started_at: None,
+            ended_at: None,
+            parent: None,
+            proposal_model: None,
+            impl_model: None,
+            effort: None,
+            hints: vec![],
+            transcript: vec![],
+            transcript_dropped: 0,
         }
     }
 
@@ -334,6 +371,19 @@ mod tests {
         let err = RunRecord::load(&huge).unwrap_err().to_string();
         assert!(err.contains("more than a run writes"), "{err}");
         assert_eq!(RunRecord::load(&real).unwrap(), record());
+    }
+
+    #[test]
+    fn records_without_the_newer_fields_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.json");
+        let mut value = serde_json::to_value(record()).unwrap();
+        for field in ["started_at", "ended_at", "parent", "proposal_model", "impl_model", "effort", "hints"] {
+            value["attempts"][0].as_object_mut().unwrap().remove(field).expect(field);
+        }
+        value["attempts"][0].as_object_mut().unwrap().remove("transcript");
+        std::fs::write(&path, value.to_string()).unwrap();
+        assert_eq!(RunRecord::load(&path).unwrap(), record());
     }
 
     #[test]

@@ -71,6 +71,8 @@ struct Shared {
     /// The last published record (None until the run has one: the baseline may take minutes).
     record: Mutex<(u64, Option<RunRecord>)>,
     stop: AtomicBool,
+    /// What the model does, line by line (see [`super::transcript`]).
+    live: super::transcript::LiveLog,
     token: String,
     /// The address bound.
     addr: SocketAddr,
@@ -101,8 +103,13 @@ impl Dashboard {
             .with_context(|| format!("--serve: cannot listen on {addr}"))?;
         let addr = server.server_addr().to_ip().context("--serve: not an IP listener")?;
         let server = Arc::new(server);
-        let shared =
-            Arc::new(Shared { record: Mutex::new((0, None)), stop: AtomicBool::new(false), token: new_token(), addr });
+        let shared = Arc::new(Shared {
+            record: Mutex::new((0, None)),
+            stop: AtomicBool::new(false),
+            live: Default::default(),
+            token: new_token(),
+            addr,
+        });
         let thread = {
             let (server, shared) = (Arc::clone(&server), Arc::clone(&shared));
             std::thread::Builder::new()
@@ -139,6 +146,11 @@ impl Dashboard {
         guard.1 = Some(record.clone());
     }
 
+    /// The live log the page streams: the model's tool calls and thinking, bfperf's steps.
+    pub fn log(&self) -> &super::transcript::LiveLog {
+        &self.shared.live
+    }
+
     /// Whether "stop after this attempt" was asked (with the right token).
     pub fn stop_requested(&self) -> bool {
         self.shared.stop.load(Ordering::SeqCst)
@@ -155,13 +167,13 @@ impl Drop for Dashboard {
 }
 
 /// 128 bits from the thread's CSPRNG, as 32 hex digits.
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     let bytes: [u8; 16] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Equal, in a time that does not depend on where they differ.
-fn same_token(given: &str, token: &str) -> bool {
+pub(crate) fn same_token(given: &str, token: &str) -> bool {
     given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
@@ -170,7 +182,13 @@ fn header(name: &str, value: &str) -> tiny_http::Header {
 }
 
 /// A response with the hardening headers every answer carries.
-fn respond(request: tiny_http::Request, status: u16, content_type: &str, body: String, extra: &[(&str, &str)]) {
+pub(crate) fn respond(
+    request: tiny_http::Request,
+    status: u16,
+    content_type: &str,
+    body: String,
+    extra: &[(&str, &str)],
+) {
     let mut response = tiny_http::Response::from_string(body)
         .with_status_code(status)
         .with_header(header("Content-Type", content_type))
@@ -195,7 +213,7 @@ const TEXT: &str = "text/plain; charset=utf-8";
 /// Only requests addressed to this port by a loopback IP (any of 127.0.0.0/8,
 /// `[::1]`) or `localhost` (no DNS rebinding: a page of another site resolved
 /// to a loopback address carries its own host name).
-fn host_allowed(request: &tiny_http::Request, port: u16) -> bool {
+pub(crate) fn host_allowed(request: &tiny_http::Request, port: u16) -> bool {
     request.headers().iter().find(|h| h.field.equiv("Host")).is_some_and(|h| host_ok(h.value.as_str(), port))
 }
 
@@ -292,9 +310,16 @@ fn state_json(shared: &Shared) -> String {
         "version": version,
         "current": record.as_ref().and_then(current),
         "stop_requested": shared.stop.load(Ordering::SeqCst),
+        "live": live_json(&shared.live),
         "record": record,
     })
     .to_string()
+}
+
+/// `{"count": N, "lines": [...]}`: the live log's lines ever pushed and the last ones.
+pub(crate) fn live_json(log: &super::transcript::LiveLog) -> serde_json::Value {
+    let (count, lines) = log.snapshot();
+    serde_json::json!({"count": count, "lines": lines})
 }
 
 /// Style and script of the live strip. The script polls `/state.json` and
@@ -306,6 +331,8 @@ const LIVE_HEAD: &str = r#"<style>
 #live .pulse { width: 9px; height: 9px; border-radius: 50%; background: #1f5fa8; display: inline-block; }
 #live.ended .pulse { background: #8a8a8a; } #live .stop { margin-left: auto; }
 #live .stopreq { color: #c62828; font-weight: 600; }
+#livelog { max-height: 220px; overflow: auto; margin: 8px 0; font: 12px ui-monospace, monospace; white-space: pre-wrap;
+  background: #f7f9fc; border: 1px solid #dde5f2; padding: 6px 8px; }
 </style>
 <noscript><meta http-equiv="refresh" content="10"></noscript>
 "#;
@@ -315,10 +342,20 @@ const LIVE_HEAD: &str = r#"<style>
 const LIVE_SCRIPT: &str = r#"<script>
 (function () {
   var version = @VERSION@;
+  // The live log: text only (textContent), never HTML.
+  function showLive(live) {
+    var pre = document.getElementById('livelog');
+    if (!pre || !live) { return; }
+    var atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    pre.textContent = live.lines.join('\n');
+    pre.dataset.count = live.count;
+    if (atEnd) { pre.scrollTop = pre.scrollHeight; }
+  }
   document.documentElement.dataset.version = version;
   function poll() {
     fetch('/state.json', {cache: 'no-store'}).then(function (r) { return r.json(); }).then(function (s) {
       document.documentElement.dataset.polled = s.version;
+      showLive(s.live);
       if (s.version !== version) { location.reload(); return; }
       setTimeout(poll, 3000);
     }).catch(function () {
@@ -329,6 +366,9 @@ const LIVE_SCRIPT: &str = r#"<script>
     });
   }
   setTimeout(poll, 3000);
+  fetch('/state.json', {cache: 'no-store'}).then(function (r) { return r.json(); }).then(function (s) {
+    showLive(s.live);
+  }).catch(function () {});
 })();
 </script>
 "#;
@@ -364,7 +404,8 @@ fn live_strip(record: Option<&RunRecord>, stop_requested: bool) -> String {
         "<a class=\"stop\" href=\"/stop\">Stop after this attempt…</a>"
     };
     format!(
-        "<div id=\"live\"><span class=\"pulse\"></span><b>live</b><span id=\"livestate\">{}</span>{stop}</div>\n",
+        "<div id=\"live\"><span class=\"pulse\"></span><b>live</b><span id=\"livestate\">{}</span>{stop}</div>\n\
+         <pre id=\"livelog\" aria-live=\"polite\"></pre>\n",
         escape(&state)
     )
 }
@@ -374,6 +415,9 @@ fn page(shared: &Shared) -> String {
     let (version, record) = snapshot(shared);
     let stop_requested = shared.stop.load(Ordering::SeqCst);
     let strip = live_strip(record.as_ref(), stop_requested);
+    // The live log as it is now, for a browser without JavaScript too.
+    let lines = shared.live.snapshot().1.join("\n");
+    let strip = strip.replace("</pre>", &format!("{}</pre>", escape(&lines)));
     let script = live_script(version);
     let Some(record) = record else {
         return format!(

@@ -286,6 +286,13 @@ fn attempt(a: &Attempt) -> Value {
         diff_removed => diff_line("-", "---"),
         deltas,
         logs => a.logs.iter().map(|l| l.display().to_string()).collect::<Vec<_>>(),
+        settings => crate::optimize::transcript::facts(a).into_iter().map(|(k, v)| vec![k, v]).collect::<Vec<_>>(),
+        transcript => crate::optimize::transcript::shown(a)
+            .into_iter()
+            .map(|e| context! { at => e.at, class => e.class, line => e.line, detail => e.detail })
+            .collect::<Vec<_>>(),
+        transcript_tools => a.transcript.iter().filter(|e| matches!(e, crate::optimize::transcript::Entry::Tool { .. })).count(),
+        transcript_dropped => a.transcript_dropped,
     }
 }
 
@@ -360,6 +367,38 @@ mod tests {
             cumulative_ratio: 1.0,
             stopped: None,
         }
+    }
+
+    #[test]
+    fn the_transcript_and_the_attempt_settings_are_shown_escaped() {
+        use crate::optimize::transcript::Entry;
+        let mut a = Attempt::new(1);
+        a.transcript = vec![
+            Entry::Tool {
+                at: 1.5,
+                step: Step::Implement,
+                name: "write_file".into(),
+                summary: "write_file <script>x.c +1 −0".into(),
+                args: "{\"path\":\"<b>\"}".into(),
+                result: "wrote".into(),
+                is_error: false,
+            },
+            Entry::Thinking { at: 2.0, step: Step::Implement, text: "a & b\nmore".into() },
+            Entry::Progress { at: 9.0, step: Step::Validate, text: "validate: make ok".into() },
+        ];
+        a.transcript_dropped = 4;
+        a.hints = vec!["look at <the> prologue".into()];
+        a.proposal_model = Some("m1".into());
+        a.impl_model = Some("m2".into());
+        let mut record = empty();
+        record.attempts.push(a);
+        let page = render(&record);
+        assert!(page.contains("<details class=\"transcript\">"), "collapsed transcript");
+        assert!(page.contains("3 entries, 1 tool call(s), 4 more not kept"), "counts");
+        assert!(page.contains("write_file &lt;script&gt;x.c +1 −0") && !page.contains("<script>x.c"), "escaped");
+        assert!(page.contains("a &amp; b\nmore") && page.contains("validate: make ok"));
+        assert!(page.contains("look at &lt;the&gt; prologue"), "hints escaped");
+        assert!(page.contains("models <b>m1 / m2</b>"), "models");
     }
 
     fn delta(case: &str, ratio: f64, verdict: &str, insns: Option<i64>) -> CaseDelta {
