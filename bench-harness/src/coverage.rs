@@ -464,6 +464,25 @@ mod tests {
         }
     }
 
+    /// The sequential loop looks at each case up to 6 times and stops it as
+    /// soon as its interval excludes 1: at an unadjusted 95 % per look the A/A
+    /// rate would climb well above 5 %; at the per-look level it stays below,
+    /// on the measured-like noise (t3, outliers, drift, placement).
+    #[test]
+    fn sequential_looks_keep_the_a_a_rate_on_measured_like_noise() {
+        for config in [CompareConfig::default(), CompareConfig::quick()] {
+            let aa = adaptive(Noise::Measured, 8, true, &config, 40, SEED + 3);
+            assert_eq!(aa.null_verdicts, 320);
+            assert!(
+                aa.false_verdicts * 20 <= aa.null_verdicts,
+                "measured-like A/A false verdicts {} of {} ({config:?})",
+                aa.false_verdicts,
+                aa.null_verdicts
+            );
+            assert_covers(&format!("measured-like A/A cases {config:?}"), aa.cases);
+        }
+    }
+
     #[test]
     fn geomean_bootstrap_covers() {
         // Each replication is 2000 resamples: few of them in a debug build.

@@ -26,12 +26,17 @@ pub fn delta(est: &RatioEstimate) -> String {
     format!("{:+.1} % [{}, {}]", est.delta_pct(), bound(lo), bound(hi))
 }
 
-/// The verdict word of a case.
+/// The verdict word of a case: `no change` states what its interval rules
+/// out (`no change (< ±1.8 %)`); identical programs are `same program`.
 pub fn verdict(c: &CaseComparison) -> String {
     match (&c.base_status, &c.ref_status, c.change) {
+        _ if c.untimed_same_program() => "same program".into(),
         (Status::Ok, Status::Ok, Some(Change::Faster)) => "faster".into(),
         (Status::Ok, Status::Ok, Some(Change::Slower)) => "slower".into(),
-        (Status::Ok, Status::Ok, _) => "no change".into(),
+        (Status::Ok, Status::Ok, _) => match c.resolution_pct {
+            Some(r) => format!("no change (< ±{r:.1} %)"),
+            None => "no change".into(),
+        },
         (b, r, _) => {
             let side = |s: &Status| match s {
                 Status::Ok => "ok".to_string(),
@@ -109,10 +114,11 @@ pub fn summary(c: &Comparison) -> String {
     }
     let _ = writeln!(
         out,
-        "{} slower, {} faster, {} no change, {} not measured on both sides; threshold {:.1} %, {:.0} % intervals; {:.0} s",
+        "{} slower, {} faster, {} no change, {} same program, {} not measured on both sides; threshold {:.1} %, {:.0} % intervals; {:.0} s",
         c.regressions().count(),
         c.improvements().count(),
         c.cases.iter().filter(|x| x.is_ok() && x.change == Some(Change::NoChange)).count(),
+        c.cases.iter().filter(|x| x.untimed_same_program()).count(),
         c.errors().count(),
         c.config.threshold_pct,
         c.config.level * 100.0,
@@ -179,7 +185,7 @@ pub fn markdown(c: &Comparison) -> String {
     }
     let _ = writeln!(
         out,
-        "\n<sub>{} paired ABBA rounds per case at least; verdict needs the {:.0} % interval to exclude 0 and |Δ| ≥ {:.1} %. Host: {} ({}), kernel {}.</sub>",
+        "\n<sub>{} paired ABBA rounds per case at least; verdict needs the {:.0} % interval (repeated over the looks) to exclude 0 and |Δ| ≥ {:.1} %; `no change (< ±X %)` rules out changes beyond X; `same program`: identical code, not timed. Host: {} ({}), kernel {}.</sub>",
         c.config.min_rounds,
         c.config.level * 100.0,
         c.config.threshold_pct,
@@ -236,7 +242,8 @@ pub fn run_csv(results: &RunResults) -> anyhow::Result<Vec<u8>> {
 
 /// `--csv` for `bench-compare`: a header row, then one row per case. `delta_pct`
 /// and its interval are REF against BASE in %; `verdict` is `faster`,
-/// `slower`, `no_change` or `not_measured` (then the statuses say why).
+/// `slower`, `no_change`, `same_program` (not timed) or `not_measured` (then
+/// the statuses say why); `resolution_pct` is what a `no_change` rules out.
 pub fn compare_csv(c: &Comparison) -> anyhow::Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(vec![]);
     w.write_record([
@@ -248,6 +255,7 @@ pub fn compare_csv(c: &Comparison) -> anyhow::Result<Vec<u8>> {
         "ci_low_pct",
         "ci_high_pct",
         "verdict",
+        "resolution_pct",
         "rounds",
         "insns_delta",
         "jited_bytes_delta",
@@ -259,6 +267,7 @@ pub fn compare_csv(c: &Comparison) -> anyhow::Result<Vec<u8>> {
     let opt = |v: Option<String>| v.unwrap_or_default();
     for case in &c.cases {
         let verdict = match (case.is_ok(), case.change) {
+            _ if case.untimed_same_program() => "same_program",
             (false, _) => "not_measured",
             (true, Some(Change::Faster)) => "faster",
             (true, Some(Change::Slower)) => "slower",
@@ -276,6 +285,7 @@ pub fn compare_csv(c: &Comparison) -> anyhow::Result<Vec<u8>> {
             opt(est.map(|e| format!("{:.4}", e.ci_pct().0))),
             opt(est.map(|e| format!("{:.4}", e.ci_pct().1))),
             verdict.into(),
+            opt(case.resolution_pct.map(|r| format!("{r:.4}"))),
             case.base_samples.len().to_string(),
             opt(case.insns_delta().map(|d| d.to_string())),
             opt(case.jited_delta().map(|d| d.to_string())),
@@ -321,6 +331,7 @@ mod tests {
             same_program: None,
             estimate: None,
             change: None,
+            resolution_pct: None,
         };
         Comparison {
             schema: bench_harness::engine::SCHEMA.into(),
