@@ -372,12 +372,57 @@ pub fn adaptive(
             }
         }
         let runtime: Vec<(&[f64], &[f64])> =
-            tracks.iter().map(|t| (t.base.as_slice(), t.reference.as_slice())).collect();
+            tracks.iter().map(|t| engine::first_look(&t.base, &t.reference, config)).collect();
         if let Some(est) = engine::suite_geomean(&runtime, config) {
             out.suite.count(&est, truth);
         }
     }
     out.mean_rounds = rounds as f64 / (reps * cases).max(1) as f64;
+    out
+}
+
+/// How often the engine's sequential loop calls a true slowdown `slower`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Detection {
+    /// Cases called `slower`.
+    pub slower: usize,
+    /// Cases called `faster` (the wrong direction).
+    pub faster: usize,
+    /// Cases judged.
+    pub cases: usize,
+    /// Mean rounds per case.
+    pub mean_rounds: f64,
+}
+
+/// Run the engine's loop over `reps` suites of `cases` cases, every one with
+/// true ratio `ratio` and noise `sigma`, and count the verdicts: the
+/// simulated power at that slowdown (with `ratio` 1, the false-verdict rate).
+pub fn detection(
+    noise: Noise,
+    cases: usize,
+    ratio: f64,
+    sigma: f64,
+    config: &CompareConfig,
+    reps: usize,
+    seed: u64,
+) -> Detection {
+    let sims = vec![SimCase { ratio, sigma, noise }; cases];
+    let mut out = Detection::default();
+    let mut rounds = 0;
+    for rep in 0..reps {
+        let mut source =
+            Simulated::new(sims.clone(), config.instances, seed ^ (rep as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        for t in engine::adaptive(cases, config, &mut source).expect("simulated rounds never fail") {
+            out.cases += 1;
+            rounds += t.base.len();
+            match t.change {
+                Some(Change::Slower) => out.slower += 1,
+                Some(Change::Faster) => out.faster += 1,
+                _ => {}
+            }
+        }
+    }
+    out.mean_rounds = rounds as f64 / out.cases.max(1) as f64;
     out
 }
 

@@ -20,8 +20,8 @@ pub mod schedule;
 pub mod verdict;
 
 pub use schedule::{
-    abba, adaptive, copy_slot, decided, has_interval, look_level, looks, suite_geomean, Copies, Paired, RoundSource,
-    BOOTSTRAP_ITERATIONS, BOOTSTRAP_SEED,
+    abba, adaptive, copy_slot, decided, first_look, has_interval, look_level, looks, suite_geomean, Copies, Paired,
+    RoundSource, BOOTSTRAP_ITERATIONS, BOOTSTRAP_SEED,
 };
 pub use verdict::{classify, resolution_pct, Change};
 
@@ -335,6 +335,7 @@ pub fn run(
         done: 0,
         at_most: 0,
         inject_pct: config.inject_pct,
+        spent: vec![0.0; cases.len()],
         progress: &mut progress,
     };
     let rounds = adaptive(cases.len(), &config, &mut kernel)?;
@@ -356,10 +357,8 @@ pub fn run(
             if e.result.untimed_same_program() {
                 Some(ones)
             } else {
-                e.result
-                    .estimate
-                    .is_some()
-                    .then_some((e.result.base_samples.as_slice(), e.result.ref_samples.as_slice()))
+                let rounds = first_look(&e.result.base_samples, &e.result.ref_samples, &config);
+                e.result.estimate.is_some().then_some(rounds)
             }
         })
         .collect();
@@ -485,13 +484,17 @@ struct Kernel<'a, P> {
     at_most: usize,
     /// [`CompareConfig::inject_pct`].
     inject_pct: f64,
+    /// Seconds spent in rounds, per case.
+    spent: Vec<f64>,
     progress: &'a mut P,
 }
 
 impl<P: FnMut(Progress<'_>)> RoundSource for Kernel<'_, P> {
     fn round(&mut self, case: usize, done: usize) -> Result<Option<(f64, f64)>> {
         let entry = &mut self.entries[case];
+        let started = Instant::now();
         let Some(pair) = round(self.a, self.b, entry, done)? else { return Ok(None) };
+        self.spent[case] += started.elapsed().as_secs_f64();
         self.done += 1;
         self.at_most = self.at_most.saturating_sub(1);
         (self.progress)(Progress::Round {
@@ -509,6 +512,10 @@ impl<P: FnMut(Progress<'_>)> RoundSource for Kernel<'_, P> {
 
     fn plan(&mut self, rounds: usize) {
         self.at_most = rounds;
+    }
+
+    fn spent(&self, case: usize) -> f64 {
+        self.spent[case]
     }
 }
 
