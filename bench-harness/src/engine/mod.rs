@@ -10,8 +10,8 @@
 //! cancel in the per-round ratio.
 //!
 //! Rounds are sequential ([`schedule`]): every case first gets `min_rounds`;
-//! then, while the time budget lasts, the undecided case with the fewest
-//! rounds gets more, and a case stops as soon as its interval is decided
+//! then, while the time budget lasts, the undecided case that has cost the
+//! least time gets more, and a case stops as soon as its interval is decided
 //! (clearly beyond the threshold, or clearly inside it) or hits `max_rounds`.
 //! A case whose two sides load the same program (`same_program`) is not
 //! timed at all unless [`CompareConfig::measure_identical`] says so.
