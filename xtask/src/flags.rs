@@ -216,7 +216,7 @@ pub struct RoundFlags {
     /// Stop adding rounds to a case once its interval is narrower than this, in percentage points.
     #[arg(long, value_name = "PCT")]
     pub target_ci: Option<f64>,
-    /// Rounds every case gets (at least 6).
+    /// Rounds every case gets (at least 6; raised to what an interval at the per-look level needs).
     #[arg(long, value_name = "N")]
     pub min_rounds: Option<usize>,
     /// Rounds no case goes beyond.

@@ -68,9 +68,37 @@ pub const LOOK_GROWTH: f64 = 1.5;
 /// to `max_rounds`. Default: 12, 18, 28, 42, 64, 80; `--quick`: 8, 12, 16.
 ///
 /// A fixed, short list of looks is what makes the error rate controllable:
-/// every look spends part of it ([`look_level`]).
+/// every look spends part of it ([`look_level`]). The first look is raised,
+/// if need be, to the fewest rounds that can give an interval at the
+/// per-look level (e.g. 10 at `bench-history`'s 99 % with `--quick`), so no
+/// look is wasted on a case that cannot be decided yet.
 pub fn looks(config: &CompareConfig) -> Vec<usize> {
-    let first = config.min_rounds.max(1);
+    let mut first = config.min_rounds.max(1);
+    // K depends on the first look and the first look on K: a few rounds of this settle it.
+    for _ in 0..4 {
+        let alpha = (1.0 - config.level) / looks_from(first, config).len() as f64;
+        let fewest = fewest_rounds_for(alpha);
+        if fewest > first {
+            // Raised: to whole AB/BA pairs, as every later look.
+            first = fewest + fewest % 2;
+        }
+    }
+    looks_from(first, config)
+}
+
+/// The fewest rounds for which a Wilcoxon signed-rank interval exists at
+/// two-sided `alpha`: the most extreme outcome of n rounds has probability
+/// 2 / 2ⁿ, which must not exceed `alpha`; and never fewer than
+/// [`paired::MIN_PAIRED_ROUNDS`].
+fn fewest_rounds_for(alpha: f64) -> usize {
+    let mut n = paired::MIN_PAIRED_ROUNDS;
+    while 2.0 / 2f64.powi(n as i32) > alpha && n < 64 {
+        n += 1;
+    }
+    n
+}
+
+fn looks_from(first: usize, config: &CompareConfig) -> Vec<usize> {
     let last = config.max_rounds.max(first);
     let mut out = vec![first];
     let mut n = first;
@@ -398,6 +426,16 @@ mod tests {
         assert!((look_level(&fixed) - 0.95).abs() < 1e-12, "one look: the level itself");
         assert!((look_level(&CompareConfig::default()) - (1.0 - 0.05 / 6.0)).abs() < 1e-12);
         assert!((look_level(&CompareConfig::quick()) - (1.0 - 0.05 / 3.0)).abs() < 1e-12);
+        // bench-history's 99 % with --quick: 8 rounds cannot give a 99.67 % interval (2/256 > 0.0033).
+        let history = CompareConfig { level: 0.99, ..CompareConfig::quick() };
+        assert_eq!(looks(&history), [10, 16]);
+        let est =
+            paired::paired_ratio(&[1.0; 10], &[1.1, 1.2, 1.1, 1.3, 1.1, 1.2, 1.1, 1.3, 1.2, 1.1], look_level(&history));
+        assert!(has_interval(&est), "{est:?}");
+        // --min-rounds 6 at the default level: 7 looks at 99.29 % need 9 rounds, so the first
+        // look is raised to 10 (whole pairs), which leaves 6 looks.
+        let six = CompareConfig { min_rounds: 6, ..CompareConfig::default() };
+        assert_eq!(looks(&six), [10, 16, 24, 36, 54, 80]);
     }
 
     /// Every case stops at the first look where its interval is decided, or
