@@ -22,10 +22,12 @@ fn main() {
         match (arg.as_str(), parsed) {
             ("--seed", Some(v)) => seed = v,
             ("--reps", Some(v)) if v > 0 => reps = v as usize,
-            ("--only", None) if matches!(value.as_deref(), Some("paired" | "geomean" | "adaptive")) => only = value,
+            ("--only", None) if matches!(value.as_deref(), Some("paired" | "geomean" | "adaptive" | "power")) => {
+                only = value
+            }
             _ => {
                 eprintln!(
-                    "error: usage: coverage [--seed N] [--reps N] [--only paired|geomean|adaptive] (got `{arg}`)"
+                    "error: usage: coverage [--seed N] [--reps N] [--only paired|geomean|adaptive|power] (got `{arg}`)"
                 );
                 std::process::exit(1);
             }
@@ -70,6 +72,25 @@ fn main() {
         }
     }
 
+    if wanted("power") {
+        println!("\n**Sequential loop, power** (`engine::adaptive`, measured-like noise, σ per sample; suites of 31 cases, no budget limit), {boot_reps} replications: share called `slower` / mean rounds:\n");
+        println!("| σ | config | 0 % | 1 % | 2 % | 3 % | 5 % |");
+        println!("|---|---|---:|---:|---:|---:|---:|");
+        for sigma in [0.01, 0.02, 0.03, 0.05] {
+            for (name, config) in [("`--quick`", CompareConfig::quick()), ("default", CompareConfig::default())] {
+                let row: Vec<String> = [0.0, 1.0, 2.0, 3.0, 5.0]
+                    .iter()
+                    .map(|d| {
+                        let out =
+                            coverage::detection(Noise::Measured, 31, 1.0 + d / 100.0, sigma, &config, boot_reps, seed);
+                        let rate = if *d == 0.0 { out.slower + out.faster } else { out.slower };
+                        format!("{:.1} / {:.0}", 100.0 * rate as f64 / out.cases as f64, out.mean_rounds)
+                    })
+                    .collect();
+                println!("| {:.0} % | {name} | {} |", sigma * 100.0, row.join(" | "));
+            }
+        }
+    }
     if !wanted("adaptive") {
         return;
     }

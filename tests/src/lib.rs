@@ -206,9 +206,19 @@ pub fn xtask_bin() -> &'static Path {
 }
 
 /// `bench-compare` flags for tests: two cases, few rounds, a short budget
-/// (a few seconds of measuring per run).
-pub const COMPARE_CHEAP: &[&str] =
-    &["--filter", "xdp__prologue,tc__prologue", "--min-rounds", "8", "--max-rounds", "16", "--time-budget", "5"];
+/// (a few seconds of measuring per run), and identical programs timed too:
+/// most of these tests compare the same programs and check the timed rows.
+pub const COMPARE_CHEAP: &[&str] = &[
+    "--filter",
+    "xdp__prologue,tc__prologue",
+    "--min-rounds",
+    "8",
+    "--max-rounds",
+    "16",
+    "--time-budget",
+    "5",
+    "--measure-identical",
+];
 
 /// `optimize` flags for tests: two cases, quick rounds, a short budget, and
 /// minifilter's validation (build, test binary, ctest).

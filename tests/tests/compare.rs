@@ -198,18 +198,69 @@ fn verdicts_and_exit_codes_follow_real_changes() {
     let run = compare(src, &with(&[&slow, &fast, "--fail-on", "any"]), cache);
     assert_eq!(run.code, 2, "--fail-on any on a faster commit:\n{}", show(&run));
 
-    // An unrelated commit: no change, and --fail-on any does not trigger.
-    let run =
-        compare(src, &with(&[&fast, &docs, "--fail-on", "any", "--json-output", j, NO_CHANGE[0], NO_CHANGE[1]]), cache);
+    // An unrelated commit: the same programs, not timed, and --fail-on any does not trigger.
+    let args = [&untimed()[..], &[&fast, &docs, "--fail-on", "any", "--json-output", j]].concat();
+    let run = compare(src, &args, cache);
     assert_eq!(run.code, 0, "--fail-on any on an unrelated commit:\n{}", show(&run));
     let v = read_json(&json);
-    assert_all(&v, "no_change");
+    assert_all(&v, "none");
     assert_same_programs(&v);
-    assert!(run.stdout.contains("no change"), "{}", show(&run));
+    assert!(run.stdout.contains("same program"), "{}", show(&run));
 
     // Slots live under the cache only; no branch is left in the user's repository.
     assert_eq!(repo.status(), "", "the user's tree is untouched");
     assert_slots_only_under_cache(src, &[src], cache);
+}
+
+/// [`CHEAP`] without `--measure-identical`: identical programs are not timed.
+fn untimed() -> Vec<&'static str> {
+    CHEAP.iter().copied().filter(|a| *a != "--measure-identical").collect()
+}
+
+/// Identical programs are "same program" and get no round by default; with
+/// `--measure-identical` they are timed (and judged `no change`).
+#[test]
+fn identical_programs_are_not_timed_unless_asked() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("same.json");
+    let csv = out.path().join("same.csv");
+    let args = [
+        &untimed()[..],
+        &["HEAD", "HEAD", "--fail-on", "any", "--json-output", json.to_str().unwrap(), "--csv", csv.to_str().unwrap()],
+    ]
+    .concat();
+    let run = compare(repo.path(), &args, cache.path());
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let v = read_json(&json);
+    for case in v["cases"].as_array().unwrap() {
+        assert_eq!(case["same_program"], true, "{case}");
+        assert_eq!(case["change"], Value::Null, "untimed: no verdict {case}");
+        assert_eq!(case["base_samples"].as_array().unwrap().len(), 0, "zero rounds: {case}");
+        assert_eq!(case["estimate"], Value::Null, "{case}");
+    }
+    assert_eq!(v["geomean"]["ratio"], 1.0, "identical cases count as exactly 1: {}", v["geomean"]);
+    assert!(run.stdout.matches("same program").count() >= 2, "{}", show(&run));
+    assert!(run.stdout.contains("0 slower, 0 faster, 0 no change, 2 same program"), "{}", show(&run));
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(csv.lines().filter(|l| l.contains(",same_program,")).count(), 2, "{csv}");
+
+    // Asked to: timed, with a resolution stated on each no-change.
+    let args = [CHEAP, NO_CHANGE, &["HEAD", "HEAD", "--json-output", json.to_str().unwrap()]].concat();
+    let run = compare(repo.path(), &args, cache.path());
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let v = read_json(&json);
+    assert_eq!(v["config"]["measure_identical"], true);
+    for case in v["cases"].as_array().unwrap() {
+        assert!(case["base_samples"].as_array().unwrap().len() >= 8, "timed: {case}");
+        assert_eq!(case["change"], "no_change", "{case}");
+        let resolution = case["resolution_pct"].as_f64().expect("a no change states its resolution");
+        let (lo, hi) = (case["estimate"]["lo"].as_f64().unwrap(), case["estimate"]["hi"].as_f64().unwrap());
+        assert!((resolution - (1.0 - lo).max(hi - 1.0) * 100.0).abs() < 1e-9, "{case}");
+    }
+    assert!(run.stdout.contains("no change (< ±"), "{}", show(&run));
 }
 
 #[test]
@@ -472,7 +523,8 @@ fn rounds(v: &Value) -> Vec<usize> {
 }
 
 /// `--target-ci` ends a case's rounds once its interval is that narrow: a target every interval
-/// meets at once stops at `--min-rounds`, one no interval meets runs to `--max-rounds`. Rounds
+/// meets at once stops at `--min-rounds`, one no interval meets (nor its other stopping rules,
+/// at a threshold of 0) runs to `--max-rounds`. Rounds
 /// are counted in the JSON (a count, not a time). The same runs use `--cpu-pin 0 --no-preempt`:
 /// the fixture's record shows they reach the measuring thread only.
 #[test]
@@ -484,26 +536,33 @@ fn target_ci_decides_when_the_rounds_stop() {
     let json = out.path().join("c.json");
     let j = json.to_str().unwrap();
     let record = cache.path().join("sched.txt");
-    let base = ["HEAD", "main", "--filter", "xdp__prologue,tc__prologue"];
-    let bounds = ["--min-rounds", "6", "--max-rounds", "20", "--time-budget", "300", "--json-output", j];
+    // The same programs, timed on request.
+    let base = ["HEAD", "main", "--filter", "xdp__prologue,tc__prologue", "--measure-identical"];
+    // 8: the fewest rounds with an interval at the per-look level of 4 looks (8, 12, 18, 20).
+    let bounds = ["--min-rounds", "8", "--max-rounds", "20", "--time-budget", "300", "--json-output", j];
     let isolation = ["--cpu-pin", "0", "--no-preempt"];
-    let run_with = |target: &str| {
-        let args = [&base[..], &bounds, &isolation, &["--target-ci", target]].concat();
+    let run_with = |target: &str, threshold: &str| {
+        let args = [&base[..], &bounds, &isolation, &["--target-ci", target, "--threshold", threshold]].concat();
         let mut cmd = xtask_command(repo.path(), &args, cache.path());
         cmd.env("MINIFILTER_RECORD_SCHED", &record);
         let run = bfperf_tests::finish_leaving_no_mount(cmd.spawn().unwrap());
         assert_eq!(run.code, 0, "--target-ci {target}:\n{}", show(&run));
         let v = read_json(&json);
         assert_eq!(v["config"]["target_ci_pct"].as_f64(), Some(target.parse().unwrap()), "{}", v["config"]);
-        (run, rounds(&v))
+        (run, rounds(&v), v)
     };
     // An interval 1000 points wide is met after the first rounds: every case stops at the minimum.
-    let (run, wide) = run_with("1000");
-    assert_eq!(wide, [6, 6], "{}", show(&run));
+    let (run, wide, _) = run_with("1000", "1");
+    assert_eq!(wide, [8, 8], "{}", show(&run));
     assert!(run.stderr.contains("host: while measuring: pinned to CPU 0"), "{}", run.stderr);
     assert!(run.stderr.contains("host: while measuring: SCHED_FIFO priority 1"), "{}", run.stderr);
     bfperf_tests::assert_measuring_thread_isolated(&record, true);
-    // An interval of a thousandth of a point is never met: every case runs to the maximum.
-    let (run, narrow) = run_with("0.001");
-    assert_eq!(narrow, [20, 20], "{}", show(&run));
+    // An interval of a thousandth of a point is never met, and at a threshold of 0 no interval
+    // lies inside ±threshold: a case runs to the maximum unless its interval excludes 1 at some
+    // look (an A/A case may, at most 5 % of the time), and then it stopped by that rule.
+    let (run, narrow, v) = run_with("0.001", "0");
+    for (n, case) in narrow.iter().zip(v["cases"].as_array().unwrap()) {
+        let (lo, hi) = (case["estimate"]["lo"].as_f64().unwrap(), case["estimate"]["hi"].as_f64().unwrap());
+        assert!(*n == 20 || lo > 1.0 || hi < 1.0, "stopped at {n} undecided: {case}\n{}", show(&run));
+    }
 }

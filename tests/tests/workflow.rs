@@ -140,6 +140,17 @@ fn bench_selfcheck_writes_its_counts_as_json() {
         assert!(p["detected"].as_u64().unwrap() + p["wrong"].as_u64().unwrap() <= 1, "{p}");
         assert!(p["true_delta_pct"].as_f64().unwrap().is_finite(), "{p}");
     }
+    // The power curve on the build: the default slowdowns, one run each over the four cases.
+    let injected = v["injected"].as_array().expect("injected points");
+    let sizes: Vec<f64> = injected.iter().map(|p| p["inject_pct"].as_f64().unwrap()).collect();
+    assert_eq!(sizes, [1.0, 2.0, 3.0, 5.0], "{v:#}");
+    for p in injected {
+        assert_eq!(p["runs"], 1, "{p}");
+        let cases = p["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), 4, "{p}");
+        assert!(cases.iter().all(|c| c["verdicts"] == 1 && c["mean_rounds"].as_f64().unwrap() >= 8.0), "{p}");
+    }
+    assert_eq!(run.stdout.lines().filter(|l| l.contains("  injected +")).count(), 4, "{}", run.stdout);
     // One stdout line per power point.
     assert_eq!(run.stdout.lines().filter(|l| l.contains(" insns: true slowdown ")).count(), 6, "{}", run.stdout);
     // The A/A runs load the prebuilt bfcli's chains from the measuring thread only.

@@ -56,25 +56,30 @@ pub fn run(flags: &CompareFlags, session: &Session) -> Result<Comparison> {
     );
 
     let bar = progress::bar(selected.len() as u64, "loading");
-    let min_total = (selected.len() * config.min_rounds) as u64;
     let mut measuring = false;
     let comparison = machine.compare(sides.0, sides.1, &selected, config, |p| match p {
         Progress::Loading(name) => {
             bar.set_message(name.to_owned());
             progress::step(&bar, name);
         }
-        Progress::Round { case, done } => {
+        Progress::Round { case, done, at_most } => {
+            // The total is the schedule's bound, which shrinks as cases are
+            // decided; the time budget may end the run before it.
             if !measuring {
                 measuring = true;
-                progress::phase(&bar, "measuring", min_total);
+                if progress::mode() == progress::Mode::Plain {
+                    eprintln!(
+                        "measuring: at most {at_most} rounds within {:.0} s; a case stops once its verdict is decided",
+                        config.time_budget_s
+                    );
+                }
+                bar.set_prefix("measuring");
             }
             // Plain mode: a line per as many rounds as there are cases, not one per round.
             if progress::mode() == progress::Mode::Plain && done % selected.len() == 0 {
-                eprintln!("measuring: {done} rounds done (last: {case})");
+                eprintln!("measuring: {done} rounds done, at most {at_most} (last: {case})");
             }
-            if done as u64 > bar.length().unwrap_or(0) {
-                bar.set_length(done as u64);
-            }
+            bar.set_length(at_most.max(done) as u64);
             bar.set_position(done as u64);
             bar.set_message(case.to_owned());
         }

@@ -212,6 +212,10 @@ pub struct MeasureFlags {
     /// in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub time_budget: Option<f64>,
+    /// Time cases whose BASE and REF programs are identical too (by default they are
+    /// "same program", untimed, and their budget goes to the others).
+    #[arg(long)]
+    pub measure_identical: bool,
 }
 
 /// The round settings only `bench-compare` exposes.
@@ -220,7 +224,7 @@ pub struct RoundFlags {
     /// Stop adding rounds to a case once its interval is narrower than this, in percentage points.
     #[arg(long, value_name = "PCT")]
     pub target_ci: Option<f64>,
-    /// Rounds every case gets (at least 6).
+    /// Rounds every case gets (at least 6; raised to what an interval at the per-look level needs).
     #[arg(long, value_name = "N")]
     pub min_rounds: Option<usize>,
     /// Rounds no case goes beyond.
@@ -234,6 +238,7 @@ impl MeasureFlags {
     pub fn config(&self, defaults: CompareConfig, rounds: Option<&RoundFlags>) -> anyhow::Result<CompareConfig> {
         let mut config = self.quick.base(defaults);
         config.threshold_pct = self.threshold;
+        config.measure_identical |= self.measure_identical;
         if let Some(b) = self.time_budget {
             config.time_budget_s = b;
         }
@@ -481,9 +486,13 @@ pub struct SelfcheckFlags {
     /// A/A comparisons to run.
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub aa_runs: usize,
-    /// Comparisons per slowdown in the power check.
+    /// Comparisons per slowdown in the power checks.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub power_reps: usize,
+    /// Slowdowns, in %, injected into REF's samples of A/A comparisons of the build: the
+    /// per-case power curve (comma-separated; not with --power-only).
+    #[arg(long, value_name = "PCTS", value_delimiter = ',', default_values_t = [1.0, 2.0, 3.0, 5.0])]
+    pub inject: Vec<f64>,
     /// Skip the A/A part (no bpfilter needed).
     #[arg(long)]
     pub power_only: bool,

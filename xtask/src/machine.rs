@@ -162,7 +162,9 @@ impl Machine {
                     Request::Compare { base, reference, cases: cases.iter().map(|c| c.name.clone()).collect(), config };
                 let answer = r.request(request, |e| match e {
                     Event::Loading(name) => progress(Progress::Loading(name)),
-                    Event::Round { case, done } => progress(Progress::Round { case, done: *done }),
+                    Event::Round { case, done, at_most } => {
+                        progress(Progress::Round { case, done: *done, at_most: *at_most })
+                    }
                     _ => {}
                 })?;
                 Ok(serde_json::from_value(answer)?)

@@ -9,17 +9,21 @@
 //! machine (frequency, cache, noisy neighbours) hit both sides alike and
 //! cancel in the per-round ratio.
 //!
-//! Rounds are adaptive: every case first gets `min_rounds`; then, while the
-//! time budget lasts, the case with the widest confidence interval gets more,
-//! until every interval is narrower than the target or `max_rounds` is hit.
+//! Rounds are sequential ([`schedule`]): every case first gets `min_rounds`;
+//! then, while the time budget lasts, the undecided case that has cost the
+//! least time gets more, and a case stops as soon as its interval is decided
+//! (clearly beyond the threshold, or clearly inside it) or hits `max_rounds`.
+//! A case whose two sides load the same program (`same_program`) is not
+//! timed at all unless [`CompareConfig::measure_identical`] says so.
 
 pub mod schedule;
 pub mod verdict;
 
 pub use schedule::{
-    abba, adaptive, copy_slot, suite_geomean, Copies, Paired, RoundSource, BOOTSTRAP_ITERATIONS, BOOTSTRAP_SEED,
+    abba, adaptive, copy_slot, decided, first_look, has_interval, look_level, looks, suite_geomean, Copies, Paired,
+    RoundSource, BOOTSTRAP_ITERATIONS, BOOTSTRAP_SEED,
 };
-pub use verdict::{classify, Change};
+pub use verdict::{classify, resolution_pct, Change};
 
 use crate::error::{HarnessError, Result};
 use crate::program::{Bfcli, ProgramMetrics};
@@ -34,9 +38,6 @@ use std::time::{Duration, Instant};
 
 /// Schema identifier of [`Comparison`].
 pub const SCHEMA: &str = "bfperf.compare.v1";
-
-/// Rounds added at once to a case whose interval is still too wide.
-pub const BATCH: usize = 4;
 
 /// How a comparison is measured and judged.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -60,6 +61,24 @@ pub struct CompareConfig {
     /// Copies of each program loaded per side before the first round; each
     /// serves one round, later rounds load fresh ones ([`copy_slot`]).
     pub instances: usize,
+    /// Time cases whose BASE and REF programs are the same program
+    /// (`--measure-identical`; A/A checks). Otherwise such a case gets no
+    /// round: its verdict is "same program" and its budget goes to the others.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub measure_identical: bool,
+    /// REF's samples are multiplied by `1 + inject_pct / 100`: a known
+    /// slowdown injected into an A/A comparison, for `bench-selfcheck`'s
+    /// power curve. 0 in every real comparison.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub inject_pct: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 impl Default for CompareConfig {
@@ -74,6 +93,8 @@ impl Default for CompareConfig {
             threshold_pct: 1.0,
             level: 0.95,
             instances: 6,
+            measure_identical: false,
+            inject_pct: 0.0,
         }
     }
 }
@@ -131,16 +152,28 @@ pub struct CaseComparison {
     /// or a chain-load case, which has no single program).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub same_program: Option<bool>,
-    /// REF/BASE with its interval.
+    /// REF/BASE with its interval (at the per-look level of
+    /// [`look_level`]). `None` when the case was not timed.
     pub estimate: Option<RatioEstimate>,
-    /// The verdict.
+    /// The verdict; `None` when the case was not timed (a side failed, or
+    /// `same_program` without `measure_identical`).
     pub change: Option<Change>,
+    /// The largest change the interval leaves possible, in % of BASE
+    /// ([`resolution_pct`]): a `no change` rules out changes beyond ±this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution_pct: Option<f64>,
 }
 
 impl CaseComparison {
     /// Both sides measured.
     pub fn is_ok(&self) -> bool {
         self.base_status == Status::Ok && self.ref_status == Status::Ok
+    }
+
+    /// Both sides loaded the same program and it was not timed: the
+    /// verdict is "same program".
+    pub fn untimed_same_program(&self) -> bool {
+        self.is_ok() && self.same_program == Some(true) && self.base_samples.is_empty()
     }
 
     /// Median BASE sample.
@@ -246,6 +279,9 @@ pub enum Progress<'a> {
         case: &'a str,
         /// Rounds measured so far, all cases.
         done: usize,
+        /// Rounds the run will measure at most, `done` included: shrinks as
+        /// cases are decided (the time budget may stop it sooner).
+        at_most: usize,
     },
 }
 
@@ -291,19 +327,40 @@ pub fn run(
     }
 
     let deadline = start + Duration::from_secs_f64(config.time_budget_s);
-    let mut kernel = Kernel { a: &a, b: &b, entries: &mut entries, deadline, done: 0, progress: &mut progress };
+    let mut kernel = Kernel {
+        a: &a,
+        b: &b,
+        entries: &mut entries,
+        deadline,
+        done: 0,
+        at_most: 0,
+        inject_pct: config.inject_pct,
+        spent: vec![0.0; cases.len()],
+        progress: &mut progress,
+    };
     let rounds = adaptive(cases.len(), &config, &mut kernel)?;
     for (entry, paired) in entries.iter_mut().zip(rounds) {
         entry.result.base_samples = paired.base;
         entry.result.ref_samples = paired.reference;
+        entry.result.resolution_pct = paired.estimate.as_ref().and_then(resolution_pct);
         entry.result.estimate = paired.estimate;
         entry.result.change = paired.change;
     }
 
+    // Same-program cases enter the suite mean as exactly 1 (doc/compare.md):
+    // their code is identical, so is their true cost.
+    let ones: (&[f64], &[f64]) = (&[1.0], &[1.0]);
     let runtime: Vec<(&[f64], &[f64])> = entries
         .iter()
-        .filter(|e| e.result.unit == Unit::NsPerPacket && e.result.estimate.is_some())
-        .map(|e| (e.result.base_samples.as_slice(), e.result.ref_samples.as_slice()))
+        .filter(|e| e.result.unit == Unit::NsPerPacket)
+        .filter_map(|e| {
+            if e.result.untimed_same_program() {
+                Some(ones)
+            } else {
+                let rounds = first_look(&e.result.base_samples, &e.result.ref_samples, &config);
+                e.result.estimate.is_some().then_some(rounds)
+            }
+        })
         .collect();
     let geomean = suite_geomean(&runtime, &config);
     Ok(Comparison {
@@ -337,6 +394,7 @@ fn prepare(a: &Side, b: &Side, case: &Case, config: &CompareConfig) -> Result<En
         same_program: None,
         estimate: None,
         change: None,
+        resolution_pct: None,
     };
     let subject = match case.measure {
         Measure::ChainLoad => {
@@ -360,30 +418,42 @@ fn prepare(a: &Side, b: &Side, case: &Case, config: &CompareConfig) -> Result<En
             // A copy pair per round ([`copy_slot`]) makes it part of each round's noise.
             let copies = config.instances.max(1);
             let mut sides: Vec<Vec<Program>> = vec![vec![], vec![]];
-            for (k, (side, status, metrics)) in [
-                (a, &mut result.base_status, &mut result.base_metrics),
-                (b, &mut result.ref_status, &mut result.ref_metrics),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                for _ in 0..copies {
+            // One copy per side first: if both are the same program and it is
+            // not to be timed, the other copies are never loaded.
+            for i in 0..copies {
+                for (k, (side, status, metrics)) in [
+                    (a, &mut result.base_status, &mut result.base_metrics),
+                    (b, &mut result.ref_status, &mut result.ref_metrics),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    if *status != Status::Ok {
+                        continue;
+                    }
                     match load_program(side, case).and_then(|p| {
                         *metrics = Some(p.metrics());
                         runner::check_verdict(&p, &input, expected).map(|_| p)
                     }) {
                         Ok(p) => sides[k].push(p),
-                        Err(e) => {
-                            *status = status_of(e)?;
-                            break;
-                        }
+                        Err(e) => *status = status_of(e)?,
+                    }
+                }
+                if !result.is_ok() {
+                    break;
+                }
+                if i == 0 {
+                    let same = sides[0][0].code()?.same_program(&sides[1][0].code()?);
+                    result.same_program = Some(same);
+                    if same && !config.measure_identical {
+                        // Identical code: nothing to time.
+                        return Ok(Entry { case: case.clone(), result, subject: None });
                     }
                 }
             }
             if result.is_ok() {
                 let reference = sides.pop().expect("two sides");
                 let base = sides.pop().expect("two sides");
-                result.same_program = Some(base[0].code()?.same_program(&reference[0].code()?));
                 // The same repeat on both sides: each call does the same work count.
                 let repeat = runner::calibrate(&base[0], &input, Duration::from_secs_f64(config.sample_ms / 1000.0))?;
                 for _ in 0..config.warmup {
@@ -410,20 +480,42 @@ struct Kernel<'a, P> {
     deadline: Instant,
     /// Rounds measured so far, all cases (for progress).
     done: usize,
+    /// Rounds the schedule may still ask for, at its last word.
+    at_most: usize,
+    /// [`CompareConfig::inject_pct`].
+    inject_pct: f64,
+    /// Seconds spent in rounds, per case.
+    spent: Vec<f64>,
     progress: &'a mut P,
 }
 
 impl<P: FnMut(Progress<'_>)> RoundSource for Kernel<'_, P> {
     fn round(&mut self, case: usize, done: usize) -> Result<Option<(f64, f64)>> {
         let entry = &mut self.entries[case];
-        let pair = round(self.a, self.b, entry, done)?;
+        let started = Instant::now();
+        let Some(pair) = round(self.a, self.b, entry, done)? else { return Ok(None) };
+        self.spent[case] += started.elapsed().as_secs_f64();
         self.done += 1;
-        (self.progress)(Progress::Round { case: &entry.result.name, done: self.done });
-        Ok(pair)
+        self.at_most = self.at_most.saturating_sub(1);
+        (self.progress)(Progress::Round {
+            case: &entry.result.name,
+            done: self.done,
+            at_most: self.done + self.at_most,
+        });
+        let scale = 1.0 + self.inject_pct / 100.0;
+        Ok(Some((pair.0, pair.1 * scale)))
     }
 
     fn out_of_time(&self) -> bool {
         Instant::now() >= self.deadline
+    }
+
+    fn plan(&mut self, rounds: usize) {
+        self.at_most = rounds;
+    }
+
+    fn spent(&self, case: usize) -> f64 {
+        self.spent[case]
     }
 }
 

@@ -33,3 +33,16 @@ pub fn classify(est: &RatioEstimate, threshold_pct: f64) -> Change {
         Change::NoChange
     }
 }
+
+/// The largest change an interval leaves possible, in %:
+/// `max(1 − lo, hi − 1) × 100`. The interval rules out any true change
+/// larger than this (at its level), so a `no change` verdict reads "no
+/// change (< ±resolution)". `None` for an estimate without a real interval
+/// ([`crate::engine::has_interval`]).
+///
+/// This is what the interval excludes, not its half-width: an interval of
+/// [−0.5, +2.9] % rules out −3 % and +3 %, but not +2.5 %, and says so
+/// (< ±2.9 %) even though it is only 3.4 points wide.
+pub fn resolution_pct(est: &RatioEstimate) -> Option<f64> {
+    crate::engine::has_interval(est).then(|| (1.0 - est.lo).max(est.hi - 1.0).max(0.0) * 100.0)
+}

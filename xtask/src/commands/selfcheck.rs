@@ -28,6 +28,28 @@ pub fn run(flags: SelfcheckFlags) -> Result<i32> {
             aa.median_ci_width_pct
         ));
         json.insert("aa".into(), serde_json::to_value(&aa)?);
+        progress::info(format!(
+            "power on the build: {} comparisons per injected slowdown, REF's samples scaled",
+            flags.power_reps
+        ));
+        let filter = flags.cases.filter.as_deref();
+        let points = selfcheck::injected(&bfcli, filter, &flags.inject, flags.power_reps, config, |p| {
+            human.line(format!(
+                "  injected +{:.1} %: called slower in {:.0} % of case verdicts; {} of {} cases 9 times in 10 or more; {:.0} s per comparison",
+                p.inject_pct,
+                p.rate() * 100.0,
+                p.cases_at_nine_in_ten(),
+                p.cases.len(),
+                p.mean_wall_time_s
+            ));
+            for c in &p.cases {
+                progress::info(format!(
+                    "    {}: slower {}/{} (faster {}), {:.0} rounds",
+                    c.case, c.slower, c.verdicts, c.faster, c.mean_rounds
+                ));
+            }
+        })?;
+        json.insert("injected".into(), serde_json::to_value(&points)?);
     }
     progress::info(format!(
         "power: {} comparisons per slowdown ({} to {} adaptive rounds each, as the engine does per case)",

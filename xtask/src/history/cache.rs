@@ -165,6 +165,8 @@ mod tests {
             threshold_pct: 1.0,
             level: 0.95,
             instances: 3,
+            measure_identical: false,
+            inject_pct: 0.0,
         };
         let cache = ResultCache::on_host(Path::new("/c"), Path::new("/src/bpfilter"), &host, &[], &config);
         let key = cache.key("0123456789abcdef", "fedcba9876543210");

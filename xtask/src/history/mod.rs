@@ -229,6 +229,9 @@ pub fn exit_code(h: &History, fail_on: Option<FailOn>, fail_on_error: bool, last
 pub fn config(measure: &MeasureFlags) -> Result<CompareConfig> {
     let mut config = measure.config(CompareConfig { time_budget_s: 60.0, ..CompareConfig::default() }, None)?;
     config.level = LEVEL;
+    // Every commit's medians are plotted, so every case is timed, identical
+    // programs included.
+    config.measure_identical = true;
     Ok(config)
 }
 

@@ -115,6 +115,7 @@ mod tests {
             same_program: None,
             estimate: Some(e),
             change: Some(classify(&e, threshold_pct)),
+            resolution_pct: None,
         }
     }
 

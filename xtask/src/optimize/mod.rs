@@ -1092,7 +1092,7 @@ fn attempt_once(
                         let what = format!("measuring: loading {case} ({loaded}/{})", cases.len());
                         log.progress(&echo, Some(&bar), Step::Evaluate, what);
                     }
-                    bench_harness::engine::Progress::Round { case, done } => {
+                    bench_harness::engine::Progress::Round { case, done, .. } => {
                         bar.set_message(format!("attempt {n}: measuring against its parent ({done} rounds; {case})"));
                         if done % 20 == 0 {
                             log.progress(&echo, Some(&bar), Step::Evaluate, format!("measuring: {done} rounds"));

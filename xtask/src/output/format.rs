@@ -2,6 +2,7 @@
 //! Markdown, CSV, HTML): one spelling of each, so that a table, a comment and
 //! a report never disagree.
 
+use bench_harness::engine::CaseComparison;
 use bench_harness::engine::Change;
 use bench_harness::results::{Status, Unit};
 use bench_harness::stats::paired::RatioEstimate;
@@ -85,6 +86,30 @@ pub fn change_code(change: Option<Change>, measured: bool) -> &'static str {
         (true, Some(Change::Faster)) => "faster",
         (true, Some(Change::Slower)) => "slower",
         (true, _) => "no_change",
+    }
+}
+
+/// The verdict word of a case measured (or known) on both sides: `same
+/// program` when the code is identical and was not timed, `no change`
+/// with what its interval rules out (`no change (< ±1.8 %)`), else the change.
+pub fn case_word(c: &CaseComparison) -> String {
+    if c.untimed_same_program() {
+        return "same program".into();
+    }
+    match (c.change, c.resolution_pct) {
+        (Some(Change::Faster), _) => change_word(Change::Faster).into(),
+        (Some(Change::Slower), _) => change_word(Change::Slower).into(),
+        (_, Some(r)) => format!("{} (< ±{r:.1} %)", change_word(Change::NoChange)),
+        (_, None) => change_word(Change::NoChange).into(),
+    }
+}
+
+/// [`change_code`] of a case, with `same_program` for identical code not timed.
+pub fn case_code(c: &CaseComparison) -> &'static str {
+    if c.untimed_same_program() {
+        "same_program"
+    } else {
+        change_code(c.change, c.is_ok())
     }
 }
 

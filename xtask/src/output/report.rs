@@ -8,14 +8,15 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Color, Tabl
 use std::fmt::Write as _;
 
 pub use super::format::delta;
-use super::format::{change_code, num, signed, status_fields, unit, unit_code};
+use super::format::{num, signed, status_fields, unit, unit_code};
 use crate::text;
 
-/// The verdict word of a case.
+/// The verdict word of a case: `no change` states what its interval rules
+/// out (`no change (< ±1.8 %)`); identical programs are `same program`.
 pub fn verdict(c: &CaseComparison) -> String {
     match (&c.base_status, &c.ref_status, c.change) {
-        (Status::Ok, Status::Ok, Some(change)) => super::format::change_word(change).into(),
-        (Status::Ok, Status::Ok, None) => super::format::change_word(Change::NoChange).into(),
+        _ if c.untimed_same_program() => super::format::case_word(c),
+        (Status::Ok, Status::Ok, _) => super::format::case_word(c),
         (b, r, _) => {
             let side = |s: &Status| match s {
                 Status::Ok => "ok".to_string(),
@@ -85,10 +86,11 @@ pub fn summary(c: &Comparison) -> String {
     }
     let _ = writeln!(
         out,
-        "{} slower, {} faster, {} no change, {} not measured on both sides; threshold {:.1} %, {:.0} % intervals; {:.0} s",
+        "{} slower, {} faster, {} no change, {} same program, {} not measured on both sides; threshold {:.1} %, {:.0} % intervals; {:.0} s",
         c.regressions().count(),
         c.improvements().count(),
         c.cases.iter().filter(|x| x.is_ok() && x.change == Some(Change::NoChange)).count(),
+        c.cases.iter().filter(|x| x.untimed_same_program()).count(),
         c.errors().count(),
         c.config.threshold_pct,
         c.config.level * 100.0,
@@ -155,7 +157,7 @@ pub fn markdown(c: &Comparison) -> String {
     }
     let _ = writeln!(
         out,
-        "\n<sub>{} paired ABBA rounds per case at least; verdict needs the {:.0} % interval to exclude 0 and |Δ| ≥ {:.1} %. Host: {} ({}), kernel {}.</sub>",
+        "\n<sub>{} paired ABBA rounds per case at least; verdict needs the {:.0} % interval (repeated over the looks) to exclude 0 and |Δ| ≥ {:.1} %; `no change (< ±X %)` rules out changes beyond X; `same program`: identical code, not timed. Host: {} ({}), kernel {}.</sub>",
         c.config.min_rounds,
         c.config.level * 100.0,
         c.config.threshold_pct,
@@ -212,7 +214,8 @@ pub fn run_csv(results: &RunResults) -> anyhow::Result<Vec<u8>> {
 
 /// `--csv` for `bench-compare`: a header row, then one row per case. `delta_pct`
 /// and its interval are REF against BASE in %; `verdict` is `faster`,
-/// `slower`, `no_change` or `not_measured` (then the statuses say why).
+/// `slower`, `no_change`, `same_program` (not timed) or `not_measured` (then
+/// the statuses say why); `resolution_pct` is what a `no_change` rules out.
 pub fn compare_csv(c: &Comparison) -> anyhow::Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(vec![]);
     w.write_record([
@@ -224,6 +227,7 @@ pub fn compare_csv(c: &Comparison) -> anyhow::Result<Vec<u8>> {
         "ci_low_pct",
         "ci_high_pct",
         "verdict",
+        "resolution_pct",
         "rounds",
         "insns_delta",
         "jited_bytes_delta",
@@ -234,7 +238,7 @@ pub fn compare_csv(c: &Comparison) -> anyhow::Result<Vec<u8>> {
     ])?;
     let opt = |v: Option<String>| v.unwrap_or_default();
     for case in &c.cases {
-        let verdict = change_code(case.change, case.is_ok());
+        let verdict = super::format::case_code(case);
         let (base_status, base_reason) = status_fields(&case.base_status);
         let (ref_status, ref_reason) = status_fields(&case.ref_status);
         let est = case.estimate.as_ref();
@@ -247,6 +251,7 @@ pub fn compare_csv(c: &Comparison) -> anyhow::Result<Vec<u8>> {
             opt(est.map(|e| format!("{:.4}", e.ci_pct().0))),
             opt(est.map(|e| format!("{:.4}", e.ci_pct().1))),
             verdict.into(),
+            opt(case.resolution_pct.map(|r| format!("{r:.4}"))),
             case.base_samples.len().to_string(),
             opt(case.insns_delta().map(|d| d.to_string())),
             opt(case.jited_delta().map(|d| d.to_string())),
@@ -283,6 +288,7 @@ mod tests {
             same_program: None,
             estimate: None,
             change: None,
+            resolution_pct: None,
         };
         Comparison {
             schema: bench_harness::engine::SCHEMA.into(),

@@ -111,6 +111,9 @@ pub enum Event {
         case: String,
         /// Rounds so far.
         done: usize,
+        /// Rounds at most, `done` included.
+        #[serde(default)]
+        at_most: usize,
     },
     /// Starting a case (bench).
     CaseStarted(String),
@@ -286,7 +289,7 @@ fn handle(envelope: Envelope, emit: &dyn Fn(&Event)) -> Result<serde_json::Value
                 |(path, info): (PathBuf, SideInfo)| -> Result<(Bfcli, SideInfo)> { Ok((Bfcli::new(path)?, info)) };
             let c = bench_harness::engine::run(side(base)?, side(reference)?, &refs, config, |p| match p {
                 Progress::Loading(name) => emit(&Event::Loading(name.to_owned())),
-                Progress::Round { case, done } => emit(&Event::Round { case: case.to_owned(), done }),
+                Progress::Round { case, done, at_most } => emit(&Event::Round { case: case.to_owned(), done, at_most }),
             })?;
             serde_json::to_value(c)?
         }

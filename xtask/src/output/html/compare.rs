@@ -117,6 +117,7 @@ mod tests {
             base_metrics: None,
             ref_metrics: None,
             same_program: Some(ratio == 1.0),
+            resolution_pct: None,
             estimate: Some(RatioEstimate { ratio, lo: ratio - half, hi: ratio + half, n: 8, level: 0.95 }),
             change: Some(change),
         }
