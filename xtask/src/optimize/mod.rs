@@ -10,6 +10,7 @@
 
 pub mod html;
 pub mod keep;
+pub mod knowledge;
 pub mod prompt;
 pub mod record;
 pub mod serve;
