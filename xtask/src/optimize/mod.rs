@@ -8,6 +8,7 @@
 //! scope is enforced on the diff, only scope files are committed, and the
 //! user's checkout is never touched (the run has its own worktree and branch).
 
+pub mod evidence;
 pub mod html;
 pub mod keep;
 pub mod knowledge;
@@ -252,7 +253,14 @@ pub fn make_model(opts: &OptimizeOptions, worktree: &Path, spent_usd: f64) -> Re
             };
             Box::new(client.with_budget(budget))
         }
-        Backend::Command(cmd) => Box::new(agent::command::AgentCommand::new(cmd.clone(), worktree)),
+        Backend::Command(cmd) => {
+            let agent = agent::command::AgentCommand::new(cmd.clone(), worktree);
+            // The explorer's script ($BFPERF_SHOW), beside the worktree in the run's directory.
+            Box::new(match worktree.parent().filter(|_| matches!(opts.machine, Machine::Local)) {
+                Some(run_dir) => agent.with_env(evidence::SHOW_VAR, evidence::ShowContext::script(run_dir)),
+                None => agent,
+            })
+        }
     })
 }
 
@@ -888,9 +896,23 @@ fn attempt_once(
 
     // Propose.
     let t = step_start(attempt, Step::Propose, record)?;
+    // The evidence: the baseline (the branch's last kept state, which the worktree is at) measured and listed.
+    let tip = kept_tip(record)?.to_string();
+    let base = evidence::Baseline { worktree: &worktree, run_dir: dir, scope: &scope, commit: &tip, cases };
+    let evidence = evidence::gather(opts, &base)?;
+    // The explorer builds the attempt's tree here: a --host run builds and loads on the host only.
+    let explore = matches!(opts.machine, Machine::Local).then(|| evidence::ShowContext {
+        worktree: worktree.clone(),
+        build: dir.join("explore"),
+        run_dir: dir.to_owned(),
+        sandbox: opts.sandbox.clone(),
+    });
+    if let Some(ctx) = &explore {
+        ctx.install()?;
+    }
     let spin = progress::spinner(format!("attempt {n}: proposing"));
-    let system = prompt::system(&worktree, &scope, record, earlier, opts.hint.as_deref())?;
-    let mut read_tools = FileTools::read_only(&worktree)?;
+    let system = prompt::system(&worktree, &scope, record, earlier, opts.hint.as_deref(), &evidence)?;
+    let mut read_tools = evidence::Tools::propose(FileTools::read_only(&worktree)?, &evidence);
     let before = ignored_files(&worktree)?;
     let conv = Conversation {
         system: system.clone(),
@@ -939,7 +961,8 @@ fn attempt_once(
         let t = step_start(attempt, Step::Implement, record)?;
         let spin =
             progress::spinner(format!("attempt {n}: implementing{}", if failure.is_some() { " (fixing)" } else { "" }));
-        let mut tools = FileTools::new(&worktree, Some(Path::new(&scope)))?;
+        let files = FileTools::new(&worktree, Some(Path::new(&scope)))?;
+        let mut tools = evidence::Tools::implement(files, &evidence, explore.clone());
         let user =
             prompt::implement(&scope, &attempt.plan, failure.as_ref().map(|f| (f.command.as_str(), f.tail.as_str())))?;
         let conv = Conversation { system: system.clone(), user, max_turns: opts.max_turns, effort: opts.effort };

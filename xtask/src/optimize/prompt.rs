@@ -1,5 +1,6 @@
 //! The prompts of the optimize loop, as minijinja templates.
 
+use super::evidence::Evidence;
 use super::record::RunRecord;
 use anyhow::Result;
 use minijinja::{context, Environment};
@@ -30,35 +31,86 @@ pub fn scope_inventory(worktree: &Path, scope: &str) -> Vec<String> {
     files
 }
 
-/// The system prompt: codegen primer, scope inventory, earlier attempts
-/// (this run's and `earlier` runs'), and the hint.
+/// An earlier attempt as the prompt shows it: outcome, title, and what was
+/// measured (the suite's change with its interval, the instruction delta,
+/// the cases judged, each with its change and verdict).
+fn earlier_attempt(a: &super::record::Attempt) -> minijinja::Value {
+    let outcome = a.outcome.as_ref().map(|o| o.name()).unwrap_or("interrupted");
+    let mut detail = vec![];
+    if let Some(super::record::Outcome::Rejected { reason }) = &a.outcome {
+        detail.push(reason.clone());
+    }
+    if let Some(g) = a.geomean {
+        let (lo, hi) = g.ci_pct();
+        detail.push(format!("suite {:+.2} % [{lo:+.2}, {hi:+.2}]", g.delta_pct()));
+    }
+    if let Some(d) = a.insns_delta {
+        detail.push(format!("{d:+} xlated instructions"));
+    }
+    let cases: Vec<String> = a
+        .deltas
+        .iter()
+        .map(|d| {
+            let change = d.estimate.map_or("-".into(), |e| format!("{:+.2} %", e.delta_pct()));
+            let insns = d.insns_delta.map_or(String::new(), |i| format!(", {i:+} insns"));
+            format!("{} {change} ({}{insns})", d.case, d.verdict)
+        })
+        .collect();
+    context! { outcome, title => a.title(), detail => detail.join("; "), cases }
+}
+
+fn docs<'a>(docs: impl Iterator<Item = &'a super::knowledge::Doc>) -> Vec<minijinja::Value> {
+    docs.map(|d| context! { path => d.path.clone(), text => d.text.clone() }).collect()
+}
+
+/// Longest listing of a prologue in the system prompt.
+const MAX_PROMPT_LISTING_CHARS: usize = 8_000;
+
+/// The system prompt: codegen primer, what the tree says about itself
+/// (agent docs, header comments, registers, style), the baseline's numbers and
+/// prologue listings, the scope inventory, earlier attempts (this run's and
+/// `earlier` runs', with their measured deltas), and the hint.
 pub fn system(
     worktree: &Path,
     scope: &str,
     record: &RunRecord,
     earlier: &[RunRecord],
     hint: Option<&str>,
+    evidence: &Evidence,
 ) -> Result<String> {
     let previous: Vec<_> = earlier
         .iter()
         .chain(std::iter::once(record))
         .flat_map(|r| r.attempts.iter())
         .filter(|a| !a.plan.trim().is_empty())
-        .map(|a| {
-            let outcome = a.outcome.as_ref().map(|o| o.name()).unwrap_or("interrupted");
-            let detail = match (&a.outcome, a.geomean) {
-                (Some(super::record::Outcome::Rejected { reason }), _) => reason.clone(),
-                (_, Some(g)) => format!("suite {:+.2} %", g.delta_pct()),
-                _ => String::new(),
-            };
-            context! { outcome, title => a.title(), detail }
+        .map(earlier_attempt)
+        .collect();
+    let k = &evidence.knowledge;
+    let headers: Vec<_> = k.files.iter().filter(|f| !f.text.is_empty()).collect();
+    let listings: Vec<_> = evidence
+        .prologue_listings()
+        .into_iter()
+        .map(|(case, text)| {
+            let text = super::knowledge::cut(&text, MAX_PROMPT_LISTING_CHARS, "show_program gives the whole listing");
+            context! { case, text }
         })
         .collect();
+    let prefixes: Vec<String> = k.subject_prefixes.iter().map(|(p, n)| format!("`{p}` ({n})")).collect();
     Ok(env().get_template("system")?.render(context! {
         scope,
         files => scope_inventory(worktree, scope),
         previous,
         hint,
+        agent_docs => docs(k.agent_docs.iter()),
+        headers => docs(headers.into_iter()),
+        registers => k.registers.clone(),
+        clang_format => k.clang_format.as_ref().map(|d| context! { path => d.path.clone(), text => d.text.clone() }),
+        prefixes,
+        scope_subjects => k.scope_subjects.clone(),
+        table => evidence.numbers.as_ref().map(|n| super::evidence::table(Some(n), &evidence.shown_cases)),
+        measured_at => evidence.numbers.as_ref().map(|n| n.commit.chars().take(12).collect::<String>()),
+        listings,
+        notes => evidence.notes.clone(),
     })?)
 }
 
@@ -103,7 +155,8 @@ mod tests {
             cumulative_ratio: 1.0,
             stopped: None,
         };
-        let text = system(dir.path(), "src/cgen", &record, &[], Some("look at the prologue")).unwrap();
+        let text =
+            system(dir.path(), "src/cgen", &record, &[], Some("look at the prologue"), &Evidence::default()).unwrap();
         assert!(text.contains("src/cgen/prologue.c (7 bytes)"), "{text}");
         assert!(text.contains("[rejected] drop the second ctx load — not faster"), "{text}");
         assert!(text.contains("Hint from the developer: look at the prologue"));
