@@ -337,7 +337,7 @@ impl ShowContext {
         use std::os::unix::fs::PermissionsExt as _;
         let ctx = Self::path(&self.run_dir);
         write_json(&ctx, self)?;
-        let exe = std::env::current_exe().context("cannot find bfperf's own binary")?;
+        let exe = own_binary()?;
         let quote = |p: &Path| shlex::try_quote(&p.to_string_lossy()).map(|q| q.into_owned());
         let script = Self::script(&self.run_dir);
         let text = format!(
@@ -357,6 +357,15 @@ impl ShowContext {
         read_json(path)
             .with_context(|| format!("{} is not an optimize run's context: run $BFPERF_SHOW", path.display()))
     }
+}
+
+/// This binary's path, for the `$BFPERF_SHOW` script. Rebuilt while a run
+/// lasts (`cargo build`), Linux reports it as `PATH (deleted)`: the path then
+/// holds the new build of the same tool, which is what the script should run.
+fn own_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find bfperf's own binary")?;
+    let text = exe.to_str().context("bfperf's own path is not UTF-8")?;
+    Ok(PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(text)))
 }
 
 /// Build the attempt's tree, load `case` with its bfcli and describe the

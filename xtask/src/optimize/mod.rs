@@ -963,8 +963,12 @@ fn attempt_once(
             progress::spinner(format!("attempt {n}: implementing{}", if failure.is_some() { " (fixing)" } else { "" }));
         let files = FileTools::new(&worktree, Some(Path::new(&scope)))?;
         let mut tools = evidence::Tools::implement(files, &evidence, explore.clone());
-        let user =
-            prompt::implement(&scope, &attempt.plan, failure.as_ref().map(|f| (f.command.as_str(), f.tail.as_str())))?;
+        let user = prompt::implement(
+            &scope,
+            &attempt.plan,
+            failure.as_ref().map(|f| (f.command.as_str(), f.tail.as_str())),
+            explore.is_some(),
+        )?;
         let conv = Conversation { system: system.clone(), user, max_turns: opts.max_turns, effort: opts.effort };
         let implemented = model.converse(&conv, &mut tools);
         spin.finish_and_clear();

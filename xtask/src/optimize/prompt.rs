@@ -119,10 +119,11 @@ pub fn propose(scope: &str) -> Result<String> {
     Ok(env().get_template("propose")?.render(context! { scope })?)
 }
 
-/// The user message of the implementation call, with the last failure if any.
-pub fn implement(scope: &str, plan: &str, failure: Option<(&str, &str)>) -> Result<String> {
+/// The user message of the implementation call, with the last failure if
+/// any; `explorer` when `build_and_show` / `$BFPERF_SHOW` are offered.
+pub fn implement(scope: &str, plan: &str, failure: Option<(&str, &str)>, explorer: bool) -> Result<String> {
     let failure = failure.map(|(command, tail)| context! { command, tail });
-    Ok(env().get_template("implement")?.render(context! { scope, plan, failure })?)
+    Ok(env().get_template("implement")?.render(context! { scope, plan, failure, explorer })?)
 }
 
 #[cfg(test)]
@@ -160,7 +161,9 @@ mod tests {
         assert!(text.contains("src/cgen/prologue.c (7 bytes)"), "{text}");
         assert!(text.contains("[rejected] drop the second ctx load — not faster"), "{text}");
         assert!(text.contains("Hint from the developer: look at the prologue"));
-        let user = implement("src/cgen", "TITLE: x", Some(("make test", "FAILED: foo"))).unwrap();
+        let user = implement("src/cgen", "TITLE: x", Some(("make test", "FAILED: foo")), true).unwrap();
+        assert!(user.contains("build_and_show") && user.contains("$BFPERF_SHOW CASE"), "{user}");
+        assert!(!implement("src/cgen", "TITLE: x", None, false).unwrap().contains("build_and_show"));
         assert!(user.contains("`make test` failed") && user.contains("FAILED: foo"), "{user}");
         assert!(propose("src/cgen").unwrap().contains("TITLE:"));
     }
