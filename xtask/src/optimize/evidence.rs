@@ -551,4 +551,30 @@ mod tests {
         let r = tools.call(LIST_CASES, &json!({}));
         assert!(!r.is_error && r.content.lines().count() == suite::suite().len() + 1, "{}", r.content);
     }
+
+    #[test]
+    fn the_show_script_runs_this_binary_with_the_run_s_context() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = dir.path().join("run with space");
+        let ctx = ShowContext {
+            worktree: run_dir.join("worktree"),
+            build: run_dir.join("explore"),
+            run_dir: run_dir.clone(),
+            sandbox: crate::sandbox::Policy { secret_names: vec!["MY_CREDS".into()], ..Default::default() },
+        };
+        let script = ctx.install().unwrap();
+        assert_eq!(script, run_dir.join("evidence/bfperf-show"));
+        let text = std::fs::read_to_string(&script).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        assert!(text.starts_with("#!/bin/sh\n"), "{text}");
+        assert!(text.contains(&format!("exec {} optimize-show --context '", exe.display())), "{text}");
+        assert!(text.contains("run with space/evidence/show.json' \"$@\""), "quoted:\n{text}");
+        assert_eq!(std::fs::metadata(&script).unwrap().permissions().mode() & 0o111, 0o111);
+        let back = ShowContext::load(&ShowContext::path(&run_dir)).unwrap();
+        assert_eq!(back.sandbox.secret_names, ["MY_CREDS"]);
+        assert_eq!(back.build, ctx.build);
+        let missing = ShowContext::load(&dir.path().join("nothing.json")).unwrap_err().to_string();
+        assert!(missing.contains("is not an optimize run's context"), "{missing}");
+    }
 }
