@@ -40,7 +40,8 @@ fn earlier_attempt(a: &super::record::Attempt) -> minijinja::Value {
     if let Some(super::record::Outcome::Rejected { reason }) = &a.outcome {
         detail.push(reason.clone());
     }
-    if let Some(g) = a.geomean {
+    // A rejection's reason may already give the suite's change.
+    if let Some(g) = a.geomean.filter(|_| !detail.iter().any(|d| d.contains("suite "))) {
         let (lo, hi) = g.ci_pct();
         detail.push(format!("suite {:+.2} % [{lo:+.2}, {hi:+.2}]", g.delta_pct()));
     }
@@ -139,6 +140,25 @@ mod tests {
         let mut a = Attempt::new(1);
         a.plan = "TITLE: drop the second ctx load\nWHY: ...".into();
         a.outcome = Some(Outcome::Rejected { reason: "not faster: suite +0.1 %".into() });
+        let estimate = |ratio: f64| bench_harness::stats::paired::RatioEstimate {
+            ratio,
+            lo: ratio - 0.01,
+            hi: ratio + 0.01,
+            n: 8,
+            level: 0.95,
+        };
+        a.geomean = Some(estimate(1.001));
+        a.insns_delta = Some(-3);
+        a.deltas = vec![crate::optimize::record::CaseDelta {
+            case: "xdp__prologue".into(),
+            estimate: Some(estimate(0.98)),
+            verdict: "faster".into(),
+            insns_delta: Some(-3),
+        }];
+        let mut kept = Attempt::new(2);
+        kept.plan = "TITLE: hoist the L3 load".into();
+        kept.outcome = Some(Outcome::Kept);
+        kept.geomean = Some(estimate(0.97));
         let record = RunRecord {
             schema: SCHEMA.into(),
             run_id: "r".into(),
@@ -151,7 +171,7 @@ mod tests {
             objective: "runtime".into(),
             baseline_failures: vec![],
             baseline_failed_commands: vec![],
-            attempts: vec![a],
+            attempts: vec![a, kept],
             spent_usd: 0.0,
             cumulative_ratio: 1.0,
             stopped: None,
@@ -159,7 +179,14 @@ mod tests {
         let text =
             system(dir.path(), "src/cgen", &record, &[], Some("look at the prologue"), &Evidence::default()).unwrap();
         assert!(text.contains("src/cgen/prologue.c (7 bytes)"), "{text}");
-        assert!(text.contains("[rejected] drop the second ctx load — not faster"), "{text}");
+        assert!(
+            text.contains(
+                "- [rejected] drop the second ctx load — not faster: suite +0.1 %; -3 xlated instructions\n    \
+                 - xdp__prologue -2.00 % (faster, -3 insns)\n"
+            ),
+            "measured deltas, the suite's once:\n{text}"
+        );
+        assert!(text.contains("- [kept] hoist the L3 load — suite -3.00 % [-4.00, -2.00]\n"), "{text}");
         assert!(text.contains("Hint from the developer: look at the prologue"));
         let user = implement("src/cgen", "TITLE: x", Some(("make test", "FAILED: foo")), true).unwrap();
         assert!(user.contains("build_and_show") && user.contains("$BFPERF_SHOW CASE"), "{user}");
