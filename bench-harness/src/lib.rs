@@ -8,8 +8,8 @@
 //!   the same program; [`listing`]: its listing in bpftool's syntax
 //!   (labels, named helpers and maps, optional x86-64 code) and the diff of two;
 //! * [`runner`]: `BPF_PROG_TEST_RUN`, calibration and samples;
-//! * [`suite_run`]: the suite on one build; [`results`]: the JSON it writes;
-//!   [`table`]: its terminal table;
+//! * [`suite_run`]: the suite on one build; [`results`]: the JSON it writes
+//!   (tables, Markdown, CSV and HTML are xtask's output layer);
 //! * [`engine`]: the comparison of two builds (interleaved adaptive rounds),
 //!   its verdict ([`engine::verdict`]) and its JSON ([`engine::Comparison`]);
 //! * [`stats`]: robust summaries, and [`stats::paired`] the paired
@@ -32,6 +32,5 @@ pub mod runner;
 pub mod stats;
 pub mod suite;
 pub mod suite_run;
-pub mod table;
 
 pub use error::{HarnessError, Result};

@@ -2,7 +2,8 @@
 //! The usual entry point is `cargo xtask bench`, which also builds bpfilter.
 
 use anyhow::Context as _;
-use bench_harness::{program::Bfcli, results::SourceInfo, runner::SamplingConfig, suite, suite_run::Bench, table};
+use bench_harness::results::Status;
+use bench_harness::{program::Bfcli, results::SourceInfo, runner::SamplingConfig, suite, suite_run::Bench};
 use clap::Parser;
 use std::path::PathBuf;
 
@@ -63,11 +64,18 @@ fn run(args: Args) -> anyhow::Result<()> {
     let mut bench = Bench::new(bfcli, config)?;
     let total = selected.len();
     let results = bench.run(&selected, source, |i, c| eprintln!("[{}/{total}] {}", i + 1, c.name), |_| {})?;
-    println!("{}", table::run_table(&results, false));
-    for line in table::floor_lines(&results) {
-        println!("{line}");
+    // Plain lines: the tables are `cargo xtask bench`'s (xtask's output layer).
+    for case in &results.cases {
+        match (&case.status, case.summary) {
+            (Status::Ok, Some(s)) => {
+                let unit = if case.unit == bench_harness::results::Unit::Milliseconds { "ms" } else { "ns/pkt" };
+                println!("{:<45} {:.2} {unit}", case.name, s.median)
+            }
+            (status, _) => println!("{:<45} {status:?}", case.name),
+        }
     }
-    println!("{} in {:.1} s", table::status_counts(&results), results.wall_time_s);
+    let ok = results.cases.iter().filter(|c| c.status == Status::Ok).count();
+    println!("{ok} of {} ok in {:.1} s", results.cases.len(), results.wall_time_s);
     if let Some(path) = args.json_output {
         results.write_atomic(&path).with_context(|| format!("cannot write {}", path.display()))?;
         println!("results written to {}", path.display());

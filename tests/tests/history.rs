@@ -235,6 +235,21 @@ fn the_one_slower_commit_is_found_and_a_second_run_reuses_everything() {
         assert!(!page.contains(remote), "the report loads {remote}…: not self-contained");
     }
     assert!(page.contains(c3_subject), "the report names the slower commit");
+    // The plots chain the paired ratios; the docs-only commits load the same programs as their
+    // parents and are drawn flat ("same programs"), the padding commit is not.
+    assert!(page.contains("suite Δ % (chained)"), "the overall plot chains the pairs");
+    let row = |commit: &str| {
+        let at = page.find(&format!("<code title=\"{commit}\">")).unwrap_or_else(|| panic!("no row for {commit}"));
+        &page[at..at + page[at..].find("</tr>").unwrap()]
+    };
+    for c in [&c1, &c2, &c4] {
+        assert!(row(c).contains("same programs"), "{c} is docs-only: {}", row(c));
+    }
+    assert!(!row(&c3).contains("same programs"), "{}", row(&c3));
+    for (i, p) in points.iter().enumerate().skip(1) {
+        let same = p["pair"]["cases"].as_array().unwrap().iter().all(|c| c["same_program"] == true);
+        assert_eq!(same, commits[i] != &c3, "point {i}: {}", p["pair"]);
+    }
     assert!(run.stdout.contains(&format!("report: {}", html.display())), "{}", show(&run));
 
     // Second, identical run: every build and every pair comes from the cache.

@@ -142,3 +142,51 @@ fn bench_csv_to_stdout_parses_back_one_row_per_case() {
     assert_eq!(&unsupported[1], "unsupported");
     assert!(!unsupported[2].is_empty() && unsupported[4].is_empty(), "a reason, no median: {unsupported:?}");
 }
+
+#[test]
+fn bench_compare_saves_its_json_and_a_self_contained_html_report_by_default() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    repo.set_padding(300);
+    repo.commit("pad every program with 300 instructions");
+    let cache = tempfile::tempdir().unwrap();
+    let args = [CHEAP, &["HEAD~1", "HEAD"]].concat();
+    let run = run_leaving_no_mount("bench-compare", repo.path(), &args, cache.path());
+    assert_eq!(run.code, 0, "{}", show(&run));
+    // Both paths are printed, both under <cache>/runs/, named by the same time.
+    let path_of = |what: &str| {
+        let line = run
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(what))
+            .unwrap_or_else(|| panic!("no {what}: {}", show(&run)));
+        std::path::PathBuf::from(line.trim())
+    };
+    let (json, html) = (path_of("JSON:"), path_of("HTML:"));
+    let runs = cache.path().join("runs");
+    assert_eq!(json.parent(), Some(runs.as_path()), "{}", json.display());
+    assert_eq!(html.parent(), Some(runs.as_path()), "{}", html.display());
+    let stem = |p: &Path| p.file_stem().unwrap().to_str().unwrap().to_owned();
+    assert!(stem(&json).starts_with("compare-") && stem(&json) == stem(&html), "{json:?} {html:?}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["schema"], "bfperf.compare.v1");
+
+    // The page: the forest plot above the table, one row and one whisker per case, the
+    // threshold band; nothing fetched from anywhere.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!doctype html>"), "{page}");
+    let forest = page.find("<svg class=\"plot forest\"").expect("the forest plot");
+    let table = page.find("<table class=\"sortable\">").expect("the table");
+    assert!(forest < table, "the plot comes first");
+    assert!(page.contains("<rect class=\"band\""), "the threshold band");
+    for case in v["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        assert!(page.contains(&format!("<tr id=\"case-{name}\">")), "{name} row");
+        let change = case["change"].as_str().unwrap();
+        let class = if change == "no_change" { "no_change" } else { change };
+        assert!(page.contains(&format!("<g class=\"{class}\"><title>{name}: ")), "{name} whisker ({class})");
+    }
+    let stripped = page.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+    assert!(!stripped.contains("http://") && !stripped.contains("https://"), "an external URL");
+    assert!(!page.contains("<link") && !page.contains("src=") && !page.contains("<script src"), "a fetched resource");
+}

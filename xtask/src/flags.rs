@@ -259,6 +259,33 @@ pub struct JsonFlags {
     pub json_output: Option<PathBuf>,
 }
 
+/// `--fail-on` and `--fail-on-benchmark-error`: which outcomes fail the
+/// command, with exit code 2 or 3 (doc/exit-codes.md). `bench-compare` and
+/// `bench-history`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FailFlags {
+    /// Exit with 2 when a case changed significantly (at some commit, in a history): slower
+    /// (regression), faster (improvement) or either (any).
+    // `--fail-on-significant-change better|worse|any`: bench-history's old spelling, kept (hidden)
+    // for existing CI recipes.
+    #[arg(long, value_enum, value_name = "WHAT", alias = "fail-on-significant-change")]
+    pub fail_on: Option<exit::FailOn>,
+    /// Exit with 3 when a case failed or was unsupported on either side (in a history: or a
+    /// commit failed to build).
+    // `--fail-on-any-commit-failure`: bench-history's old spelling (hidden).
+    #[arg(long, alias = "fail-on-any-commit-failure")]
+    pub fail_on_benchmark_error: bool,
+}
+
+/// `--template DIR`: HTML templates replacing the built-in ones.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TemplateFlags {
+    /// Render the HTML report with the templates of DIR: each file named like a built-in one
+    /// (base.html, style.css, compare.html, history.html, optimize.html) replaces it.
+    #[arg(long, value_name = "DIR")]
+    pub template: Option<PathBuf>,
+}
+
 /// `bench`'s sampling settings.
 #[derive(Args, Debug, Clone)]
 pub struct SamplingFlags {
@@ -381,12 +408,13 @@ pub struct CompareFlags {
     /// Write one row per case as CSV, with a header row (`-`: stdout).
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
-    /// Exit with 2 when a case is significantly slower (regression), faster (improvement) or either (any).
-    #[arg(long, value_enum, value_name = "WHAT")]
-    pub fail_on: Option<exit::FailOn>,
-    /// Exit with 3 when a case failed or was unsupported on either side.
-    #[arg(long)]
-    pub fail_on_benchmark_error: bool,
+    /// Write the HTML report here [default: <cache>/runs/compare-<time>.html, next to its JSON].
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    #[command(flatten)]
+    pub templates: TemplateFlags,
+    #[command(flatten)]
+    pub fail: FailFlags,
     #[command(flatten)]
     pub remote: RemoteFlags,
     #[command(flatten)]
@@ -420,16 +448,11 @@ pub struct HistoryFlags {
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     #[command(flatten)]
+    pub templates: TemplateFlags,
+    #[command(flatten)]
     pub json: JsonFlags,
-    /// Exit with 2 when a case changed significantly at some commit: slower (regression),
-    /// faster (improvement) or either (any).
-    // `--fail-on-significant-change better|worse|any`: the old spelling, kept for existing CI recipes.
-    #[arg(long, value_enum, value_name = "WHAT", alias = "fail-on-significant-change")]
-    pub fail_on: Option<exit::FailOn>,
-    /// Exit with 3 when a commit failed to build or a case failed at a measured commit.
-    // `--fail-on-any-commit-failure`: the old spelling.
-    #[arg(long, alias = "fail-on-any-commit-failure")]
-    pub fail_on_benchmark_error: bool,
+    #[command(flatten)]
+    pub fail: FailFlags,
     /// Exit with 3 when the newest commit failed to build (old flag, kept for existing CI recipes).
     #[arg(long, hide = true)]
     pub fail_on_last_commit_failure: bool,

@@ -14,7 +14,6 @@ pub mod flags;
 pub mod history;
 pub mod hook;
 pub mod host;
-pub mod html;
 pub mod lock;
 pub mod machine;
 pub mod optimize;
@@ -22,7 +21,6 @@ pub mod output;
 pub mod planted;
 pub mod progress;
 pub mod remote;
-pub mod report;
 pub mod revisions;
 pub mod sandbox;
 pub mod selfcheck;
@@ -31,4 +29,7 @@ pub mod sources;
 pub mod text;
 pub mod validation;
 pub mod workspace;
+
+/// Where the comparison's table and Markdown used to live (now in the output layer).
+pub use output::report;
 pub mod worktree;

@@ -4,7 +4,7 @@ use anyhow::Result;
 use bench_harness::results::Status;
 use bench_harness::suite;
 use xtask::flags::BenchFlags;
-use xtask::output::{self, Human};
+use xtask::output::{self, exporter, Format, Human, Results};
 use xtask::session::Session;
 use xtask::{bench, exit};
 
@@ -20,17 +20,8 @@ pub fn run(flags: BenchFlags) -> Result<i32> {
     let human = Human::new(&[("--json-output", flags.json.json_output.as_deref()), ("--csv", flags.csv.as_deref())])?;
     let session = Session::enter(&flags.host, &flags.remote, &flags.common, "bench", flags.bfcli.bfcli.is_none())?;
     let results = bench::run(&flags, &session)?;
-    human.line(bench_harness::table::run_table(&results, xtask::output::color()));
-    for line in bench_harness::table::floor_lines(&results) {
-        human.line(line);
-    }
-    let commit = results.source.commit.as_deref().map(|c| format!(" at {}", &c[..c.len().min(12)])).unwrap_or_default();
-    human.line(format!(
-        "{}{commit}: {} in {:.1} s",
-        results.source.bfcli,
-        bench_harness::table::status_counts(&results),
-        results.wall_time_s
-    ));
+    let export = |format: Format| exporter(format).export(&Results::Run(&results));
+    human.line(String::from_utf8_lossy(&export(Format::Terminal { color: output::color() })?));
     let path = match flags.json.json_output.clone() {
         Some(p) => p,
         None => {
@@ -38,10 +29,10 @@ pub fn run(flags: BenchFlags) -> Result<i32> {
             session.cache.join("runs").join(format!("bench-{stamp}.json"))
         }
     };
-    output::write_output(&path, &serde_json::to_vec_pretty(&results)?)?;
+    output::write_output(&path, &export(Format::Json)?)?;
     human.wrote("results", &path);
     if let Some(path) = &flags.csv {
-        output::write_output(path, &xtask::report::run_csv(&results)?)?;
+        output::write_output(path, &export(Format::Csv)?)?;
         human.wrote("CSV", path);
     }
     let failed = results.cases.iter().filter(|c| matches!(c.status, Status::Failed { .. })).count();

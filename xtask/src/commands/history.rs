@@ -1,12 +1,10 @@
 //! `cargo xtask bench-history`.
 
-use anyhow::{Context as _, Result};
-use bench_harness::engine::Change;
-use bench_harness::results::write_atomic;
+use anyhow::Result;
 use xtask::flags::HistoryFlags;
-use xtask::output::{self, Human};
+use xtask::history;
+use xtask::output::{self, exporter, Format, Human, Results};
 use xtask::session::Session;
-use xtask::{history, report, text};
 
 /// Measure the range, print the commits and changes, write the reports.
 pub fn run(flags: HistoryFlags) -> Result<i32> {
@@ -15,40 +13,22 @@ pub fn run(flags: HistoryFlags) -> Result<i32> {
     let session = Session::enter(&flags.host, &flags.remote, &flags.common, &what, true)?;
     let cache = session.cache.clone();
     let hist = history::run(&flags, &session)?;
-    for p in &hist.points {
-        let state = match &p.status {
-            history::PointStatus::Measured { cached: true } => "cached".to_string(),
-            history::PointStatus::Measured { cached: false } => "measured".to_string(),
-            history::PointStatus::BuildFailed { .. } => "BUILD FAILED".to_string(),
-        };
-        human.line(format!("{:<12} {:<9} {}", p.label, state, text::line(&p.subject)));
-    }
-    if hist.changes.is_empty() {
-        human.line(format!(
-            "no significant change along {} commits (threshold {:.1} %)",
-            hist.points.len(),
-            hist.threshold_pct
-        ));
-    }
-    for c in &hist.changes {
-        let word = if c.change.change == Change::Slower { "slower" } else { "faster" };
-        let subject = text::line(&c.subject);
-        human.line(format!(
-            "{word:>6} {:<42} at {} {subject}: {}",
-            c.case,
-            c.commit,
-            report::delta(&c.change.estimate)
-        ));
-    }
-    let html = flags.html.unwrap_or_else(|| {
+    let results = Results::History(&hist);
+    let export = |format: Format| exporter(format).export(&results);
+    human.line(String::from_utf8_lossy(&export(Format::Terminal { color: output::color() })?));
+    let html = flags.html.clone().unwrap_or_else(|| {
         cache.join("reports").join(format!("history-{}.html", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")))
     });
-    write_atomic(&html, history::html::render(&hist).as_bytes())
-        .with_context(|| format!("cannot write {}", html.display()))?;
+    output::write_output(&html, &export(Format::Html { templates: flags.templates.template.clone() })?)?;
     human.line(format!("report: {}", html.display()));
     if let Some(path) = &flags.json.json_output {
-        output::write_output(path, &serde_json::to_vec_pretty(&hist)?)?;
+        output::write_output(path, &export(Format::Json)?)?;
         human.wrote("JSON", path);
     }
-    Ok(history::exit_code(&hist, flags.fail_on, flags.fail_on_benchmark_error, flags.fail_on_last_commit_failure))
+    Ok(history::exit_code(
+        &hist,
+        flags.fail.fail_on,
+        flags.fail.fail_on_benchmark_error,
+        flags.fail_on_last_commit_failure,
+    ))
 }

@@ -12,7 +12,6 @@
 //! second run builds and measures nothing.
 
 pub mod cache;
-pub mod html;
 
 use crate::exit;
 use crate::exit::FailOn;
@@ -90,6 +89,47 @@ pub struct Point {
     pub status: PointStatus,
     /// The run, when measured.
     pub results: Option<RunResults>,
+    /// This commit against the previous one that built (the paired
+    /// comparison the verdicts come from); none for the first commit and a
+    /// commit that did not build. The report chains these ratios.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<Pair>,
+}
+
+/// A commit's paired comparison with the previous commit that built, as the
+/// report needs it: per case the ratio and whether the programs are the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pair {
+    /// Per case measured on both sides: REF (this commit) / BASE with its interval.
+    pub cases: Vec<PairCase>,
+    /// The suite geometric mean of the ratios, with its interval.
+    pub geomean: Option<RatioEstimate>,
+}
+
+/// One case of a [`Pair`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairCase {
+    /// Case name.
+    pub case: String,
+    /// This commit / the previous one, with its interval.
+    pub estimate: RatioEstimate,
+    /// Whether both commits load the same program (`None`: not known).
+    pub same_program: Option<bool>,
+}
+
+impl Pair {
+    /// The pair of a comparison: its cases measured on both sides.
+    pub fn of(c: &Comparison) -> Pair {
+        let cases = c
+            .cases
+            .iter()
+            .filter(|x| x.is_ok())
+            .filter_map(|x| {
+                Some(PairCase { case: x.name.clone(), estimate: x.estimate?, same_program: x.same_program })
+            })
+            .collect();
+        Pair { cases, geomean: c.geomean }
+    }
 }
 
 impl Point {
@@ -419,6 +459,7 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
             subject: b.subject.clone(),
             status,
             results,
+            pair: comparisons[idx].as_ref().map(|(c, _)| Pair::of(c)),
         });
     }
     Ok(history)
@@ -479,7 +520,7 @@ mod tests {
 
     #[test]
     fn exit_code_follows_the_contract() {
-        let h = html::tests::synthetic(); // one slower change, one commit that did not build
+        let h = crate::output::html::history::tests::synthetic(); // one slower change, one commit that did not build
         assert_eq!(exit_code(&h, None, false, false), exit::OK);
         assert_eq!(exit_code(&h, Some(FailOn::Regression), false, false), exit::SIGNIFICANT);
         assert_eq!(exit_code(&h, Some(FailOn::Any), false, false), exit::SIGNIFICANT);

@@ -9,7 +9,6 @@
 //! user's checkout is never touched (the run has its own worktree and branch).
 
 pub mod evidence;
-pub mod html;
 pub mod keep;
 pub mod knowledge;
 pub mod prompt;
@@ -361,7 +360,7 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
         attempt.outcome = Some(outcome.clone());
         attempt.step = Step::Done;
         record.spent_usd += attempt.cost_usd;
-        eprintln!(
+        progress::info(format!(
             "attempt {index}: {} — {} ({total_s:.0} s, cost ${:.2}, run ${:.2}; kept {}; cumulative {:+.2} % vs baseline)",
             outcome.name(),
             if attempt.title().is_empty() { "(no plan)".into() } else { crate::text::line(attempt.title()) },
@@ -369,7 +368,7 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
             record.spent_usd,
             record.kept() + usize::from(outcome == Outcome::Kept),
             (record.cumulative_ratio - 1.0) * 100.0
-        );
+        ));
         record.attempts.push(attempt);
         record.save(&history)?;
         write_report(&dir, &record);
@@ -396,7 +395,9 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
 
 fn write_report(dir: &Path, record: &RunRecord) {
     let path = dir.join("report.html");
-    if let Err(e) = bench_harness::results::write_atomic(&path, html::render(record).as_bytes()) {
+    if let Err(e) =
+        bench_harness::results::write_atomic(&path, crate::output::html::optimize::render(record).as_bytes())
+    {
         eprintln!("warning: cannot write {}: {e:#}", path.display());
     }
 }
@@ -444,7 +445,7 @@ fn start(repo: &Repo, opts: &OptimizeOptions) -> Result<RunRecord> {
         wopts.reference(Some(b.get()));
         git.worktree(&worktree_name(&run_id), &worktree, Some(&wopts))
             .with_context(|| format!("cannot create the worktree {}", worktree.display()))?;
-        eprintln!("optimize run {run_id}: branch {branch}, worktree {}", worktree.display());
+        progress::info(format!("optimize run {run_id}: branch {branch}, worktree {}", worktree.display()));
         baseline(
             opts,
             RunRecord {
@@ -538,7 +539,7 @@ fn baseline(opts: &OptimizeOptions, mut record: RunRecord) -> Result<RunRecord> 
         }
     }
     if !record.baseline_failures.is_empty() || !record.baseline_failed_commands.is_empty() {
-        eprintln!(
+        progress::info(format!(
             "baseline: already failing (ignored for attempts): {}",
             record
                 .baseline_failures
@@ -547,7 +548,7 @@ fn baseline(opts: &OptimizeOptions, mut record: RunRecord) -> Result<RunRecord> 
                 .cloned()
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        ));
     }
     reset_worktree(&worktree, None)?;
     record.save(&history)?;
@@ -561,12 +562,12 @@ fn resume(repo: &Repo, opts: &OptimizeOptions, run_id: &str) -> Result<RunRecord
     // An attempt cut short leaves changes or a commit under evaluation: back to the branch's last kept state.
     reset_worktree(&record.worktree, Some(kept_tip(&record)?))?;
     record.stopped = None;
-    eprintln!(
+    progress::info(format!(
         "resuming run {run_id}: {} attempts so far, {} kept, ${:.2} spent",
         record.attempts.len(),
         record.kept(),
         record.spent_usd
-    );
+    ));
     Ok(record)
 }
 
@@ -950,7 +951,7 @@ fn attempt_once(
     if plan_field(&attempt.plan, "TITLE").is_none_or(str::is_empty) {
         return Ok(Outcome::EmptyPlan);
     }
-    eprintln!("attempt {n}: plan: {}", crate::text::line(attempt.title()));
+    progress::info(format!("attempt {n}: plan: {}", crate::text::line(attempt.title())));
 
     // Implement, then validate; failures go back to the implementer.
     let mut failure: Option<validation::Failure> = None;
@@ -1009,12 +1010,12 @@ fn attempt_once(
         match validation::new_failure(&results, &record.baseline_failures, &record.baseline_failed_commands) {
             None => break,
             Some(f) if attempt.fix_rounds < opts.max_fix_attempts => {
-                eprintln!(
+                progress::info(format!(
                     "attempt {n}: {} failed, asking for a fix ({}/{})",
                     f.command,
                     attempt.fix_rounds + 1,
                     opts.max_fix_attempts
-                );
+                ));
                 attempt.fix_rounds += 1;
                 failure = Some(f);
             }

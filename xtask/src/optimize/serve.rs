@@ -2,7 +2,7 @@
 //!
 //! A small HTTP server on a background thread, bound to a loopback address
 //! only, that shows the run as it goes: the same page as `report.html`
-//! ([`super::html::render`]) plus a live strip (current attempt and step) and a
+//! ([`crate::output::html::optimize::render`]) plus a live strip (current attempt and step) and a
 //! tiny inline script that reloads the page when the run moves on.
 //!
 //! It is read-only but for one control: `POST /stop` asks the run to stop after
@@ -19,6 +19,7 @@
 //! | anything else | 404 (unknown path) or 405 (known path, other method) |
 
 use super::record::{RunRecord, Step};
+use crate::output::html::escape;
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 use std::io::Read as _;
@@ -383,7 +384,7 @@ fn page(shared: &Shared) -> String {
              {script}</body>\n</html>\n"
         );
     };
-    let mut html = super::html::render(&record);
+    let mut html = crate::output::html::optimize::render(&record);
     if let Some(i) = html.find("</head>") {
         html.insert_str(i, LIVE_HEAD);
     }
@@ -418,10 +419,6 @@ fn stop_form() -> String {
 
 fn stopped_page() -> String {
     message_page("Stop requested", "The run stops after the current attempt. <a href=\"/\">back to the run</a>")
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 #[cfg(test)]

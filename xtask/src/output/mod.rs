@@ -1,5 +1,28 @@
-//! Where results go: colors on stdout (`--color`) and the output files
-//! (`--json-output`, `--markdown`, `--csv`), each a PATH or `-` for stdout.
+//! The output layer: every result kind ([`Results`]: a run, a comparison, a
+//! history, an optimize run) goes through one interface, [`Exporter`], to
+//! every [`Format`] (terminal table, JSON, Markdown, CSV, HTML), as
+//! hyperfine's exporters do.
+//!
+//! * [`format`]: numbers, units, percentages and verdict words, for all formats;
+//! * [`export`]: the trait and one exporter per format;
+//! * [`table`] (a run) and [`report`] (a comparison): terminal tables, Markdown, CSV;
+//! * [`csv`]: CSV cells that a spreadsheet cannot run as formulas;
+//! * [`html`]: the pages, from minijinja templates (`xtask/templates/`) with
+//!   one stylesheet; [`svg`]: the one plot module of every page.
+//!
+//! This module itself: colors on stdout (`--color`) and where the output files
+//! go (`--json-output`, `--markdown`, `--csv`, each a PATH or `-` for stdout,
+//! and `$GITHUB_STEP_SUMMARY`).
+
+pub mod csv;
+pub mod export;
+pub mod format;
+pub mod html;
+pub mod report;
+pub mod svg;
+pub mod table;
+
+pub use export::{exporter, Exporter, Format, Results};
 
 use anyhow::{Context as _, Result};
 use clap::ValueEnum;

@@ -3,35 +3,19 @@
 
 use bench_harness::engine::Change;
 use bench_harness::engine::{CaseComparison, Comparison};
-use bench_harness::results::{RunResults, Status, Unit};
-use bench_harness::stats::paired::RatioEstimate;
+use bench_harness::results::{RunResults, Status};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Color, Table};
 use std::fmt::Write as _;
 
+pub use super::format::delta;
+use super::format::{change_code, num, signed, status_fields, unit, unit_code};
 use crate::text;
-use bench_harness::table::num;
-
-fn unit(u: Unit) -> &'static str {
-    match u {
-        Unit::NsPerPacket => "ns",
-        Unit::Milliseconds => "ms",
-    }
-}
-
-/// `+3.1 % [+2.2, +4.0]`.
-pub fn delta(est: &RatioEstimate) -> String {
-    let (lo, hi) = est.ci_pct();
-    // Bounds near 0 get more digits: "[+0.0, +2.7]" would hide that 0 is excluded.
-    let bound = |v: f64| if v.abs() < 0.1 { format!("{v:+.2}") } else { format!("{v:+.1}") };
-    format!("{:+.1} % [{}, {}]", est.delta_pct(), bound(lo), bound(hi))
-}
 
 /// The verdict word of a case.
 pub fn verdict(c: &CaseComparison) -> String {
     match (&c.base_status, &c.ref_status, c.change) {
-        (Status::Ok, Status::Ok, Some(Change::Faster)) => "faster".into(),
-        (Status::Ok, Status::Ok, Some(Change::Slower)) => "slower".into(),
-        (Status::Ok, Status::Ok, _) => "no change".into(),
+        (Status::Ok, Status::Ok, Some(change)) => super::format::change_word(change).into(),
+        (Status::Ok, Status::Ok, None) => super::format::change_word(Change::NoChange).into(),
         (b, r, _) => {
             let side = |s: &Status| match s {
                 Status::Ok => "ok".to_string(),
@@ -41,14 +25,6 @@ pub fn verdict(c: &CaseComparison) -> String {
             };
             format!("BASE {} / REF {}", side(b), side(r))
         }
-    }
-}
-
-fn signed(v: Option<i64>) -> String {
-    match v {
-        Some(0) => "=".into(),
-        Some(d) => format!("{d:+}"),
-        None => String::new(),
     }
 }
 
@@ -218,8 +194,8 @@ pub fn run_csv(results: &RunResults) -> anyhow::Result<Vec<u8>> {
         w.write_record([
             case.name.clone(),
             status.into(),
-            reason,
-            unit(case.unit).into(),
+            super::csv::text(&reason).into_owned(),
+            unit_code(case.unit).into(),
             opt(s.map(|s| s.median.to_string())),
             opt(s.map(|s| format!("{:.3}", s.spread_pct()))),
             opt(s.map(|s| s.min.to_string())),
@@ -258,18 +234,13 @@ pub fn compare_csv(c: &Comparison) -> anyhow::Result<Vec<u8>> {
     ])?;
     let opt = |v: Option<String>| v.unwrap_or_default();
     for case in &c.cases {
-        let verdict = match (case.is_ok(), case.change) {
-            (false, _) => "not_measured",
-            (true, Some(Change::Faster)) => "faster",
-            (true, Some(Change::Slower)) => "slower",
-            (true, _) => "no_change",
-        };
+        let verdict = change_code(case.change, case.is_ok());
         let (base_status, base_reason) = status_fields(&case.base_status);
         let (ref_status, ref_reason) = status_fields(&case.ref_status);
         let est = case.estimate.as_ref();
         w.write_record([
             case.name.clone(),
-            unit(case.unit).into(),
+            unit_code(case.unit).into(),
             opt(case.base_median().map(|m| m.to_string())),
             opt(case.ref_median().map(|m| m.to_string())),
             opt(est.map(|e| format!("{:.4}", e.delta_pct()))),
@@ -280,28 +251,19 @@ pub fn compare_csv(c: &Comparison) -> anyhow::Result<Vec<u8>> {
             opt(case.insns_delta().map(|d| d.to_string())),
             opt(case.jited_delta().map(|d| d.to_string())),
             base_status.into(),
-            base_reason,
+            super::csv::text(&base_reason).into_owned(),
             ref_status.into(),
-            ref_reason,
+            super::csv::text(&ref_reason).into_owned(),
         ])?;
     }
     Ok(w.into_inner()?)
-}
-
-/// A status as its word and its reason (empty when ok).
-fn status_fields(s: &Status) -> (&'static str, String) {
-    match s {
-        Status::Ok => ("ok", String::new()),
-        Status::Failed { reason } => ("failed", reason.clone()),
-        Status::Unsupported { reason } => ("unsupported", reason.clone()),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use bench_harness::engine::{CompareConfig, SideInfo};
-    use bench_harness::results::HostInfo;
+    use bench_harness::results::{HostInfo, Unit};
 
     /// A comparison whose every piece of outside text is hostile.
     fn hostile() -> Comparison {

@@ -1,0 +1,932 @@
+//! bench-history's page: the `history.html` template (one offline file),
+//! the significant changes, the commits, and per case a plot over the
+//! commits ([`svg::series`]). Commit subjects, case names and build errors
+//! are escaped by the template; the plots escape their own text.
+//!
+//! Each point links to its commit's page when the repository's `origin` is
+//! on a known forge ([`commit_links`]), and shows the plain hash otherwise.
+
+use super::{case_id, flag_words, safe, Templates};
+use crate::history::{CaseChange, History, Pair, Point, PointStatus, LEVEL};
+use crate::output::format::{change_code, change_word, ci, nbsp, num, pct, unit};
+use crate::output::svg;
+use anyhow::Result;
+use bench_harness::engine::Change;
+use bench_harness::program::ProgramMetrics;
+use bench_harness::results::{CaseResult, Status, Unit};
+use bench_harness::stats::paired::{z_two_sided, RatioEstimate};
+use bench_harness::stats::Summary;
+use minijinja::{context, Value};
+
+/// Render `history` as one HTML page with inline SVG plots (no network needed).
+pub fn render(history: &History) -> String {
+    render_at(history, &super::now())
+}
+
+/// [`render`] with given templates (`--template DIR`) and generation date.
+pub fn render_with(history: &History, templates: &Templates, generated: &str) -> Result<String> {
+    let links = commit_links(std::path::Path::new(&history.repo));
+    templates.render("history.html", page(history, generated, links.as_ref()))
+}
+
+/// [`render`] with a given generation date (tests).
+fn render_at(history: &History, generated: &str) -> String {
+    render_with(history, &Templates::embedded(), generated).expect("the embedded history template renders")
+}
+
+/// A signed percentage that does not wrap, e.g. `+5.2 %`.
+fn fmt_pct(v: f64) -> String {
+    nbsp(&pct(v))
+}
+
+/// A confidence interval in %, or why there is none (no-break spaces).
+fn fmt_ci(lo: f64, hi: f64) -> String {
+    nbsp(&ci(lo, hi))
+}
+
+/// Where a commit's page is: the base URL to which a full hash is appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitLinks {
+    base: String,
+}
+
+impl CommitLinks {
+    /// The page of `commit` (a full hash; anything else gets no link).
+    pub fn url(&self, commit: &str) -> Option<String> {
+        (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())).then(|| format!("{}{commit}", self.base))
+    }
+}
+
+/// Commit pages of the repository at `repo`, from its `origin` remote, when
+/// that is on GitHub or GitLab (`https://`, `ssh://` or `git@host:` forms).
+/// The URL comes from the repository's configuration, someone else's text:
+/// only an owner and name made of letters, digits, `-`, `_`, `.` and `/`
+/// make a link, always `https://` to the forge's host.
+pub fn commit_links(repo: &std::path::Path) -> Option<CommitLinks> {
+    let git = git2::Repository::open(repo).ok()?;
+    let remote = git.find_remote("origin").ok()?;
+    forge_links(remote.url()?)
+}
+
+/// [`commit_links`] for one remote URL.
+pub fn forge_links(url: &str) -> Option<CommitLinks> {
+    let rest =
+        url.strip_prefix("https://").or_else(|| url.strip_prefix("ssh://git@")).or_else(|| url.strip_prefix("git@"))?;
+    let (host, path) = rest.split_once(['/', ':'])?;
+    let path = path.trim_end_matches('/').trim_end_matches(".git");
+    let ok = !path.is_empty()
+        && path.split('/').count() >= 2
+        && path.split('/').all(|p| !p.is_empty() && p != "." && p != "..")
+        && path.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if !ok {
+        return None;
+    }
+    let base = match host {
+        "github.com" => format!("https://github.com/{path}/commit/"),
+        "gitlab.com" => format!("https://gitlab.com/{path}/-/commit/"),
+        _ => return None,
+    };
+    Some(CommitLinks { base })
+}
+
+/// One case at one commit.
+enum Cell<'a> {
+    /// The commit did not build.
+    BuildFailed(&'a str),
+    /// Measured, but without this case (another selection, or a newer case).
+    Missing,
+    /// The case failed or is unsupported at this commit.
+    CaseFailed(&'a str),
+    /// Measured.
+    Ok { summary: Summary, metrics: Option<ProgramMetrics> },
+}
+
+fn case_result<'a>(point: &'a Point, case: &str) -> Option<&'a CaseResult> {
+    point.results.as_ref()?.cases.iter().find(|c| c.name == case)
+}
+
+fn cell<'a>(point: &'a Point, case: &str) -> Cell<'a> {
+    if let PointStatus::BuildFailed { reason } = &point.status {
+        return Cell::BuildFailed(reason);
+    }
+    let Some(result) = case_result(point, case) else { return Cell::Missing };
+    match &result.status {
+        Status::Ok => match result.summary.or_else(|| Summary::of(&result.samples)) {
+            Some(summary) => Cell::Ok { summary, metrics: result.metrics },
+            None => Cell::CaseFailed("no samples"),
+        },
+        Status::Failed { reason } | Status::Unsupported { reason } => Cell::CaseFailed(reason),
+    }
+}
+
+/// Median of `case` at `point`, when measured.
+fn median(point: &Point, case: &str) -> Option<f64> {
+    match cell(point, case) {
+        Cell::Ok { summary, .. } if summary.median > 0.0 && summary.median.is_finite() => Some(summary.median),
+        _ => None,
+    }
+}
+
+/// The first line of `text`, cut to `max` characters.
+fn first_line(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or("");
+    if line.chars().count() > max {
+        format!("{}…", line.chars().take(max).collect::<String>())
+    } else {
+        line.to_owned()
+    }
+}
+
+/// One link of a chain: a pair's ratio, or the same programs on both sides.
+#[derive(Debug, Clone, Copy)]
+enum Link {
+    /// The programs are the same: the level carries over, without timing.
+    Same,
+    /// The paired estimate of this commit against the previous one that built.
+    Ratio(RatioEstimate),
+}
+
+/// A point of a chain: the product of the paired ratios since the first
+/// measured commit, with its interval at `level`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Chained {
+    ratio: f64,
+    lo: f64,
+    hi: f64,
+    /// This commit's programs are its parent's: drawn flat.
+    flat: bool,
+    /// Pairs chained (0 at the first commit).
+    links: usize,
+}
+
+/// Chain the paired ratios along the history: each point's level is the
+/// product of the pairs' ratios since the first measured commit, on the
+/// log scale a sum, with the variances summed (each pair's standard error
+/// from its interval: (ln hi − ln lo) / 2z). A pair whose programs are the
+/// same adds nothing (flat). `link` picks a pair's link; `None` (not
+/// measured on both sides) leaves the point out and the level as it was.
+fn chain(history: &History, link: impl Fn(&Pair) -> Option<Link>) -> Vec<Option<Chained>> {
+    let (mut sum, mut var, mut links, mut level) = (0.0f64, 0.0f64, 0usize, LEVEL);
+    let mut started = false;
+    let z = |level: f64| z_two_sided(level);
+    history
+        .points
+        .iter()
+        .map(|p| {
+            if matches!(p.status, PointStatus::BuildFailed { .. }) {
+                return None;
+            }
+            let flat = match (&p.pair, started) {
+                (None, false) if p.results.is_some() => {
+                    started = true;
+                    false
+                }
+                (Some(pair), true) => match link(pair)? {
+                    Link::Same => {
+                        links += 1;
+                        true
+                    }
+                    Link::Ratio(e) if e.ratio > 0.0 && e.lo > 0.0 && e.hi >= e.lo => {
+                        let se = (e.hi.ln() - e.lo.ln()) / (2.0 * z(e.level));
+                        sum += e.ratio.ln();
+                        var += se * se;
+                        level = e.level;
+                        links += 1;
+                        false
+                    }
+                    Link::Ratio(_) => return None,
+                },
+                _ => return None,
+            };
+            let half = z(level) * var.sqrt();
+            Some(Chained { ratio: sum.exp(), lo: (sum - half).exp(), hi: (sum + half).exp(), flat, links })
+        })
+        .collect()
+}
+
+/// The chain of one case.
+fn case_chain(history: &History, case: &str) -> Vec<Option<Chained>> {
+    chain(history, |pair| {
+        let c = pair.cases.iter().find(|c| c.case == case)?;
+        Some(if c.same_program == Some(true) { Link::Same } else { Link::Ratio(c.estimate) })
+    })
+}
+
+/// The chain of the suite: the geometric mean of each pair, flat when every
+/// case loads the same programs as at the previous commit.
+fn suite_chain(history: &History) -> Vec<Option<Chained>> {
+    chain(history, |pair| {
+        let same = !pair.cases.is_empty() && pair.cases.iter().all(|c| c.same_program == Some(true));
+        if same {
+            Some(Link::Same)
+        } else {
+            pair.geomean.map(Link::Ratio)
+        }
+    })
+}
+
+/// A chained point as a plot mark, in % against the first commit.
+fn chained_mark(c: &Chained, tip: String, href: Option<String>) -> svg::Mark {
+    let pct_of = |r: f64| (r - 1.0) * 100.0;
+    svg::Mark { mid: pct_of(c.ratio), lo: pct_of(c.lo), hi: pct_of(c.hi), tip, href }
+}
+
+/// `+3.1 % [+1.0, +5.2] (4 pairs)` of a chained point; `same programs` when flat.
+fn chained_text(c: &Chained) -> String {
+    let pct_of = |r: f64| (r - 1.0) * 100.0;
+    let same = if c.flat { ", same programs as the previous commit: not timed" } else { "" };
+    format!("{} {} ({} pairs chained{same})", pct(pct_of(c.ratio)), ci(pct_of(c.lo), pct_of(c.hi)), c.links)
+}
+
+/// Changes sorted by commit, then suite order.
+fn sorted_changes(history: &History) -> Vec<&CaseChange> {
+    let order = |case: &str| history.cases.iter().position(|c| c == case).unwrap_or(usize::MAX);
+    let mut changes: Vec<&CaseChange> = history.changes.iter().collect();
+    changes.sort_by_key(|c| (c.change.index, order(&c.case)));
+    changes
+}
+
+/// Per commit with changes: one highlight, red when any case got slower.
+fn commit_highlights(history: &History) -> Vec<svg::Highlight> {
+    let mut out: Vec<svg::Highlight> = vec![];
+    for c in sorted_changes(history) {
+        let line = format!("{}: {} {}", c.case, change_word(c.change.change), fmt_pct(c.change.estimate.delta_pct()));
+        match out.iter_mut().find(|h| h.index == c.change.index) {
+            Some(h) => {
+                if c.change.change == Change::Slower {
+                    h.change = Change::Slower;
+                }
+                h.tip.push('\n');
+                h.tip.push_str(&line);
+                h.count += 1;
+                h.text = format!("{} changes", h.count);
+            }
+            None => out.push(svg::Highlight {
+                index: c.change.index,
+                change: c.change.change,
+                text: "1 change".into(),
+                tip: format!("{} {}\n{line}", c.commit, c.subject),
+                count: 1,
+            }),
+        }
+    }
+    out
+}
+
+/// The page's context.
+fn page(history: &History, generated: &str, links: Option<&CommitLinks>) -> Value {
+    let url = |commit: &str| links.and_then(|l| l.url(commit));
+    let labels: Vec<String> = history.points.iter().map(|p| p.label.clone()).collect();
+    let total = history.points.len();
+    let failed = history.points.iter().filter(|p| matches!(p.status, PointStatus::BuildFailed { .. })).count();
+    let cached = history.points.iter().filter(|p| p.status == PointStatus::Measured { cached: true }).count();
+    let host = history.points.iter().find_map(|p| p.results.as_ref()).map(|r| {
+        format!("{} — {} ({} CPUs), kernel {}", r.host.hostname, r.host.cpu_model, r.host.cpus, r.host.kernel)
+    });
+    let commit_of = |label: &str| history.points.iter().find(|p| p.label == label).map(|p| p.commit.as_str());
+
+    let changes: Vec<Value> = sorted_changes(history)
+        .into_iter()
+        .map(|c| {
+            let est = &c.change.estimate;
+            let (lo, hi) = est.ci_pct();
+            context! {
+                class => change_code(Some(c.change.change), true),
+                word => change_word(c.change.change),
+                case => c.case.clone(),
+                case_id => case_id(&c.case),
+                commit => c.commit.clone(),
+                url => commit_of(&c.commit).and_then(url),
+                subject => c.subject.clone(),
+                delta => fmt_pct(est.delta_pct()),
+                sort => est.delta_pct(),
+                ci => fmt_ci(lo, hi),
+                level => format!("{:.0}", est.level * 100.0),
+            }
+        })
+        .collect();
+    let slower = history.changes.iter().filter(|c| c.change.change == Change::Slower).count();
+
+    let means = suite_chain(history);
+    let overall = (means.iter().flatten().count() > 1).then(|| {
+        let slots = history
+            .points
+            .iter()
+            .zip(&means)
+            .map(|(p, m)| match (m, &p.status) {
+                (_, PointStatus::BuildFailed { reason }) => svg::Slot::BuildFailed(format!(
+                    "{} {}\nbuild failed: {}",
+                    p.label,
+                    p.subject,
+                    first_line(reason, 200)
+                )),
+                (Some(c), _) => svg::Slot::Value(chained_mark(
+                    c,
+                    format!("{} {}\nsuite {} vs the first commit", p.label, p.subject, chained_text(c)),
+                    url(&p.commit),
+                )),
+                (None, _) => svg::Slot::Empty,
+            })
+            .collect();
+        let plot = svg::Plot {
+            labels: &labels,
+            slots,
+            y_title: "suite Δ % (chained)".into(),
+            highlights: commit_highlights(history),
+            secondary: None,
+            zero_line: true,
+        };
+        safe(svg::series(&plot))
+    });
+
+    let points: Vec<Value> = history
+        .points
+        .iter()
+        .zip(&means)
+        .enumerate()
+        .map(|(i, (p, mean))| {
+            let (failed, reason) = match &p.status {
+                PointStatus::BuildFailed { reason } => (true, reason.as_str()),
+                PointStatus::Measured { .. } => (false, ""),
+            };
+            let case_failures: Vec<String> = history
+                .cases
+                .iter()
+                .filter_map(|c| match cell(p, c) {
+                    Cell::CaseFailed(reason) => Some(format!("{c}: {reason}")),
+                    _ => None,
+                })
+                .collect();
+            let changes: Vec<Value> = history
+                .changes
+                .iter()
+                .filter(|c| c.change.index == i)
+                .map(|c| {
+                    context! {
+                        case => c.case.clone(),
+                        case_id => case_id(&c.case),
+                        class => change_code(Some(c.change.change), true),
+                        delta => fmt_pct(c.change.estimate.delta_pct()),
+                    }
+                })
+                .collect();
+            context! {
+                commit => p.commit.clone(),
+                label => p.label.clone(),
+                url => url(&p.commit),
+                subject => p.subject.clone(),
+                failed,
+                reason_line => first_line(reason, 80),
+                reason,
+                state => if p.status == (PointStatus::Measured { cached: true }) { "cached" } else { "measured" },
+                same => mean.is_some_and(|c| c.flat),
+                case_failures,
+                geomean => mean.map(|c| fmt_pct((c.ratio - 1.0) * 100.0)),
+                geomean_sort => mean.map(|c| (c.ratio - 1.0) * 100.0).unwrap_or(f64::NAN).to_string(),
+                geomean_tip => mean.map(|c| chained_text(&c)),
+                changes,
+            }
+        })
+        .collect();
+
+    let cases: Vec<Value> = history.cases.iter().map(|case| case_page(history, case, &labels, &url)).collect();
+    context! {
+        repo => history.repo.clone(),
+        total,
+        measured => total - failed,
+        cached,
+        failed,
+        first => history.points.first().map(|p| p.label.clone()),
+        last => history.points.last().map(|p| p.label.clone()),
+        host,
+        threshold => format!("{}", history.threshold_pct),
+        generated,
+        changes,
+        slower,
+        faster => history.changes.len() - slower,
+        overall,
+        overall_note => "The suite's change since the first commit: each commit's paired suite geometric mean against the previous commit that built, chained (multiplied), with the propagated interval; a commit whose programs are all the same as its parent's is drawn flat, without timing.",
+        geomean_head => "Suite vs first",
+        geomean_title => "The chained paired suite geometric means since the first commit",
+        points,
+        cases,
+        cases_note => "Each point is the case's change since the first commit: the paired ratios of each commit against the previous one that built (the comparisons the verdicts come from), chained, with the propagated interval as the band. A commit whose program is its parent's is drawn flat, without timing. The separate runs' medians are in each point's tooltip only: they drift from run to run and are not compared.",
+        linked => links.is_some(),
+    }
+}
+
+/// One case's context: its summary line, its changes and its plot.
+fn case_page(history: &History, case: &str, labels: &[String], url: &dyn Fn(&str) -> Option<String>) -> Value {
+    let results: Vec<&CaseResult> = history.points.iter().filter_map(|p| case_result(p, case)).collect();
+    let label = results.iter().rev().map(|r| r.label.as_str()).find(|l| *l != case).unwrap_or("");
+    let flags = results.last().map(|r| flag_words(&r.flags)).unwrap_or_default();
+    let unit = unit(results.last().map_or(Unit::NsPerPacket, |r| r.unit));
+    let medians: Vec<(usize, f64)> =
+        history.points.iter().enumerate().filter_map(|(i, p)| Some((i, median(p, case)?))).collect();
+    let chained = case_chain(history, case);
+    let last_chained = history.points.iter().zip(&chained).rev().find_map(|(p, c)| Some((p, c.as_ref()?)));
+    let summary = match (medians.first(), medians.last()) {
+        (Some((fi, first)), Some((li, last))) => {
+            let since = match last_chained {
+                Some((p, c)) if c.links > 0 => {
+                    format!("At {}: {} since {}. ", p.label, chained_text(c), history.points[*fi].label)
+                }
+                _ => String::new(),
+            };
+            Some(format!(
+                "{since}Medians of the separate runs (not paired): {} {unit} at {}, {} {unit} at {}.",
+                num(*first),
+                history.points[*fi].label,
+                num(*last),
+                history.points[*li].label,
+            ))
+        }
+        _ => None,
+    };
+    let changes: Vec<Value> = history
+        .changes
+        .iter()
+        .filter(|c| c.case == case)
+        .map(|c| {
+            let (lo, hi) = c.change.estimate.ci_pct();
+            context! {
+                class => change_code(Some(c.change.change), true),
+                word => change_word(c.change.change),
+                delta => fmt_pct(c.change.estimate.delta_pct()),
+                ci => fmt_ci(lo, hi),
+                commit => c.commit.clone(),
+            }
+        })
+        .collect();
+
+    let mut slots = Vec::with_capacity(history.points.len());
+    let mut insns = Vec::with_capacity(history.points.len());
+    for (p, chained) in history.points.iter().zip(&chained) {
+        let head = format!("{} {}", p.label, p.subject);
+        let (slot, metric) = match cell(p, case) {
+            Cell::BuildFailed(reason) => {
+                (svg::Slot::BuildFailed(format!("{head}\nbuild failed: {}", first_line(reason, 200))), None)
+            }
+            Cell::Missing => (svg::Slot::Empty, None),
+            Cell::CaseFailed(reason) => {
+                (svg::Slot::CaseFailed(format!("{head}\ncase failed: {}", first_line(reason, 200))), None)
+            }
+            Cell::Ok { summary: s, metrics } => {
+                let metric = metrics.map(|m| {
+                    let tip = format!(
+                        "{head}\n{} xlated instructions, {} JITed bytes, {} verified instructions",
+                        m.xlated_insns, m.jited_bytes, m.verified_insns
+                    );
+                    (f64::from(m.xlated_insns), tip)
+                });
+                // The separate run's median: a labelled aside, never the point itself.
+                let median = format!(
+                    "median of this commit's run: {} {unit} (p05 {}, p95 {}, n = {}; not paired)",
+                    num(s.median),
+                    num(s.p05),
+                    num(s.p95),
+                    s.n
+                );
+                let slot = match chained {
+                    Some(c) => svg::Slot::Value(chained_mark(
+                        c,
+                        format!("{head}\n{} since the first commit\n{median}", chained_text(c)),
+                        url(&p.commit),
+                    )),
+                    None => {
+                        svg::Slot::CaseFailed(format!("{head}\nno paired ratio with the previous commit\n{median}"))
+                    }
+                };
+                (slot, metric)
+            }
+        };
+        slots.push(slot);
+        insns.push(metric);
+    }
+    let highlights = history
+        .changes
+        .iter()
+        .filter(|c| c.case == case)
+        .map(|c| {
+            let (lo, hi) = c.change.estimate.ci_pct();
+            svg::Highlight {
+                index: c.change.index,
+                change: c.change.change,
+                text: fmt_pct(c.change.estimate.delta_pct()),
+                tip: format!(
+                    "{} {}\n{} {}, confidence interval {} vs the previous commit that built",
+                    c.commit,
+                    c.subject,
+                    change_word(c.change.change),
+                    pct(c.change.estimate.delta_pct()),
+                    ci(lo, hi)
+                ),
+                count: 1,
+            }
+        })
+        .collect();
+    let secondary =
+        insns.iter().any(Option::is_some).then(|| svg::Secondary { title: "xlated insns".into(), values: insns });
+    let plot = svg::Plot { labels, slots, y_title: "Δ % (chained)".into(), highlights, secondary, zero_line: true };
+    context! {
+        id => case_id(case),
+        name => case,
+        label,
+        unit,
+        flags,
+        summary,
+        changes,
+        plot => safe(svg::series(&plot)),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::history::{HistoryChange, PairCase};
+    use bench_harness::engine::classify;
+    use bench_harness::flavor::{Flavor, Hook};
+    use bench_harness::packet::PacketKind;
+    use bench_harness::results::{HostInfo, RunResults, SourceInfo, HARNESS_VERSION, SCHEMA};
+    use bench_harness::runner::SamplingConfig;
+    use bench_harness::stats::paired::{paired_ratio, RatioEstimate};
+    use bench_harness::suite::Flags;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// A case result with the given samples (empty: failed).
+    fn case(name: &str, unit: Unit, samples: Vec<f64>, insns: u32) -> CaseResult {
+        let status =
+            if samples.is_empty() { Status::Failed { reason: "wrong return value: 2".into() } } else { Status::Ok };
+        CaseResult {
+            name: name.into(),
+            label: format!("{name} label"),
+            hook: Hook::Xdp,
+            flavor: Flavor::Xdp,
+            packet: (unit == Unit::NsPerPacket).then_some(PacketKind::LocalIp6Tcp),
+            flags: Flags { userspace_only: unit == Unit::Milliseconds, ..Flags::default() },
+            status,
+            unit,
+            repeat: Some(1000),
+            retval: Some(2),
+            summary: Summary::of(&samples),
+            samples,
+            metrics: Some(ProgramMetrics { xlated_insns: insns, jited_bytes: insns * 6, verified_insns: insns + 3 }),
+            floor_ns: None,
+            load_ms: None,
+        }
+    }
+
+    fn run(cases: Vec<CaseResult>) -> RunResults {
+        RunResults {
+            schema: SCHEMA.into(),
+            harness_version: HARNESS_VERSION.into(),
+            started_at: "2026-11-25T00:00:00Z".into(),
+            wall_time_s: 12.0,
+            host: HostInfo {
+                hostname: "bench1".into(),
+                kernel: "6.12.0".into(),
+                cpu_model: "Test CPU".into(),
+                cpus: 8,
+            },
+            source: SourceInfo::default(),
+            sampling: SamplingConfig::default(),
+            floors: vec![],
+            cases,
+        }
+    }
+
+    fn measured(label: &str, subject: &str, cases: Vec<CaseResult>) -> Point {
+        Point {
+            commit: format!("{label}0000000000000000000000000000000"),
+            label: label.into(),
+            subject: subject.into(),
+            status: PointStatus::Measured { cached: label == "aaaaaaa" },
+            results: Some(run(cases)),
+            pair: None,
+        }
+    }
+
+    fn flat(v: f64) -> Vec<f64> {
+        (0..10).map(|i| v * (1.0 + 0.001 * f64::from(i))).collect()
+    }
+
+    /// Four commits: a slower one, a build failure, a last one.
+    pub(crate) fn synthetic() -> History {
+        let ns = Unit::NsPerPacket;
+        let ms = Unit::Milliseconds;
+        let points = vec![
+            measured("aaaaaaa", "first", vec![case("xdp__ip4", ns, flat(20.0), 100), case("load", ms, flat(3.0), 0)]),
+            measured(
+                "bbbbbbb",
+                "Use <script>alert(1)</script> & \"friends\"",
+                vec![case("xdp__ip4", ns, flat(25.0), 120), case("load", ms, vec![], 0)],
+            ),
+            Point {
+                commit: "c".repeat(40),
+                label: "ccccccc".into(),
+                subject: "broken".into(),
+                status: PointStatus::BuildFailed { reason: "cmake failed:\nerror: <missing> header foo.h".into() },
+                results: None,
+                pair: None,
+            },
+            measured("ddddddd", "last", vec![case("xdp__ip4", ns, flat(25.1), 120), case("load", ms, flat(3.1), 0)]),
+        ];
+        let estimate = RatioEstimate { ratio: 1.25, lo: 1.2, hi: 1.3, n: 10, level: 0.99 };
+        let mut points = points;
+        // bbbbbbb against aaaaaaa (load failed there: not in the pair); ddddddd against
+        // bbbbbbb, the previous commit that built: the same xdp program.
+        points[1].pair = Some(Pair {
+            cases: vec![PairCase { case: "xdp__ip4".into(), estimate, same_program: Some(false) }],
+            geomean: Some(estimate),
+        });
+        let same = RatioEstimate { ratio: 1.004, lo: 0.99, hi: 1.02, n: 10, level: 0.99 };
+        points[3].pair = Some(Pair {
+            cases: vec![PairCase { case: "xdp__ip4".into(), estimate: same, same_program: Some(true) }],
+            geomean: Some(same),
+        });
+        History {
+            schema: crate::history::SCHEMA.into(),
+            repo: "/src/bpfilter".into(),
+            cases: vec!["xdp__ip4".into(), "load".into()],
+            changes: vec![CaseChange {
+                case: "xdp__ip4".into(),
+                commit: "bbbbbbb".into(),
+                subject: points[1].subject.clone(),
+                change: HistoryChange { index: 1, estimate, change: Change::Slower },
+            }],
+            points,
+            threshold_pct: 2.0,
+        }
+    }
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            super::super::escape("<script>alert('x')</script> & \"y\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;"
+        );
+        assert_eq!(super::super::escape("plain"), "plain");
+        assert_eq!(case_id("a b/<c>"), "case-a-b--c-");
+    }
+
+    #[test]
+    fn page_is_self_contained_and_complete() {
+        let html = render_at(&synthetic(), "2026-11-25 12:00:00 +0000");
+        assert!(html.starts_with("<!doctype html>"));
+        assert!(html.contains("<svg"));
+        // Every SVG is closed, and one is drawn per case plus the overview.
+        assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
+        assert_eq!(html.matches("<svg").count(), 3);
+
+        // No reference to the network: only the SVG namespace URI.
+        let stripped = html.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+        assert!(!stripped.contains("http://") && !stripped.contains("https://"), "external reference");
+        // One script, the page's own (table sorting); the subject's is text.
+        assert_eq!(html.matches("<script").count(), 1, "script tag leaked");
+        assert!(!html.contains("<link") && !html.contains("src="));
+
+        assert!(html.contains("Use &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;friends&quot;"));
+        // The change: in the summary table and on the plot, in red.
+        assert!(html.contains("<span class=\"badge slower\">slower</span>"));
+        assert!(html.contains("<td class=\"num slower\" data-sort=\"25.0\"><b>+25.0\u{a0}%</b></td>"), "{html}");
+        assert!(html.contains("[+20.0,\u{a0}+30.0] at 99&nbsp;%"));
+        assert!(html.contains("fill=\"#c62828\""), "change point not highlighted on the plot");
+        assert!(html.contains("href=\"#case-xdp__ip4\""));
+        // The failures: the build's full reason (escaped), the case's reason.
+        assert!(html.contains("<span class=\"badge failed\">build failed</span>"));
+        assert!(html.contains("cmake failed:\nerror: &lt;missing&gt; header foo.h"));
+        assert!(html.contains("load: wrong return value: 2"));
+        // Header facts, units, the instruction count change.
+        assert!(html.contains("<code>/src/bpfilter</code>"));
+        assert!(html.contains("<dt>Commits</dt><dd>4 (3 measured, 1 of them from the cache; 1 build failed)</dd>"));
+        assert!(html.contains("2026-11-25 12:00:00 +0000"));
+        assert!(html.contains("<dt>Threshold</dt><dd>2 %"));
+        assert!(html.contains(" ms (p05") && html.contains(" ns/pkt (p05"), "the runs' medians, in the tooltips");
+        assert!(html.contains("Δ % (chained)") && html.contains("suite Δ % (chained)"));
+        assert!(html.contains(">120</text>"), "instruction count change not labelled");
+    }
+
+    #[test]
+    fn no_change_is_said() {
+        let mut history = synthetic();
+        history.changes.clear();
+        let html = render_at(&history, "now");
+        assert!(html.contains("No significant change."));
+        assert!(!html.contains("fill=\"#c62828\""));
+    }
+
+    #[test]
+    fn degenerate_histories_render() {
+        let mut history = synthetic();
+        history.points.truncate(0);
+        history.changes.clear();
+        assert!(render_at(&history, "now").contains("No significant change."));
+        let mut history = synthetic();
+        history.points.retain(|p| p.results.is_none());
+        history.changes.clear();
+        let html = render_at(&history, "now");
+        assert!(html.contains("not measured at any commit"));
+    }
+
+    #[test]
+    fn points_link_to_commits_on_known_forges_only() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        for (url, want) in [
+            ("https://github.com/facebook/bpfilter.git", "https://github.com/facebook/bpfilter/commit/"),
+            ("git@github.com:facebook/bpfilter.git", "https://github.com/facebook/bpfilter/commit/"),
+            ("ssh://git@github.com/facebook/bpfilter", "https://github.com/facebook/bpfilter/commit/"),
+            ("https://gitlab.com/group/sub/project/", "https://gitlab.com/group/sub/project/-/commit/"),
+        ] {
+            let links = forge_links(url).unwrap_or_else(|| panic!("{url}"));
+            assert_eq!(links.url(sha).unwrap(), format!("{want}{sha}"), "{url}");
+        }
+        for url in [
+            "/home/dev/bpfilter",
+            "https://example.com/a/b",
+            "https://github.com/a",
+            "https://github.com/a/b\"onmouseover=\"x",
+            "https://github.com/../../evil",
+            "javascript:alert(1)//github.com/a/b",
+            "git@github.com:a/b c",
+        ] {
+            assert_eq!(forge_links(url), None, "{url}");
+        }
+        // Only a hash makes a link.
+        assert_eq!(forge_links("https://github.com/a/b").unwrap().url("wip"), None);
+        // A real repository whose origin is on GitHub: the page links each commit and each point.
+        let dir = tempfile::tempdir().unwrap();
+        let git = git2::Repository::init(dir.path()).unwrap();
+        git.remote("origin", "https://github.com/facebook/bpfilter.git").unwrap();
+        let mut h = synthetic();
+        h.repo = dir.path().display().to_string();
+        let html = render_at(&h, "now");
+        let link = "<a href=\"https://github.com/facebook/bpfilter/commit/bbbbbbb0000000000000000000000000000000\">";
+        assert!(html.matches(link).count() >= 3, "table rows and plot points link to the commit");
+    }
+
+    #[test]
+    fn chains_multiply_the_paired_ratios_and_same_programs_stay_flat() {
+        let h = synthetic();
+        let suite = suite_chain(&h);
+        assert_eq!(suite[0].map(|c| (c.ratio, c.lo, c.hi, c.links)), Some((1.0, 1.0, 1.0, 0)));
+        let second = suite[1].unwrap();
+        assert!((second.ratio - 1.25).abs() < 1e-12 && !second.flat);
+        // One pair: its interval's log width, centred on the log ratio.
+        let half = (1.3f64.ln() - 1.2f64.ln()) / 2.0;
+        assert!((second.lo - (1.25f64.ln() - half).exp()).abs() < 1e-12, "{second:?}");
+        assert!((second.hi - (1.25f64.ln() + half).exp()).abs() < 1e-12, "{second:?}");
+        assert_eq!(suite[2], None, "the commit that did not build");
+        // ddddddd loads the same programs as bbbbbbb: flat, whatever the timing said.
+        let last = suite[3].unwrap();
+        assert!(last.flat && last.ratio == second.ratio && last.lo == second.lo && last.links == 2, "{last:?}");
+        // `load` failed at bbbbbbb: no pair for it there, nor after.
+        let load = case_chain(&h, "load");
+        assert!(load[0].is_some() && load[1].is_none() && load[3].is_none());
+
+        // Two pairs: the ratios multiply, the log variances add.
+        let mut h = synthetic();
+        let e = |ratio: f64, lo: f64, hi: f64| RatioEstimate { ratio, lo, hi, n: 10, level: 0.99 };
+        h.points[3].pair.as_mut().unwrap().cases[0] =
+            PairCase { case: "xdp__ip4".into(), estimate: e(1.1, 1.05, 1.15), same_program: Some(false) };
+        let x = case_chain(&h, "xdp__ip4")[3].unwrap();
+        let z = z_two_sided(0.99);
+        let se = |lo: f64, hi: f64| (f64::ln(hi) - f64::ln(lo)) / (2.0 * z);
+        let half = z * (se(1.2, 1.3).powi(2) + se(1.05, 1.15).powi(2)).sqrt();
+        let mid = (1.25f64 * 1.1).ln();
+        assert!((x.ratio - 1.375).abs() < 1e-12);
+        assert!((x.lo - (mid - half).exp()).abs() < 1e-12 && (x.hi - (mid + half).exp()).abs() < 1e-12, "{x:?}");
+    }
+
+    /// A realistic history; written to `$BFPERF_HTML_SAMPLE` when set, e.g.
+    /// `BFPERF_HTML_SAMPLE=/tmp/history-sample.html cargo test -p xtask history::html`.
+    #[test]
+    fn realistic_sample() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let cases = [
+            ("xdp__ip4_tcp_accept", "XDP: IPv4 TCP, accept", Unit::NsPerPacket, 18.0, 96),
+            ("tc__ip6_set_1k", "TC: IPv6 set of 1024 addresses", Unit::NsPerPacket, 41.0, 230),
+            ("nf__many_rules_256", "Netfilter: 256 rules", Unit::NsPerPacket, 310.0, 2900),
+            ("load__1k_rules", "Chain load: 1024 rules", Unit::Milliseconds, 85.0, 0),
+        ];
+        let subjects = [
+            "cgen: add a prologue helper",
+            "build: bump the minimum libbpf version",
+            "cgen: reorder the L3 header checks",
+            "Merge pull request #412 from contributor/fix-sets",
+            "cgen: <matcher> cache the IPv6 header offset",
+            "tests: add e2e tests for sets",
+            "core: refactor chain serialization",
+            "cgen: inline the set lookup",
+            "doc: fix the usage example",
+            "cgen: jump table for many rules",
+            "lib: rename bf_list helpers",
+            "cgen: drop a redundant bounds check",
+            "ci: run the benchmarks weekly",
+            "cgen: revert \"inline the set lookup\"",
+            "daemon: faster chain load",
+            "cgen: avoid reloading skb->data",
+            "misc: typo fixes",
+            "cgen: use bpf_loop for long rule lists",
+        ];
+        // (commit, case, factor applied from this commit on)
+        let steps = [(5, 0, 0.88), (7, 1, 0.8), (9, 2, 0.7), (13, 1, 1.25), (14, 3, 0.6), (15, 0, 1.06)];
+        let mut points = vec![];
+        for (i, subject) in subjects.iter().enumerate() {
+            let label = format!("{:07x}", 0x1a2b3c4 + i * 0x111111);
+            if i == 11 {
+                points.push(Point {
+                    commit: label.repeat(6)[..40].to_owned(),
+                    label,
+                    subject: (*subject).into(),
+                    status: PointStatus::BuildFailed {
+                        reason: "cannot build bfcli: cmake --build failed\n\nsrc/cgen/program.c:412:9: error: \
+                                 implicit declaration of function 'bf_jmpctx_end'"
+                            .into(),
+                    },
+                    results: None,
+                    pair: None,
+                });
+                continue;
+            }
+            let results = cases
+                .iter()
+                .enumerate()
+                .map(|(c, &(name, label, unit, base, insns))| {
+                    let factor: f64 = steps.iter().filter(|s| s.1 == c && i >= s.0).map(|s| s.2).product();
+                    let noise = if unit == Unit::Milliseconds { 0.05 } else { 0.015 };
+                    let n = if unit == Unit::Milliseconds { 12 } else { 30 };
+                    let samples: Vec<f64> = (0..n)
+                        .map(|_| base * factor * (1.0 + noise * (rng.gen::<f64>() - 0.3).powi(3) * 8.0))
+                        .collect();
+                    let mut r = case(name, unit, samples, ((insns as f64) * factor.sqrt()).round() as u32);
+                    r.label = label.into();
+                    if unit == Unit::Milliseconds {
+                        r.metrics = None;
+                    }
+                    if c == 2 && i == 3 {
+                        r = case(name, unit, vec![], insns);
+                    }
+                    r
+                })
+                .collect();
+            let mut p = measured(&label, subject, results);
+            p.status = PointStatus::Measured { cached: i < 12 };
+            points.push(p);
+        }
+        let mut history = History {
+            schema: crate::history::SCHEMA.into(),
+            repo: "/home/dev/bpfilter".into(),
+            cases: cases.iter().map(|c| c.0.to_owned()).collect(),
+            points,
+            changes: vec![],
+            threshold_pct: 2.0,
+        };
+        // As `bench-history` does: each commit against the previous one that
+        // built (here the samples are independent, paired by index).
+        for case in history.cases.clone() {
+            let mut previous: Option<Vec<f64>> = None;
+            let mut pairs: Vec<(usize, PairCase)> = vec![];
+            for (index, p) in history.points.iter().enumerate() {
+                if p.results.is_none() {
+                    continue;
+                }
+                let current = p.samples(&case);
+                if let Some(before) = previous.as_ref().filter(|b| !b.is_empty() && !current.is_empty()) {
+                    let estimate = paired_ratio(before, &current, 0.99);
+                    let change = classify(&estimate, history.threshold_pct);
+                    let untouched = ["doc:", "ci:", "tests:", "misc:"].iter().any(|k| p.subject.starts_with(k))
+                        && steps.iter().all(|s| s.0 != index);
+                    pairs.push((index, PairCase { case: case.clone(), estimate, same_program: Some(untouched) }));
+                    if change != Change::NoChange && estimate.lo < estimate.hi {
+                        history.changes.push(CaseChange {
+                            case: case.clone(),
+                            commit: p.label.clone(),
+                            subject: p.subject.clone(),
+                            change: HistoryChange { index, estimate, change },
+                        });
+                    }
+                }
+                previous = Some(current);
+            }
+            for (index, c) in pairs {
+                history.points[index].pair.get_or_insert(Pair { cases: vec![], geomean: None }).cases.push(c);
+            }
+        }
+        // Each pair's suite geometric mean (its interval: the cases' bounds' geometric means).
+        for p in history.points.iter_mut().filter_map(|p| p.pair.as_mut()) {
+            let g = |f: fn(&RatioEstimate) -> f64| {
+                (p.cases.iter().map(|c| f(&c.estimate).ln()).sum::<f64>() / p.cases.len() as f64).exp()
+            };
+            p.geomean =
+                Some(RatioEstimate { ratio: g(|e| e.ratio), lo: g(|e| e.lo), hi: g(|e| e.hi), n: 30, level: 0.99 });
+        }
+        // The synthetic steps are found where they were made.
+        assert!(history.changes.iter().any(|c| c.case == "nf__many_rules_256" && c.change.index == 9));
+        let html = render(&history);
+        assert_eq!(html.matches("<svg").count(), cases.len() + 1);
+        if let Some(path) = std::env::var_os("BFPERF_HTML_SAMPLE") {
+            std::fs::write(path, html).unwrap();
+        }
+    }
+}
