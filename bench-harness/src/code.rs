@@ -152,7 +152,10 @@ impl ProgramCode {
 }
 
 /// Call `bpf_prog_get_info_by_fd` with the buffers `fill` sets up.
-fn prog_info(fd: i32, fill: impl FnOnce(&mut libbpf_sys::bpf_prog_info)) -> Result<libbpf_sys::bpf_prog_info> {
+pub(crate) fn prog_info(
+    fd: i32,
+    fill: impl FnOnce(&mut libbpf_sys::bpf_prog_info),
+) -> Result<libbpf_sys::bpf_prog_info> {
     let mut info = libbpf_sys::bpf_prog_info::default();
     fill(&mut info);
     let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;

@@ -5,7 +5,8 @@
 //! * [`program`]: programs from a build's bfcli (pinned in a private
 //!   [`bpffs`]) or from the harness (the empty-program floor);
 //! * [`code`]: a loaded program's xlated code, and whether two loads are
-//!   the same program;
+//!   the same program; [`listing`]: its listing in bpftool's syntax
+//!   (labels, named helpers and maps, optional x86-64 code) and the diff of two;
 //! * [`runner`]: `BPF_PROG_TEST_RUN`, calibration and samples;
 //! * [`suite_run`]: the suite on one build; [`results`]: the JSON it writes
 //!   (tables, Markdown, CSV and HTML are xtask's output layer);
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod error;
 pub mod flavor;
 pub mod interrupt;
+pub mod listing;
 pub mod packet;
 pub mod power;
 pub mod program;

@@ -436,7 +436,7 @@ fn a_real_optimization_is_kept_and_committed() {
     // The model was asked for a plan, then for its implementation with the write tools.
     let bodies = server.bodies();
     assert_eq!(bodies.len(), 3, "propose, implement, implement after the tool result");
-    assert_eq!(tool_names(&bodies[0]), ["read_file", "list_dir", "grep"]);
+    assert_eq!(tool_names(&bodies[0]), ["read_file", "list_dir", "grep", "show_program", "list_cases"]);
     assert!(tool_names(&bodies[1]).contains(&"replace_in_file".to_string()));
     let user = bodies[1]["messages"][0]["content"].as_str().unwrap();
     assert!(user.contains(PLAN_DROP_PADDING), "the plan is handed to the implementer:\n{user}");
@@ -1378,5 +1378,170 @@ fn openai_backend_objective_insns_and_include_flagged() {
     // The builds of optimize run in the sandbox, with a clean environment: no build lines.
     bfperf_tests::assert_measuring_thread_isolated(&record, false);
     assert_worktree_clean(&h);
+    before.assert_unchanged(&repo);
+}
+
+// ---------------------------------------------------------------------------
+// The evidence the model works from.
+
+/// An external agent's prompt file carries the evidence (the tree's CLAUDE.md, registers and
+/// style, the baseline's per-case numbers, the four prologue listings, the earlier attempts with
+/// their measured deltas), and `$BFPERF_SHOW CASE`, run from the implement step, builds the
+/// agent's own edited tree and shows its program: the instruction it added is in the listing.
+#[test]
+fn the_agent_sees_the_programs_the_numbers_and_its_own_edit() {
+    require_bpf!();
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let saved = tempfile::tempdir().unwrap();
+    let dir = saved.path().display();
+    // Propose: save the prompt (propose1.md, propose2.md), answer a plan. Implement (first time
+    // only): load a marker constant into the padding register at the top of every padding,
+    // then show the XDP prologue the edited tree generates.
+    let agent = format!(
+        "n=$(ls {dir} | grep -c propose); \
+         if grep -q 'Implement this plan' \"$BFPERF_PROMPT_FILE\"; then \
+           if [ ! -e {dir}/edited ]; then touch {dir}/edited; \
+             sed -i '/^static void emit_padding/{{n;a\\    mf_buf_emit(b, MF_MOV64_IMM(MF_REG_PAD, 4242));\n}}' \
+               src/libbpfilter/cgen/prologue.c; \
+             \"$BFPERF_SHOW\" xdp__prologue > {dir}/show.txt 2>&1; echo \"exit $?\" >> {dir}/show.txt; \
+             \"$BFPERF_SHOW\" no_such_case > {dir}/unknown.txt 2>&1; \
+           fi; echo implemented; \
+         else cp \"$BFPERF_PROMPT_FILE\" {dir}/propose$((n + 1)).md; \
+           printf 'TITLE: load a marker into the padding register\\nWHY: test\\nHOW: prologue.c\\n'; fi"
+    );
+    let mut args = vec!["--run-id", "seen", "--agent-command", &agent, "--iterations", "2"];
+    args.extend_from_slice(CHEAP);
+    let out = run(optimize_command(repo.path(), cache.path(), &args));
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "seen");
+    assert_eq!(outcomes(&h)[1], "no_change", "{}", show(&out));
+
+    let prompt = std::fs::read_to_string(saved.path().join("propose1.md")).unwrap();
+    // The tree's own knowledge.
+    assert!(prompt.contains("## The project's instructions for coding agents (CLAUDE.md)"), "{prompt}");
+    assert!(prompt.contains("minifilter: notes for coding agents"), "{prompt}");
+    assert!(prompt.contains("src/libbpfilter/cgen/cgen.h:26: r7 is MF_REG_L3: pointer to L3 header"), "{prompt}");
+    assert!(prompt.contains("### src/libbpfilter/cgen/prologue.c\nminifilter: program prologues"), "{prompt}");
+    assert!(prompt.contains("IndentWidth: 4"), "{prompt}");
+    // The baseline's numbers: a row per judged case with a time, the time over the floor and the counts.
+    let table: Vec<&str> = prompt.lines().skip_while(|l| !l.starts_with("case ")).take(5).collect();
+    assert!(table[0].contains("over floor") && table[0].contains("xlated"), "{prompt}");
+    for case in ["xdp__prologue", "tc__prologue"] {
+        let row = table.iter().find(|l| l.starts_with(case)).unwrap_or_else(|| panic!("{case}:\n{prompt}"));
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(fields[2], "ns", "{row}");
+        let ns: f64 = fields[1].parse().unwrap();
+        let over: f64 = fields[3].parse().unwrap();
+        let xlated: u32 = fields[5].parse().unwrap();
+        assert!(ns > 0.0 && over < ns && xlated > 16, "{row}");
+    }
+    // The four prologue listings, with minifilter's padding instructions in them.
+    for case in ["xdp__prologue", "tc__prologue", "netfilter__prologue", "cgroup_skb__prologue"] {
+        let head = format!("### The program generated for {case} (bpftool's xlated syntax)\n```\n; ");
+        let at = prompt.find(&head).unwrap_or_else(|| panic!("no listing of {case}:\n{prompt}"));
+        let body = &prompt[at + head.len()..];
+        let listing = &body[..body.find("\n```\n").unwrap()];
+        assert!(listing.contains("xlated instructions") && listing.contains("r9 *= 7"), "{listing}");
+        assert!(!listing.contains("r9 = 4242"), "the baseline's, not the attempt's: {listing}");
+    }
+
+    // The explorer built the agent's edit and shows it against the baseline.
+    let shown = std::fs::read_to_string(saved.path().join("show.txt")).unwrap();
+    assert!(shown.ends_with("exit 0\n"), "{shown}");
+    assert!(shown.contains("xdp__prologue with the attempt's changes"), "{shown}");
+    assert!(shown.contains("+1 \u{2212}0 instructions"), "{shown}");
+    assert!(shown.contains("+\tr9 = 4242"), "the diff has the new instruction:\n{shown}");
+    assert!(shown.lines().any(|l| l.ends_with(": r9 = 4242")), "the listing has it:\n{shown}");
+    let unknown = std::fs::read_to_string(saved.path().join("unknown.txt")).unwrap();
+    assert!(unknown.starts_with("error: no case named \"no_such_case\""), "{unknown}");
+
+    // The second proposal knows the first attempt and what was measured.
+    let second = std::fs::read_to_string(saved.path().join("propose2.md")).unwrap();
+    let a = &attempts(&h)[0];
+    let earlier = second.lines().find(|l| l.starts_with("- [") && l.contains("load a marker into")).expect(&second);
+    assert!(earlier.starts_with(&format!("- [{}]", a["outcome"]["result"].as_str().unwrap())), "{earlier}");
+    if a["geomean"].is_object() {
+        assert!(earlier.contains("suite ") && earlier.contains("xlated instructions"), "{earlier}");
+        assert!(second.contains("    - xdp__prologue "), "per-case deltas:\n{second}");
+    }
+    before.assert_unchanged(&repo);
+}
+
+/// The tool results of the conversation whose last request is `body`, in call order.
+fn tool_results(body: &Value) -> Vec<(bool, String)> {
+    body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .filter_map(|m| m["content"].as_array())
+        .flatten()
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| (b["is_error"].as_bool().unwrap_or(false), b["content"].as_str().unwrap_or("").to_owned()))
+        .collect()
+}
+
+/// An API model gets the evidence as tools: `list_cases` (the suite with the baseline's numbers),
+/// `show_program` (a case's baseline listing; an unknown case is refused) and, while
+/// implementing, `build_and_show`, which builds its edited tree: a compile error comes back as
+/// the compiler's message, the fixed edit as the new listing and its diff against the baseline.
+#[test]
+fn an_api_model_explores_the_programs_with_its_tools() {
+    require_bpf!();
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let prologue = "src/libbpfilter/cgen/prologue.c";
+    let head = "static void emit_padding(struct mf_buf *b)\n{\n";
+    let broken = format!("{head}    mf_buf_emit(b, MF_MOV64_IMM(MF_REG_PAD, 4242))\n");
+    let fixed = format!("{head}    mf_buf_emit(b, MF_MOV64_IMM(MF_REG_PAD, 4242));\n");
+    let explore = |case: &str| ("build_and_show", json!({ "case": case }));
+    let script = move |call: &Call| match (call.phase, call.turn) {
+        (Phase::Propose, 0) => tool_uses(&[
+            ("list_cases", json!({})),
+            ("show_program", json!({"case": "tc__prologue"})),
+            ("show_program", json!({"case": "tc__prologue; rm -rf /"})),
+        ]),
+        (Phase::Propose, _) => text("TITLE: load a marker into the padding register\nWHY: test\nHOW: prologue.c"),
+        (Phase::Implement, 0) => tool_uses(&[
+            ("replace_in_file", json!({"path": prologue, "old": head, "new": broken})),
+            explore("xdp__prologue"),
+        ]),
+        (Phase::Implement, 1) => tool_uses(&[
+            ("replace_in_file", json!({"path": prologue, "old": broken, "new": fixed})),
+            explore("xdp__prologue"),
+        ]),
+        (Phase::Implement, _) => text("Done."),
+    };
+    let server = ModelServer::start(script);
+    let out = optimize(&repo, cache.path(), &server, "tools", &["--iterations", "1"]);
+    assert_eq!(out.code, 0, "{}", show(&out));
+
+    let bodies = server.bodies();
+    let propose = bodies.iter().rfind(|b| phase_of(b) == Phase::Propose).unwrap();
+    let results = tool_results(propose);
+    assert_eq!(results.len(), 3, "{results:?}");
+    let (err, cases) = &results[0];
+    assert!(!err && cases.lines().count() > 20, "every case of the suite:\n{cases}");
+    let row = cases.lines().find(|l| l.starts_with("xdp__prologue ")).expect(cases);
+    assert!(row.contains(" ns ") && !row.contains("not measured"), "{row}");
+    assert!(cases.lines().any(|l| l.contains("not measured")), "cases outside --filter say so:\n{cases}");
+    let (err, listing) = &results[1];
+    assert!(!err && listing.contains("xlated instructions") && listing.contains("r9 *= 7"), "{listing}");
+    let (err, refused) = &results[2];
+    assert!(*err && refused.contains("no case named"), "{refused}");
+    assert_eq!(tool_names(propose), ["read_file", "list_dir", "grep", "show_program", "list_cases"]);
+
+    let implement = bodies.iter().rfind(|b| phase_of(b) == Phase::Implement).unwrap();
+    assert!(tool_names(implement).contains(&"build_and_show".to_owned()));
+    let results = tool_results(implement);
+    assert_eq!(results.len(), 4, "{results:?}");
+    let (err, compiler) = &results[1];
+    assert!(*err && compiler.contains("the build failed") && compiler.contains("error:"), "{compiler}");
+    assert!(compiler.contains("prologue.c"), "the compiler names the file:\n{compiler}");
+    let (err, shown) = &results[3];
+    assert!(!err, "{shown}");
+    assert!(shown.contains("+1 \u{2212}0 instructions") && shown.contains("+\tr9 = 4242"), "{shown}");
+    assert!(shown.contains("(+1)"), "count deltas:\n{shown}");
     before.assert_unchanged(&repo);
 }

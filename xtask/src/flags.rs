@@ -122,6 +122,9 @@ pub enum Command {
     /// Run a command in optimize's sandbox (run by bfperf itself; not for direct use).
     #[command(hide = true)]
     SandboxExec(crate::sandbox::ExecArgs),
+    /// Build an optimize attempt's tree and show a case's program (`$BFPERF_SHOW`; not for direct use).
+    #[command(hide = true)]
+    OptimizeShow(crate::optimize::evidence::ShowArgs),
 }
 
 impl Command {
@@ -137,7 +140,7 @@ impl Command {
             Command::Doctor(f) => &f.common,
             Command::InstallHook(f) => &f.common,
             Command::Demo(f) => &f.common,
-            Command::Harness | Command::SandboxExec(_) => return None,
+            Command::Harness | Command::SandboxExec(_) | Command::OptimizeShow(_) => return None,
         })
     }
 

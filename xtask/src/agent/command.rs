@@ -32,12 +32,20 @@ pub struct AgentCommand {
     pub dir: PathBuf,
     /// How long it may run before it is killed (default 30 minutes).
     pub timeout: Duration,
+    /// Environment variables set for it besides [`PROMPT_FILE_VAR`].
+    pub env: Vec<(String, std::ffi::OsString)>,
 }
 
 impl AgentCommand {
     /// Run `command` in `dir` with the default timeout.
     pub fn new(command: impl Into<String>, dir: impl Into<PathBuf>) -> Self {
-        AgentCommand { command: command.into(), dir: dir.into(), timeout: Duration::from_secs(30 * 60) }
+        AgentCommand { command: command.into(), dir: dir.into(), timeout: Duration::from_secs(30 * 60), env: vec![] }
+    }
+
+    /// The same command with `name` set to `value` in its environment.
+    pub fn with_env(mut self, name: &str, value: impl Into<std::ffi::OsString>) -> Self {
+        self.env.push((name.to_owned(), value.into()));
+        self
     }
 
     /// The same command with another timeout.
@@ -65,6 +73,7 @@ impl AgentCommand {
             .arg("-c")
             .arg(&self.command)
             .current_dir(&self.dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env(PROMPT_FILE_VAR, prompt_file.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

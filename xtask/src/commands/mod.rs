@@ -27,6 +27,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
         Command::InstallHook(flags) => hook::run(flags),
         Command::Demo(flags) => demo::run(flags),
         Command::Harness => Ok(xtask::remote::harness::serve()),
+        Command::OptimizeShow(args) => optimize::show(args),
         Command::SandboxExec(_) => unreachable!("main runs it before the interrupt handler"),
     }
 }

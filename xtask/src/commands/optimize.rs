@@ -29,3 +29,17 @@ pub fn run(flags: OptimizeFlags) -> Result<i32> {
     println!("history: {}\nreport:  {}", dir.join("history.json").display(), dir.join("report.html").display());
     Ok(exit::OK)
 }
+
+/// `$BFPERF_SHOW CASE` (hidden `optimize-show`): build the attempt's tree and
+/// print the case's program against the baseline's; the build's or the
+/// load's error instead, exit code 1.
+pub fn show(args: optimize::evidence::ShowArgs) -> Result<i32> {
+    let ctx = optimize::evidence::ShowContext::load(&args.context)?;
+    match optimize::evidence::show(&ctx, &args.case) {
+        Ok(text) => {
+            print!("{text}");
+            Ok(exit::OK)
+        }
+        Err(message) => anyhow::bail!("{message}"),
+    }
+}

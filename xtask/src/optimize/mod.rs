@@ -9,7 +9,9 @@
 //! user's checkout is never touched (the run has its own worktree and branch).
 
 pub mod dashboard;
+pub mod evidence;
 pub mod keep;
+pub mod knowledge;
 pub mod prompt;
 pub mod record;
 pub mod serve;
@@ -255,7 +257,14 @@ pub fn make_model(opts: &OptimizeOptions, worktree: &Path, spent_usd: f64) -> Re
             };
             Box::new(client.with_budget(budget))
         }
-        Backend::Command(cmd) => Box::new(agent::command::AgentCommand::new(cmd.clone(), worktree)),
+        Backend::Command(cmd) => {
+            let agent = agent::command::AgentCommand::new(cmd.clone(), worktree);
+            // The explorer's script ($BFPERF_SHOW), beside the worktree in the run's directory.
+            Box::new(match worktree.parent().filter(|_| matches!(opts.machine, Machine::Local)) {
+                Some(run_dir) => agent.with_env(evidence::SHOW_VAR, evidence::ShowContext::script(run_dir)),
+                None => agent,
+            })
+        }
     })
 }
 
@@ -930,9 +939,23 @@ fn attempt_once(
 
     // Propose.
     let t = step_start(attempt, Step::Propose, record, log)?;
+    // The evidence: the baseline (the branch's last kept state, which the worktree is at) measured and listed.
+    let tip = kept_tip(record)?.to_string();
+    let base = evidence::Baseline { worktree: &worktree, run_dir: dir, scope: &scope, commit: &tip, cases };
+    let evidence = evidence::gather(opts, &base)?;
+    // The explorer builds the attempt's tree here: a --host run builds and loads on the host only.
+    let explore = matches!(opts.machine, Machine::Local).then(|| evidence::ShowContext {
+        worktree: worktree.clone(),
+        build: dir.join("explore"),
+        run_dir: dir.to_owned(),
+        sandbox: opts.sandbox.clone(),
+    });
+    if let Some(ctx) = &explore {
+        ctx.install()?;
+    }
     let spin = progress::spinner(format!("attempt {n}: proposing"));
-    let system = prompt::system(&worktree, &scope, record, earlier, opts.hint.as_deref())?;
-    let mut read_tools = FileTools::read_only(&worktree)?;
+    let system = prompt::system(&worktree, &scope, record, earlier, opts.hint.as_deref(), &evidence)?;
+    let mut read_tools = evidence::Tools::propose(FileTools::read_only(&worktree)?, &evidence);
     let before = ignored_files(&worktree)?;
     let conv = Conversation {
         system: system.clone(),
@@ -984,9 +1007,14 @@ fn attempt_once(
         let t = step_start(attempt, Step::Implement, record, log)?;
         let spin =
             progress::spinner(format!("attempt {n}: implementing{}", if failure.is_some() { " (fixing)" } else { "" }));
-        let mut tools = FileTools::new(&worktree, Some(Path::new(&scope)))?;
-        let user =
-            prompt::implement(&scope, &attempt.plan, failure.as_ref().map(|f| (f.command.as_str(), f.tail.as_str())))?;
+        let files = FileTools::new(&worktree, Some(Path::new(&scope)))?;
+        let mut tools = evidence::Tools::implement(files, &evidence, explore.clone());
+        let user = prompt::implement(
+            &scope,
+            &attempt.plan,
+            failure.as_ref().map(|f| (f.command.as_str(), f.tail.as_str())),
+            explore.is_some(),
+        )?;
         let conv = Conversation { system: system.clone(), user, max_turns: opts.max_turns, effort: opts.effort };
         let implemented = {
             let mut rec = transcript::Recorder::new(&mut tools, &old_lines, log, echo, Some(&spin), Step::Implement);
