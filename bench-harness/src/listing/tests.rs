@@ -305,3 +305,69 @@ fn jited_code_is_aligned_by_line_info_or_given_in_one_block() {
     assert_eq!(unaligned.blocks.len(), 1);
     assert_eq!(unaligned.blocks[0].insns.len(), 5);
 }
+
+/// A hash map named as bpfilter names its counters, and a program that looks
+/// up key 0 in it and calls `bpf_ktime_get_ns`, loaded in the running kernel.
+fn load_real_program() -> (crate::program::Program, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain syscall wrapper; a non-negative result is a new fd we own.
+    let map = unsafe {
+        libbpf_sys::bpf_map_create(libbpf_sys::BPF_MAP_TYPE_HASH, c"bf_cmap".as_ptr(), 4, 8, 4, std::ptr::null())
+    };
+    assert!(map >= 0, "bpf_map_create: {}", std::io::Error::from_raw_os_error(-map));
+    // SAFETY: a new fd nothing else owns.
+    let map = unsafe { std::os::fd::OwnedFd::from_raw_fd(map) };
+    let raw = |code: u8, dst: u8, src: u8, off: i16, imm: i32| {
+        let mut insn = libbpf_sys::bpf_insn { code, off, imm, ..Default::default() };
+        insn.set_dst_reg(dst);
+        insn.set_src_reg(src);
+        insn
+    };
+    let insns = [
+        raw(0x85, 0, 0, 0, 5), // call bpf_ktime_get_ns
+        raw(0x62, 10, 0, -4, 0),
+        raw(0xbf, 2, 10, 0, 0),
+        raw(0x07, 2, 0, 0, -4),
+        raw(0x18, 1, 1, 0, map.as_raw_fd()),
+        raw(0, 0, 0, 0, 0),
+        raw(0x85, 0, 0, 0, 1), // call bpf_map_lookup_elem
+        raw(0x15, 0, 0, 1, 0),
+        raw(0xb7, 0, 0, 0, 1),
+        raw(0xb7, 0, 0, 0, 2),
+        raw(0x95, 0, 0, 0, 0),
+    ];
+    let program = crate::program::Program::load_insns(crate::flavor::Flavor::Xdp, &insns).expect("load (run as root)");
+    (program, map)
+}
+
+#[test]
+fn the_kernels_own_xlated_code_renders_with_names() {
+    let symbols = Symbols::host();
+    assert_eq!(symbols.helper(1), Some("bpf_map_lookup_elem"), "helper names come from vmlinux BTF");
+    let (first, _map1) = load_real_program();
+    let (second, _map2) = load_real_program();
+    let a = Listing::normalized(&first.code().unwrap(), first.metrics());
+    let b = Listing::normalized(&second.code().unwrap(), second.metrics());
+    let text = a.text();
+    assert_eq!(text, b.text(), "two loads of one program render identically");
+    assert_eq!(diff(&a, &b).unified, "");
+    assert!(text.contains(": call bpf_ktime_get_ns#"), "{text}");
+    assert!(text.contains(": r1 = map[counters]\n"), "{text}");
+    // The verifier inlines the hash lookup as a call to the map's own function.
+    assert!(text.contains(": call __htab_map_lookup_elem#"), "{text}");
+    assert!(text.contains("goto L0\n") && text.contains("L0:\n"), "{text}");
+    assert!(!text.contains("unknown"), "{text}");
+    // bpftool's form keeps the id, which differs from load to load.
+    let ids = Listing::of(&first.code().unwrap(), first.metrics()).text();
+    assert!(ids.contains(": r1 = map[id:"), "{ids}");
+    assert_ne!(ids, Listing::of(&second.code().unwrap(), second.metrics()).text());
+
+    // Loaded without BTF: no line info, the machine code comes in one block.
+    let jited = jited_code(first.fd(), &a).unwrap();
+    assert!(!jited.aligned);
+    assert!(jited.note.as_deref().unwrap_or("").contains("no line info"), "{jited:?}");
+    let all: Vec<&String> = jited.blocks.iter().flat_map(|b| &b.insns).collect();
+    assert!(all.len() > 5, "{all:?}");
+    assert!(all.iter().any(|l| l.ends_with(": ret") || l.contains("jmp")), "{all:?}");
+    assert_eq!(first.metrics().jited_bytes as usize, JitedRaw::of(first.fd()).unwrap().image.len());
+}

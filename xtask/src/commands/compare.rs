@@ -15,6 +15,9 @@ pub fn run(flags: CompareFlags) -> Result<i32> {
     let comparison = compare::run(&flags, &session)?;
     human.line(report::compare_table(&comparison, xtask::output::color()));
     human.line(report::summary(&comparison).trim_end());
+    if flags.show_diff.is_some() {
+        human.line(report::listing_diffs(&comparison).trim_end());
+    }
     if let Some(path) = &flags.json.json_output {
         output::write_output(path, &serde_json::to_vec_pretty(&comparison)?)?;
         human.wrote("JSON", path);
