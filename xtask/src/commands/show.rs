@@ -1,6 +1,6 @@
 //! `cargo xtask show`.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use bench_harness::listing;
 use bench_harness::suite;
 use xtask::flags::{HostFlags, ShowFlags};
@@ -21,7 +21,7 @@ pub fn run(flags: ShowFlags) -> Result<i32> {
         let spin = progress::spinner(format!("loading {}", case.name));
         let loaded = listing::load_listing(&bfcli, case, flags.jited);
         spin.finish_and_clear();
-        let listing = loaded.map_err(|e| anyhow::anyhow!("{}: {e}", case.name))?;
+        let listing = loaded.with_context(|| format!("cannot show {}", case.name))?;
         human.line(show::header(&case.name, &listing));
         human.line(listing.text());
         shown.push(ShownCase { name: case.name.clone(), listing });
