@@ -371,3 +371,80 @@ fn the_kernels_own_xlated_code_renders_with_names() {
     assert!(all.iter().any(|l| l.ends_with(": ret") || l.contains("jmp")), "{all:?}");
     assert_eq!(first.metrics().jited_bytes as usize, JitedRaw::of(first.fd()).unwrap().image.len());
 }
+
+/// A minimal BTF (one `int`, a file name and two source lines) and a
+/// two-instruction XDP program loaded with line info for each instruction.
+fn load_with_line_info() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let strings = b"\0int\0prog.c\0r0 = 2\0exit\0";
+    let mut types = Vec::new();
+    for word in [1u32, 1 << 24, 4, 32] {
+        types.extend_from_slice(&word.to_ne_bytes()); // INT "int", 4 bytes, 32 bits
+    }
+    let mut blob = Vec::new();
+    blob.extend_from_slice(&0xeb9f_u16.to_ne_bytes());
+    blob.extend_from_slice(&[1, 0]);
+    for word in [24u32, 0, types.len() as u32, types.len() as u32, strings.len() as u32] {
+        blob.extend_from_slice(&word.to_ne_bytes());
+    }
+    blob.extend_from_slice(&types);
+    blob.extend_from_slice(strings);
+    // SAFETY: blob outlives the call; a non-negative result is a new fd we own.
+    let btf = unsafe { libbpf_sys::bpf_btf_load(blob.as_ptr().cast(), blob.len() as _, std::ptr::null_mut()) };
+    assert!(btf >= 0, "bpf_btf_load: {}", std::io::Error::from_raw_os_error(-btf));
+    let btf = unsafe { std::os::fd::OwnedFd::from_raw_fd(btf) };
+    let insns = [
+        libbpf_sys::bpf_insn { code: 0xb7, imm: 2, ..Default::default() },
+        libbpf_sys::bpf_insn { code: 0x95, ..Default::default() },
+    ];
+    // insn_off, file_name_off ("prog.c"), line_off, line_col (line 1 and 2).
+    let lines = [
+        libbpf_sys::bpf_line_info { insn_off: 0, file_name_off: 5, line_off: 12, line_col: 1 << 10 },
+        libbpf_sys::bpf_line_info { insn_off: 1, file_name_off: 5, line_off: 19, line_col: 2 << 10 },
+    ];
+    let mut opts = libbpf_sys::bpf_prog_load_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as _,
+        prog_btf_fd: btf.as_raw_fd() as u32,
+        line_info: lines.as_ptr().cast(),
+        line_info_cnt: lines.len() as u32,
+        line_info_rec_size: std::mem::size_of::<libbpf_sys::bpf_line_info>() as u32,
+        ..Default::default()
+    };
+    // SAFETY: every pointer outlives the call; libbpf copies them.
+    let fd = unsafe {
+        libbpf_sys::bpf_prog_load(
+            libbpf_sys::BPF_PROG_TYPE_XDP,
+            c"bfperf_lines".as_ptr(),
+            c"GPL".as_ptr(),
+            insns.as_ptr(),
+            insns.len() as _,
+            &mut opts,
+        )
+    };
+    assert!(fd >= 0, "bpf_prog_load with line info: {}", std::io::Error::from_raw_os_error(-fd));
+    (unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }, btf)
+}
+
+#[test]
+fn jited_code_of_a_program_with_line_info_sits_under_its_instructions() {
+    use std::os::fd::AsFd;
+    let (prog, _btf) = load_with_line_info();
+    let code = ProgramCode::of(prog.as_fd()).unwrap();
+    let mut listing = Listing::normalized(&code, crate::program::ProgramMetrics::of(prog.as_fd()).unwrap());
+    let raw = JitedRaw::of(prog.as_fd()).unwrap();
+    assert_eq!(raw.lines.iter().map(|(slot, _)| *slot).collect::<Vec<_>>(), [0, 1], "{raw:?}");
+    let jited = raw.disassemble(&listing);
+    assert!(jited.aligned, "{jited:?}");
+    let firsts: Vec<Option<usize>> = jited.blocks.iter().map(|b| b.first_insn).collect();
+    assert!(firsts.contains(&Some(0)) && firsts.contains(&Some(1)), "{jited:?}");
+    // `r0 = 2` becomes a mov of 2 into eax (the JIT's r0).
+    let first = jited.blocks.iter().find(|b| b.first_insn == Some(0)).unwrap();
+    assert!(first.insns.iter().any(|l| l.ends_with("mov eax,2")), "{first:?}");
+    let last = jited.blocks.iter().find(|b| b.first_insn == Some(1)).unwrap();
+    assert!(last.insns.iter().any(|l| l.ends_with(": ret") || l.contains("jmp")), "{last:?}");
+    listing.jited = Some(jited);
+    let text = listing.text();
+    let mov = text.find("mov eax,2").unwrap();
+    assert!(text.find("    0: r0 = 2\n").unwrap() < mov && mov < text.find("    1: exit\n").unwrap(), "{text}");
+    assert!(!text.contains("no line info"), "{text}");
+}
