@@ -125,6 +125,7 @@ fn show_diff_sums_up_and_shows_what_changed_and_a_a_says_same_program() {
         assert!(row.contains("same program"), "{row}");
     }
     assert!(!run.stdout.contains("--- BASE"), "{}", show(&run));
+    assert!(run.stdout.contains("--show-diff: no program differs between BASE and REF"), "{}", show(&run));
 
     // Named on an A/A run: the diff is empty, +0 −0.
     let args = [CHEAP, &["--threshold", "10", &reference, &reference, "--show-diff", "xdp__prologue"]].concat();

@@ -16,7 +16,12 @@ pub fn run(flags: CompareFlags) -> Result<i32> {
     human.line(report::compare_table(&comparison, xtask::output::color()));
     human.line(report::summary(&comparison).trim_end());
     if flags.show_diff.is_some() {
-        human.line(report::listing_diffs(&comparison).trim_end());
+        let diffs = report::listing_diffs(&comparison);
+        if diffs.is_empty() {
+            human.line("--show-diff: no program differs between BASE and REF");
+        } else {
+            human.line(diffs.trim_end());
+        }
     }
     if let Some(path) = &flags.json.json_output {
         output::write_output(path, &serde_json::to_vec_pretty(&comparison)?)?;
