@@ -26,17 +26,23 @@ pub fn delta(est: &RatioEstimate) -> String {
     format!("{:+.1} % [{}, {}]", est.delta_pct(), bound(lo), bound(hi))
 }
 
-/// The verdict word of a case. Byte-identical programs (`same_program`) say
-/// so: the JIT is deterministic, so their timing difference is noise.
+/// The verdict as the table and the Markdown show it: [`verdict`], except
+/// that byte-identical programs (`same_program`) say so. The JIT is
+/// deterministic given the xlated code, so their timing difference is noise.
+pub fn shown_verdict(c: &CaseComparison) -> String {
+    if c.is_ok() && c.same_program == Some(true) {
+        return match c.change {
+            Some(Change::Faster) => "faster (same program: noise)".into(),
+            Some(Change::Slower) => "slower (same program: noise)".into(),
+            _ => "same program".into(),
+        };
+    }
+    verdict(c)
+}
+
+/// The verdict word of a case (the measurement's: `faster`, `slower`, `no change`, or why not measured).
 pub fn verdict(c: &CaseComparison) -> String {
     match (&c.base_status, &c.ref_status, c.change) {
-        (Status::Ok, Status::Ok, Some(Change::Faster)) if c.same_program == Some(true) => {
-            "faster (same program: noise)".into()
-        }
-        (Status::Ok, Status::Ok, Some(Change::Slower)) if c.same_program == Some(true) => {
-            "slower (same program: noise)".into()
-        }
-        (Status::Ok, Status::Ok, _) if c.same_program == Some(true) => "same program".into(),
         (Status::Ok, Status::Ok, Some(Change::Faster)) => "faster".into(),
         (Status::Ok, Status::Ok, Some(Change::Slower)) => "slower".into(),
         (Status::Ok, Status::Ok, _) => "no change".into(),
@@ -82,7 +88,7 @@ pub fn compare_table(c: &Comparison, color: bool) -> Table {
     for case in &c.cases {
         let med = |v: Option<f64>| v.map(|m| format!("{} {}", num(m), unit(case.unit))).unwrap_or_default();
         // A failure's reason is bfcli's own text.
-        let word = verdict(case);
+        let word = shown_verdict(case);
         let mut verdict_cell = Cell::new(text::line(&word));
         if color {
             verdict_cell = match case.change {
@@ -170,8 +176,8 @@ pub fn markdown(c: &Comparison) -> String {
     for x in rows {
         let med = |v: Option<f64>| v.map(|m| format!("{} {}", num(m), unit(x.unit))).unwrap_or_default();
         let word = match x.change {
-            Some(Change::Slower | Change::Faster) if x.is_ok() => format!("**{}**", text::markdown(&verdict(x))),
-            _ => text::markdown(&verdict(x)),
+            Some(Change::Slower | Change::Faster) if x.is_ok() => format!("**{}**", text::markdown(&shown_verdict(x))),
+            _ => text::markdown(&shown_verdict(x)),
         };
         let _ = writeln!(
             out,
@@ -405,11 +411,12 @@ mod tests {
         case.ref_status = Status::Ok;
         case.change = Some(Change::NoChange);
         case.same_program = Some(true);
-        assert_eq!(verdict(&case), "same program");
+        assert_eq!(shown_verdict(&case), "same program");
+        assert_eq!(verdict(&case), "no change", "the measured verdict stays");
         case.change = Some(Change::Slower);
-        assert_eq!(verdict(&case), "slower (same program: noise)");
+        assert_eq!(shown_verdict(&case), "slower (same program: noise)");
         case.same_program = Some(false);
-        assert_eq!(verdict(&case), "slower");
+        assert_eq!(shown_verdict(&case), "slower");
 
         // A diff whose text tries to close the fence and run a control sequence.
         case.listing_diff = Some(bench_harness::listing::ListingDiff {
