@@ -49,14 +49,15 @@ fn show_prints_the_listing_of_the_working_tree_or_a_revision() {
     let run = show_cmd(src, &["xdp__prologue", "--jited"], cache);
     assert_eq!(run.code, 0, "{}", show(&run));
     assert!(run.stdout.contains("; the kernel gave no line info"), "{}", run.stdout);
-    assert!(run.stdout.contains(": push rbp\n") && run.stdout.contains(": ret\n"), "{}", run.stdout);
+    // The JIT's frame; it returns with `ret` or through the return thunk (`jmp`), as the kernel's mitigations say.
+    assert!(run.stdout.contains(": push rbp\n") && run.stdout.contains(": leave\n"), "{}", run.stdout);
 
     // --json-output -: the same as data on stdout, the listing on stderr.
     let run = show_cmd(src, &["xdp__prologue", "--json-output", "-"], cache);
     assert_eq!(run.code, 0, "{}", show(&run));
     let v: Value = serde_json::from_str(&run.stdout).expect("stdout is JSON only");
     assert_eq!(v["schema"], "bfperf.show.v1");
-    assert_eq!(v["source"], "wip");
+    assert!(v["source"].as_str().unwrap().starts_with("wip (on "), "{}", v["source"]);
     let case = &v["cases"][0];
     assert_eq!(case["name"], "xdp__prologue");
     let lines = case["listing"]["lines"].as_array().unwrap();
