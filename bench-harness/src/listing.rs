@@ -802,21 +802,31 @@ impl JitedRaw {
             self.lines.iter().filter(|(_, a)| *a >= func.0 && *a <= addr).max_by_key(|(_, a)| *a).map(|(slot, _)| *slot)
         };
         let mut formatter = IntelFormatter::new();
+        let options = formatter.options_mut();
+        options.set_hex_prefix("0x");
+        options.set_hex_suffix("");
+        options.set_uppercase_hex(false);
+        options.set_branch_leading_zeros(false);
         let mut blocks: Vec<JitedBlock> = Vec::new();
         let mut text = String::new();
-        for (base, bytes) in &funcs {
-            let mut decoder = Decoder::with_ip(64, bytes, *base, DecoderOptions::NONE);
+        for (k, (base, bytes)) in funcs.iter().enumerate() {
+            // Offsets from the function's start, branch targets too: stable from load to load.
+            let mut decoder = Decoder::with_ip(64, bytes, 0, DecoderOptions::NONE);
             let mut insn = Instruction::default();
+            let mut first = funcs.len() > 1;
             while decoder.can_decode() {
                 decoder.decode_out(&mut insn);
                 text.clear();
                 formatter.format(&insn, &mut text);
-                let shown = if addresses_known { insn.ip() - base } else { insn.ip() };
-                let line = format!("{shown:4x}: {text}");
-                let slot = if aligned { slot_at(insn.ip()) } else { None };
+                let mut lines = Vec::new();
+                if std::mem::take(&mut first) {
+                    lines.push(format!("<function {k}>:"));
+                }
+                lines.push(format!("{:4x}: {text}", insn.ip()));
+                let slot = if aligned { slot_at(base + insn.ip()) } else { None };
                 match blocks.last_mut() {
-                    Some(last) if last.first_insn == slot => last.insns.push(line),
-                    _ => blocks.push(JitedBlock { first_insn: slot, insns: vec![line] }),
+                    Some(last) if last.first_insn == slot => last.insns.extend(lines),
+                    _ => blocks.push(JitedBlock { first_insn: slot, insns: lines }),
                 }
             }
         }

@@ -85,7 +85,21 @@ pub fn run(flags: &CompareFlags, session: &Session) -> Result<Comparison> {
         }
     });
     bar.finish_and_clear();
-    comparison.context("comparison aborted")
+    let mut comparison = comparison.context("comparison aborted")?;
+    if let Some(names) = &flags.show_diff {
+        match machine {
+            crate::machine::Machine::Local => {
+                let spin = progress::spinner("loading listings for --show-diff");
+                let added = crate::show::add_listing_diffs(&mut comparison, &base_bfcli, &ref_bfcli, names);
+                spin.finish_and_clear();
+                added?;
+            }
+            crate::machine::Machine::Remote(_) => {
+                progress::info("--show-diff: listings are not fetched from --host yet; no diffs shown")
+            }
+        }
+    }
+    Ok(comparison)
 }
 
 /// The exit code a comparison warrants under the given flags (doc/exit-codes.md):

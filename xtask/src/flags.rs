@@ -46,9 +46,20 @@ pub enum Command {
         cargo xtask bench --host root@bench-box --ssh-key ~/.ssh/bench_ed25519   # over ssh\n\n\
         Exit codes: 0 done; 1 could not run or a case failed; 130 interrupted. See doc/exit-codes.md.")]
     Bench(BenchFlags),
+    /// Print the programs a revision of bpfilter generates for some cases (bpftool's xlated syntax).
+    #[command(after_help = "Examples:\n  \
+        cargo xtask show xdp__prologue --sources ~/bpfilter            # the working tree\n  \
+        cargo xtask show xdp__prologue tc__prologue --rev HEAD~1\n  \
+        cargo xtask show xdp__prologue --bfcli ~/bpfilter/build/output/sbin/bfcli --jited\n  \
+        cargo xtask show xdp__prologue --json-output -\n\n\
+        Case names: cargo xtask bench --list. Guide: doc/show.md.\n\
+        Exit codes: 0 done; 1 could not run (an unknown case, a build error); 130 interrupted.")]
+    Show(ShowFlags),
     /// Compare two revisions of bpfilter: paired, interleaved rounds, a verdict per case.
     #[command(after_help = "Examples:\n  \
         cargo xtask bench-compare HEAD~1 HEAD --sources ~/bpfilter\n  \
+        cargo xtask bench-compare main wip --show-diff      # + the program diff of every case that changed\n  \
+        cargo xtask bench-compare main wip --quick --show-diff xdp__prologue\n  \
         cargo xtask bench-compare main wip                 # your uncommitted changes vs main\n  \
         cargo xtask bench-compare HEAD HEAD --filter prologue   # A/A: measures the noise\n  \
         cargo xtask bench-compare --quick @{upstream} HEAD --fail-on regression\n  \
@@ -133,6 +144,7 @@ impl Command {
         Some(match self {
             Command::Bench(f) => &f.common,
             Command::BenchCompare(f) => &f.common,
+            Command::Show(f) => &f.common,
             Command::BenchHistory(f) => &f.common,
             Command::BenchSelfcheck(f) => &f.common,
             Command::Optimize(f) => &f.common,
@@ -428,10 +440,37 @@ pub struct CompareFlags {
     pub templates: TemplateFlags,
     #[command(flatten)]
     pub fail: FailFlags,
+    /// Add the diff of BASE's and REF's program listings of these cases (after BASE REF);
+    /// without names, of every case whose programs differ.
+    #[arg(long, value_name = "CASE", num_args = 0..)]
+    pub show_diff: Option<Vec<String>>,
     #[command(flatten)]
     pub remote: RemoteFlags,
     #[command(flatten)]
     pub host: HostFlags,
+    #[command(flatten)]
+    pub common: CommonFlags,
+}
+
+/// `cargo xtask show`.
+#[derive(Args, Debug)]
+pub struct ShowFlags {
+    /// The cases whose programs to print (names as `bench --list` prints them).
+    #[arg(value_name = "CASE", required = true)]
+    pub cases: Vec<String>,
+    /// The revision whose bfcli generates them (ref, SHA, branch, tag, or `wip`: the working tree).
+    #[arg(long, value_name = "REV", default_value = "wip", conflicts_with = "bfcli")]
+    pub rev: String,
+    #[command(flatten)]
+    pub tree: TreeFlags,
+    #[command(flatten)]
+    pub bfcli: BfcliFlags,
+    /// Add the x86-64 machine code the JIT made, under the instructions it came from where the
+    /// kernel gives line info.
+    #[arg(long)]
+    pub jited: bool,
+    #[command(flatten)]
+    pub json: JsonFlags,
     #[command(flatten)]
     pub common: CommonFlags,
 }

@@ -25,6 +25,7 @@ pub mod revisions;
 pub mod sandbox;
 pub mod selfcheck;
 pub mod session;
+pub mod show;
 pub mod sources;
 pub mod text;
 pub mod validation;

@@ -49,6 +49,17 @@ pub fn block(s: &str) -> Cow<'_, str> {
     escape(s, |c| c == '\n' || c == '\t')
 }
 
+/// `body` as a fenced Markdown code block (info string `lang`): the fence is
+/// longer than any run of backticks in `body`, so nothing in it can close the
+/// block early; control characters are escaped as by [`block`].
+pub fn fenced(lang: &str, body: &str) -> String {
+    let body = block(body);
+    let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    let newline = if body.ends_with('\n') { "" } else { "\n" };
+    format!("{fence}{lang}\n{body}{newline}{fence}\n")
+}
+
 /// `s` as literal Markdown text on one line (a table cell, a heading): control
 /// characters escaped as by [`line`], then every ASCII punctuation character
 /// backslash-escaped, so nothing in it becomes code, emphasis, a link, an

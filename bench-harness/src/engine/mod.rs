@@ -152,6 +152,10 @@ pub struct CaseComparison {
     /// or a chain-load case, which has no single program).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub same_program: Option<bool>,
+    /// The diff of BASE's and REF's normalised listings (`bench-compare
+    /// --show-diff`); `None` when not asked for or not loadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing_diff: Option<crate::listing::ListingDiff>,
     /// REF/BASE with its interval (at the per-look level of
     /// [`look_level`]). `None` when the case was not timed.
     pub estimate: Option<RatioEstimate>,
@@ -392,6 +396,7 @@ fn prepare(a: &Side, b: &Side, case: &Case, config: &CompareConfig) -> Result<En
         base_metrics: None,
         ref_metrics: None,
         same_program: None,
+        listing_diff: None,
         estimate: None,
         change: None,
         resolution_pct: None,

@@ -305,3 +305,146 @@ fn jited_code_is_aligned_by_line_info_or_given_in_one_block() {
     assert_eq!(unaligned.blocks.len(), 1);
     assert_eq!(unaligned.blocks[0].insns.len(), 5);
 }
+
+/// A hash map named as bpfilter names its counters, and a program that looks
+/// up key 0 in it and calls `bpf_ktime_get_ns`, loaded in the running kernel.
+fn load_real_program() -> (crate::program::Program, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain syscall wrapper; a non-negative result is a new fd we own.
+    let map = unsafe {
+        libbpf_sys::bpf_map_create(libbpf_sys::BPF_MAP_TYPE_HASH, c"bf_cmap".as_ptr(), 4, 8, 4, std::ptr::null())
+    };
+    assert!(map >= 0, "bpf_map_create: {}", std::io::Error::from_raw_os_error(-map));
+    // SAFETY: a new fd nothing else owns.
+    let map = unsafe { std::os::fd::OwnedFd::from_raw_fd(map) };
+    let raw = |code: u8, dst: u8, src: u8, off: i16, imm: i32| {
+        let mut insn = libbpf_sys::bpf_insn { code, off, imm, ..Default::default() };
+        insn.set_dst_reg(dst);
+        insn.set_src_reg(src);
+        insn
+    };
+    let insns = [
+        raw(0x85, 0, 0, 0, 5), // call bpf_ktime_get_ns
+        raw(0x62, 10, 0, -4, 0),
+        raw(0xbf, 2, 10, 0, 0),
+        raw(0x07, 2, 0, 0, -4),
+        raw(0x18, 1, 1, 0, map.as_raw_fd()),
+        raw(0, 0, 0, 0, 0),
+        raw(0x85, 0, 0, 0, 1), // call bpf_map_lookup_elem
+        raw(0x15, 0, 0, 1, 0),
+        raw(0xb7, 0, 0, 0, 1),
+        raw(0xb7, 0, 0, 0, 2),
+        raw(0x95, 0, 0, 0, 0),
+    ];
+    let program = crate::program::Program::load_insns(crate::flavor::Flavor::Xdp, &insns).expect("load (run as root)");
+    (program, map)
+}
+
+#[test]
+fn the_kernels_own_xlated_code_renders_with_names() {
+    let symbols = Symbols::host();
+    assert_eq!(symbols.helper(1), Some("bpf_map_lookup_elem"), "helper names come from vmlinux BTF");
+    let (first, _map1) = load_real_program();
+    let (second, _map2) = load_real_program();
+    let a = Listing::normalized(&first.code().unwrap(), first.metrics());
+    let b = Listing::normalized(&second.code().unwrap(), second.metrics());
+    let text = a.text();
+    assert_eq!(text, b.text(), "two loads of one program render identically");
+    assert_eq!(diff(&a, &b).unified, "");
+    assert!(text.contains(": call bpf_ktime_get_ns#"), "{text}");
+    assert!(text.contains(": r1 = map[counters]\n"), "{text}");
+    // The verifier inlines the hash lookup as a call to the map's own function.
+    assert!(text.contains(": call __htab_map_lookup_elem#"), "{text}");
+    assert!(text.contains("goto L0\n") && text.contains("L0:\n"), "{text}");
+    assert!(!text.contains("unknown"), "{text}");
+    // bpftool's form keeps the id, which differs from load to load.
+    let ids = Listing::of(&first.code().unwrap(), first.metrics()).text();
+    assert!(ids.contains(": r1 = map[id:"), "{ids}");
+    assert_ne!(ids, Listing::of(&second.code().unwrap(), second.metrics()).text());
+
+    // Loaded without BTF: no line info, the machine code comes in one block.
+    let jited = jited_code(first.fd(), &a).unwrap();
+    assert!(!jited.aligned);
+    assert!(jited.note.as_deref().unwrap_or("").contains("no line info"), "{jited:?}");
+    let all: Vec<&String> = jited.blocks.iter().flat_map(|b| &b.insns).collect();
+    assert!(all.len() > 5, "{all:?}");
+    assert!(all.iter().any(|l| l.ends_with(": ret") || l.contains("jmp")), "{all:?}");
+    assert_eq!(first.metrics().jited_bytes as usize, JitedRaw::of(first.fd()).unwrap().image.len());
+}
+
+/// A minimal BTF (one `int`, a file name and two source lines) and a
+/// two-instruction XDP program loaded with line info for each instruction.
+fn load_with_line_info() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let strings = b"\0int\0prog.c\0r0 = 2\0exit\0";
+    let mut types = Vec::new();
+    for word in [1u32, 1 << 24, 4, 32] {
+        types.extend_from_slice(&word.to_ne_bytes()); // INT "int", 4 bytes, 32 bits
+    }
+    let mut blob = Vec::new();
+    blob.extend_from_slice(&0xeb9f_u16.to_ne_bytes());
+    blob.extend_from_slice(&[1, 0]);
+    for word in [24u32, 0, types.len() as u32, types.len() as u32, strings.len() as u32] {
+        blob.extend_from_slice(&word.to_ne_bytes());
+    }
+    blob.extend_from_slice(&types);
+    blob.extend_from_slice(strings);
+    // SAFETY: blob outlives the call; a non-negative result is a new fd we own.
+    let btf = unsafe { libbpf_sys::bpf_btf_load(blob.as_ptr().cast(), blob.len() as _, std::ptr::null_mut()) };
+    assert!(btf >= 0, "bpf_btf_load: {}", std::io::Error::from_raw_os_error(-btf));
+    let btf = unsafe { std::os::fd::OwnedFd::from_raw_fd(btf) };
+    let insns = [
+        libbpf_sys::bpf_insn { code: 0xb7, imm: 2, ..Default::default() },
+        libbpf_sys::bpf_insn { code: 0x95, ..Default::default() },
+    ];
+    // insn_off, file_name_off ("prog.c"), line_off, line_col (line 1 and 2).
+    let lines = [
+        libbpf_sys::bpf_line_info { insn_off: 0, file_name_off: 5, line_off: 12, line_col: 1 << 10 },
+        libbpf_sys::bpf_line_info { insn_off: 1, file_name_off: 5, line_off: 19, line_col: 2 << 10 },
+    ];
+    let mut opts = libbpf_sys::bpf_prog_load_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as _,
+        prog_btf_fd: btf.as_raw_fd() as u32,
+        line_info: lines.as_ptr().cast(),
+        line_info_cnt: lines.len() as u32,
+        line_info_rec_size: std::mem::size_of::<libbpf_sys::bpf_line_info>() as u32,
+        ..Default::default()
+    };
+    // SAFETY: every pointer outlives the call; libbpf copies them.
+    let fd = unsafe {
+        libbpf_sys::bpf_prog_load(
+            libbpf_sys::BPF_PROG_TYPE_XDP,
+            c"bfperf_lines".as_ptr(),
+            c"GPL".as_ptr(),
+            insns.as_ptr(),
+            insns.len() as _,
+            &mut opts,
+        )
+    };
+    assert!(fd >= 0, "bpf_prog_load with line info: {}", std::io::Error::from_raw_os_error(-fd));
+    (unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }, btf)
+}
+
+#[test]
+fn jited_code_of_a_program_with_line_info_sits_under_its_instructions() {
+    use std::os::fd::AsFd;
+    let (prog, _btf) = load_with_line_info();
+    let code = ProgramCode::of(prog.as_fd()).unwrap();
+    let mut listing = Listing::normalized(&code, crate::program::ProgramMetrics::of(prog.as_fd()).unwrap());
+    let raw = JitedRaw::of(prog.as_fd()).unwrap();
+    assert_eq!(raw.lines.iter().map(|(slot, _)| *slot).collect::<Vec<_>>(), [0, 1], "{raw:?}");
+    let jited = raw.disassemble(&listing);
+    assert!(jited.aligned, "{jited:?}");
+    let firsts: Vec<Option<usize>> = jited.blocks.iter().map(|b| b.first_insn).collect();
+    assert!(firsts.contains(&Some(0)) && firsts.contains(&Some(1)), "{jited:?}");
+    // `r0 = 2` becomes a mov of 2 into eax (the JIT's r0).
+    let first = jited.blocks.iter().find(|b| b.first_insn == Some(0)).unwrap();
+    assert!(first.insns.iter().any(|l| l.ends_with("mov eax,2")), "{first:?}");
+    let last = jited.blocks.iter().find(|b| b.first_insn == Some(1)).unwrap();
+    assert!(last.insns.iter().any(|l| l.ends_with(": ret") || l.contains("jmp")), "{last:?}");
+    listing.jited = Some(jited);
+    let text = listing.text();
+    let mov = text.find("mov eax,2").unwrap();
+    assert!(text.find("    0: r0 = 2\n").unwrap() < mov && mov < text.find("    1: exit\n").unwrap(), "{text}");
+    assert!(!text.contains("no line info"), "{text}");
+}

@@ -21,6 +21,14 @@ pub fn run(flags: CompareFlags) -> Result<i32> {
     let results = Results::Comparison(&comparison);
     let export = |format: Format| exporter(format).export(&results);
     human.line(String::from_utf8_lossy(&export(Format::Terminal { color: output::color() })?));
+    if flags.show_diff.is_some() {
+        let diffs = xtask::report::listing_diffs(&comparison);
+        if diffs.is_empty() {
+            human.line("--show-diff: no program differs between BASE and REF");
+        } else {
+            human.line(diffs.trim_end());
+        }
+    }
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
     let runs = session.cache.join("runs");
     let json = flags.json.json_output.clone().unwrap_or_else(|| runs.join(format!("compare-{stamp}.json")));

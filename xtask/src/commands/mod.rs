@@ -11,6 +11,7 @@ pub mod hook;
 pub mod optimize;
 pub mod optimize_dashboard;
 pub mod selfcheck;
+pub mod show;
 
 use xtask::flags::Command;
 
@@ -19,6 +20,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
     match command {
         Command::Bench(flags) => bench::run(flags),
         Command::BenchCompare(flags) => compare::run(flags),
+        Command::Show(flags) => show::run(flags),
         Command::BenchHistory(flags) => history::run(flags),
         Command::BenchSelfcheck(flags) => selfcheck::run(flags),
         Command::Optimize(flags) => optimize::run(flags),

@@ -113,6 +113,7 @@ mod tests {
             base_metrics: metrics(insns.0),
             ref_metrics: metrics(insns.1),
             same_program: None,
+            listing_diff: None,
             estimate: Some(e),
             change: Some(classify(&e, threshold_pct)),
             resolution_pct: None,

@@ -90,11 +90,22 @@ pub fn change_code(change: Option<Change>, measured: bool) -> &'static str {
 }
 
 /// The verdict word of a case measured (or known) on both sides: `same
-/// program` when the code is identical and was not timed, `no change`
+/// program` when the code is identical (a significant change there is
+/// `slower (same program: noise)`), `no change`
 /// with what its interval rules out (`no change (< ±1.8 %)`), else the change.
 pub fn case_word(c: &CaseComparison) -> String {
     if c.untimed_same_program() {
         return "same program".into();
+    }
+    if c.same_program == Some(true) {
+        // Timed anyway (--measure-identical): the JIT is deterministic given
+        // the xlated code, so a significant difference is noise.
+        return match c.change {
+            Some(change @ (Change::Faster | Change::Slower)) => {
+                format!("{} (same program: noise)", change_word(change))
+            }
+            _ => "same program".into(),
+        };
     }
     match (c.change, c.resolution_pct) {
         (Some(Change::Faster), _) => change_word(Change::Faster).into(),

@@ -140,8 +140,7 @@ pub fn markdown(c: &Comparison) -> String {
     for x in rows {
         let med = |v: Option<f64>| v.map(|m| format!("{} {}", num(m), unit(x.unit))).unwrap_or_default();
         let word = match x.change {
-            Some(Change::Slower) if x.is_ok() => "**slower**".to_string(),
-            Some(Change::Faster) if x.is_ok() => "**faster**".to_string(),
+            Some(Change::Slower | Change::Faster) if x.is_ok() => format!("**{}**", text::markdown(&verdict(x))),
             _ => text::markdown(&verdict(x)),
         };
         let _ = writeln!(
@@ -165,6 +164,28 @@ pub fn markdown(c: &Comparison) -> String {
         text::markdown(&c.host.cpu_model),
         text::markdown(&c.host.kernel)
     );
+    for (name, d) in c.cases.iter().filter_map(|x| x.listing_diff.as_ref().map(|d| (&x.name, d))) {
+        let _ = writeln!(
+            out,
+            "\n<details><summary>{}: {}</summary>\n\n{}",
+            crate::output::html::escape(name),
+            d.summary(),
+            text::fenced("diff", if d.unified.is_empty() { "(no difference)\n" } else { &d.unified })
+        );
+        let _ = writeln!(out, "</details>");
+    }
+    out
+}
+
+/// The listing diffs of `bench-compare --show-diff` for the terminal: per
+/// case, `+N −M instructions` and the unified diff.
+pub fn listing_diffs(c: &Comparison) -> String {
+    let mut out = String::new();
+    for (name, d) in c.cases.iter().filter_map(|x| x.listing_diff.as_ref().map(|d| (&x.name, d))) {
+        let _ = writeln!(out, "{name}: {}", d.summary());
+        // Kernel output, but shown on a terminal: no control character gets through.
+        let _ = write!(out, "{}", text::block(&d.unified));
+    }
     out
 }
 
@@ -286,6 +307,7 @@ mod tests {
             base_metrics: None,
             ref_metrics: None,
             same_program: None,
+            listing_diff: None,
             estimate: None,
             change: None,
             resolution_pct: None,
@@ -334,5 +356,40 @@ mod tests {
         let row = md.lines().find(|l| l.starts_with("| `xdp__prologue`")).unwrap();
         let pipes = row.match_indices('|').filter(|(i, _)| !row[..*i].ends_with('\\')).count();
         assert_eq!(pipes, 7, "{row}");
+    }
+
+    #[test]
+    fn identical_programs_say_same_program_and_diffs_fold_into_details() {
+        let mut c = hostile();
+        let mut case = c.cases[0].clone();
+        case.ref_status = Status::Ok;
+        case.change = Some(Change::NoChange);
+        case.same_program = Some(true);
+        assert_eq!(verdict(&case), "same program");
+        // Timed anyway (--measure-identical): a significant difference is noise.
+        case.base_samples = vec![30.0; 8];
+        case.ref_samples = vec![31.0; 8];
+        case.change = Some(Change::Slower);
+        assert_eq!(verdict(&case), "slower (same program: noise)");
+        case.same_program = Some(false);
+        assert_eq!(verdict(&case), "slower");
+
+        // A diff whose text tries to close the fence and run a control sequence.
+        case.listing_diff = Some(bench_harness::listing::ListingDiff {
+            unified: "--- BASE\n+++ REF\n@@ -1 +1,2 @@\n+\t```\n+\tr8 = 0\x1b[2J\n \texit\n".into(),
+            added: 2,
+            removed: 0,
+        });
+        c.cases = vec![case];
+        let md = markdown(&c);
+        assert!(
+            md.contains("<details><summary>xdp__prologue: +2 \u{2212}0 instructions</summary>\n\n````diff\n"),
+            "{md}"
+        );
+        assert!(md.contains("\n````\n\n</details>"), "{md}");
+        assert!(!md.chars().any(|ch| ch.is_control() && ch != '\n' && ch != '\t'), "{md:?}");
+        let term = listing_diffs(&c);
+        assert!(term.starts_with("xdp__prologue: +2 \u{2212}0 instructions\n--- BASE\n"), "{term}");
+        assert!(term.contains("r8 = 0\\x1b[2J"), "{term}");
     }
 }

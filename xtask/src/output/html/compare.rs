@@ -118,6 +118,7 @@ mod tests {
             ref_metrics: None,
             same_program: Some(ratio == 1.0),
             resolution_pct: None,
+            listing_diff: None,
             estimate: Some(RatioEstimate { ratio, lo: ratio - half, hi: ratio + half, n: 8, level: 0.95 }),
             change: Some(change),
         }

@@ -230,7 +230,7 @@ fn attempt(a: &Attempt) -> Value {
             let class = match d.verdict.as_str() {
                 "faster" => "faster",
                 "slower" => "slower",
-                "no change" => "nochange",
+                v if v.starts_with("no change") || v == "same program" => "nochange",
                 _ => "failure",
             };
             let e = d.estimate.as_ref();
