@@ -106,6 +106,49 @@ fn assert_only_slower_at(v: &Value, label: &str, index: u64) {
     }
 }
 
+/// The rate and the intervals' level are stated; the suite's change of each
+/// commit is listed, significant at `changed` only; the chained ratios are
+/// flat (byte-identical programs) everywhere but at `changed`, where they rise.
+fn assert_rate_suite_and_trend(v: &Value, changed: usize) {
+    let points = v["points"].as_array().unwrap().len();
+    let tests = (points - 1) * CASES.len();
+    assert_eq!(v["fdr"], 0.05, "{v:#}");
+    assert_eq!(v["tests"], tests, "{v:#}");
+    // `1 - R q / m` for R discoveries (the changed cases at least).
+    let r = (1.0 - v["change_level"].as_f64().unwrap()) * tests as f64 / 0.05;
+    assert!((r - r.round()).abs() < 1e-9 && r.round() >= CASES.len() as f64, "change_level: {v:#}");
+    let suite = v["suite"].as_array().unwrap();
+    assert_eq!(suite.len(), points - 1, "one suite change per pair: {v:#}");
+    for (i, s) in suite.iter().enumerate() {
+        assert_eq!(s["index"], i + 1);
+        let want = if i + 1 == changed { "slower" } else { "no_change" };
+        assert_eq!(s["change"], want, "suite at point {}: {s}", i + 1);
+        let e = &s["estimate"];
+        assert!(e["lo"].as_f64().unwrap() <= e["ratio"].as_f64().unwrap(), "{s}");
+        assert!(e["ratio"].as_f64().unwrap() <= e["hi"].as_f64().unwrap(), "{s}");
+    }
+    let trend = &v["trend"];
+    assert_eq!(trend["level"], 0.99);
+    let chains =
+        std::iter::once(&trend["suite"]).chain(trend["cases"].as_array().unwrap().iter().map(|c| &c["points"]));
+    for chain in chains {
+        let chain = chain.as_array().unwrap();
+        assert_eq!(chain.len(), points, "{chain:?}");
+        let ratio = |i: usize| chain[i]["ratio"].as_f64().unwrap();
+        assert_eq!(ratio(0), 1.0);
+        for i in 1..points {
+            if i == changed {
+                assert_eq!(chain[i]["identical"], false, "{chain:?}");
+                assert!(ratio(i) > 1.5 * ratio(i - 1), "the padded commit rises: {chain:?}");
+                assert!(chain[i]["lo"].as_f64().unwrap() > 1.0, "{chain:?}");
+            } else {
+                assert_eq!(chain[i]["identical"], true, "same programs as the commit before: {chain:?}");
+                assert_eq!(ratio(i), ratio(i - 1), "flat: {chain:?}");
+            }
+        }
+    }
+}
+
 /// Commit a README change; returns the new HEAD.
 fn readme_commit(repo: &FixtureRepo, line: &str, message: &str) -> String {
     let readme = std::fs::read_to_string(repo.path().join("README.md")).unwrap_or_default();
@@ -226,8 +269,15 @@ fn the_one_slower_commit_is_found_and_a_second_run_reuses_everything() {
     }
     assert_only_slower_at(&v, short(&c3), 3);
     let slower: Vec<&str> = run.stdout.lines().filter(|l| l.trim_start().starts_with("slower")).collect();
-    assert_eq!(slower.len(), 2, "{}", show(&run));
+    assert_eq!(slower.len(), 3, "two cases and the suite:\n{}", show(&run));
     assert!(slower.iter().all(|l| l.contains(short(&c3))), "{}", show(&run));
+    assert!(slower.iter().any(|l| l.contains("suite")), "{}", show(&run));
+    assert!(
+        run.stdout.contains("changes: false discovery rate 5 % (Benjamini–Hochberg over 8 case × commit tests"),
+        "{}",
+        show(&run)
+    );
+    assert_rate_suite_and_trend(&v, 3);
 
     // The report: one file, nothing fetched from the network, names the commit.
     let page = std::fs::read_to_string(&html).unwrap();
@@ -257,6 +307,26 @@ fn the_one_slower_commit_is_found_and_a_second_run_reuses_everything() {
 
     let run = run_with(["--fail-on", "any"]);
     assert_eq!(run.code, 2, "--fail-on any with a slower commit:\n{}", show(&run));
+
+    // --markdown: the changes with their commits and intervals, on stdout with
+    // `-`, and appended to $GITHUB_STEP_SUMMARY (after what an earlier step wrote).
+    let summary = out.path().join("summary.md");
+    std::fs::write(&summary, "earlier step\n").unwrap();
+    let mut cmd = xtask_command(src, &[CHEAP, ONE_CHANGE, &["--since", &c0, "--markdown", "-"]].concat(), cache);
+    cmd.env("GITHUB_STEP_SUMMARY", &summary);
+    let run = bfperf_tests::finish_leaving_no_mount(cmd.spawn().unwrap());
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let md = &run.stdout;
+    assert!(md.starts_with("### 🔴 bfperf history: "), "stdout is the Markdown alone:\n{}", show(&run));
+    let rows: Vec<&str> = md.lines().filter(|l| l.contains("**slower**")).collect();
+    assert_eq!(rows.len(), 3, "two cases and the suite:\n{md}");
+    for row in &rows {
+        assert!(row.starts_with(&format!("| `{}` | cgen\\: 300 redundant", short(&c3))), "{row}");
+        assert!(row.contains(" % [+"), "with its interval: {row}");
+    }
+    assert!(md.contains("false discovery rate 5 %"), "{md}");
+    assert!(run.stderr.contains("Markdown appended to $GITHUB_STEP_SUMMARY"), "{}", show(&run));
+    assert_eq!(std::fs::read_to_string(&summary).unwrap(), format!("earlier step\n{md}"));
     let run = run_with(["--fail-on-significant-change", "worse"]);
     assert_eq!(run.code, 2, "the old --fail-on-significant-change worse with a slower commit:\n{}", show(&run));
     assert_eq!(build_logs(cache), logs);
@@ -274,6 +344,7 @@ fn the_one_slower_commit_is_found_and_a_second_run_reuses_everything() {
         assert_eq!(state_of(&run, short(c)), "cached", "{}", show(&run));
     }
     assert_only_slower_at(&v, short(&c3), 2);
+    assert_rate_suite_and_trend(&v, 2);
     assert_eq!(build_logs(cache), logs);
 
     // The user's tree and branches are untouched.
@@ -404,6 +475,7 @@ fn wip_is_the_last_point_and_the_tree_is_untouched() {
     assert_eq!(last["commit"], head.as_str(), "a wip point carries HEAD's id");
     assert_eq!(last["results"]["source"]["dirty"], true);
     assert_only_slower_at(&v, "wip", 2);
+    assert_rate_suite_and_trend(&v, 2);
 
     assert_eq!(repo.status(), status, "git status unchanged");
     assert_eq!(repo.head(), head);

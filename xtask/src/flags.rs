@@ -413,11 +413,22 @@ pub struct HistoryFlags {
     pub cases: CaseFlags,
     #[command(flatten)]
     pub measure: MeasureFlags,
+    /// Walk the commits of merged branches too, not only first parents (oldest first, parents
+    /// before children).
+    #[arg(long)]
+    pub all_parents: bool,
+    /// False discovery rate of the change list, over every case at every commit (Benjamini–Hochberg).
+    #[arg(long, value_name = "RATE", default_value_t = history::DEFAULT_FDR, value_parser = history::parse_fdr)]
+    pub fdr: f64,
     /// Write the HTML report here [default: <cache>/reports/history-<time>.html].
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     #[command(flatten)]
     pub json: JsonFlags,
+    /// Write the significant changes with their commits and intervals as Markdown (`-`: stdout);
+    /// also appended to $GITHUB_STEP_SUMMARY when that is set.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
     /// Exit with 2 when a case changed significantly at some commit: slower (regression),
     /// faster (improvement) or either (any).
     // `--fail-on-significant-change better|worse|any`: the old spelling, kept for existing CI recipes.

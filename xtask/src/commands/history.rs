@@ -10,7 +10,8 @@ use xtask::{history, report, text};
 
 /// Measure the range, print the commits and changes, write the reports.
 pub fn run(flags: HistoryFlags) -> Result<i32> {
-    let human = Human::new(&[("--json-output", flags.json.json_output.as_deref())])?;
+    let human =
+        Human::new(&[("--json-output", flags.json.json_output.as_deref()), ("--markdown", flags.markdown.as_deref())])?;
     let what = format!("bench-history {}..{}", flags.since, flags.until);
     let session = Session::enter(&flags.host, &flags.remote, &flags.common, &what, true)?;
     let cache = session.cache.clone();
@@ -23,12 +24,22 @@ pub fn run(flags: HistoryFlags) -> Result<i32> {
         };
         human.line(format!("{:<12} {:<9} {}", p.label, state, text::line(&p.subject)));
     }
-    if hist.changes.is_empty() {
+    for s in &hist.suite {
+        let mark = match s.change {
+            Change::Slower => "slower",
+            Change::Faster => "faster",
+            Change::NoChange => "",
+        };
         human.line(format!(
-            "no significant change along {} commits (threshold {:.1} %)",
-            hist.points.len(),
-            hist.threshold_pct
+            "{mark:>6} {:<42} at {} {}: {}",
+            "suite",
+            s.commit,
+            text::line(&s.subject),
+            report::delta(&s.estimate)
         ));
+    }
+    if hist.changes.is_empty() {
+        human.line(format!("no significant change along {} commits", hist.points.len()));
     }
     for c in &hist.changes {
         let word = if c.change.change == Change::Slower { "slower" } else { "faster" };
@@ -40,6 +51,7 @@ pub fn run(flags: HistoryFlags) -> Result<i32> {
             report::delta(&c.change.estimate)
         ));
     }
+    human.line(format!("changes: {}", history::markdown::method(&hist)));
     let html = flags.html.unwrap_or_else(|| {
         cache.join("reports").join(format!("history-{}.html", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")))
     });
@@ -49,6 +61,13 @@ pub fn run(flags: HistoryFlags) -> Result<i32> {
     if let Some(path) = &flags.json.json_output {
         output::write_output(path, &serde_json::to_vec_pretty(&hist)?)?;
         human.wrote("JSON", path);
+    }
+    if let Some(path) = &flags.markdown {
+        output::write_output(path, history::markdown::render(&hist).as_bytes())?;
+        human.wrote("Markdown", path);
+    }
+    if let Some(summary) = output::append_step_summary(&history::markdown::render(&hist))? {
+        human.line(format!("Markdown appended to ${}: {}", output::STEP_SUMMARY_VAR, summary.display()));
     }
     Ok(history::exit_code(&hist, flags.fail_on, flags.fail_on_benchmark_error, flags.fail_on_last_commit_failure))
 }

@@ -1109,9 +1109,11 @@ pub(crate) mod tests {
                 commit: "bbbbbbb".into(),
                 subject: points[1].subject.clone(),
                 change: HistoryChange { index: 1, estimate, change: Change::Slower },
+                p_value: 0.001,
             }],
             points,
             threshold_pct: 2.0,
+            ..Default::default()
         }
     }
 
@@ -1275,6 +1277,7 @@ pub(crate) mod tests {
             points,
             changes: vec![],
             threshold_pct: 2.0,
+            ..Default::default()
         };
         // As `bench-history` does: each commit against the previous one that
         // built (here the samples are independent, paired by index).
@@ -1294,6 +1297,7 @@ pub(crate) mod tests {
                             commit: p.label.clone(),
                             subject: p.subject.clone(),
                             change: HistoryChange { index, estimate, change },
+                            p_value: 0.0,
                         });
                     }
                 }

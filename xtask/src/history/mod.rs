@@ -13,6 +13,8 @@
 
 pub mod cache;
 pub mod html;
+pub mod markdown;
+pub mod trend;
 
 use crate::exit;
 use crate::exit::FailOn;
@@ -38,6 +40,16 @@ pub const WINDOW: usize = 1;
 /// Confidence level of history verdicts: each commit is a test, so a
 /// stricter level than a single comparison keeps false alarms rare.
 pub const LEVEL: f64 = 0.99;
+/// Default false discovery rate of the change list (`--fdr`).
+pub const DEFAULT_FDR: f64 = 0.05;
+
+/// `--fdr`'s parser: a rate strictly between 0 and 1.
+pub fn parse_fdr(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(q) if q > 0.0 && q < 1.0 => Ok(q),
+        _ => Err(format!("`{text}` is not a rate between 0 and 1 (e.g. 0.05)")),
+    }
+}
 
 /// Which cached results to measure again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,14 +137,37 @@ pub struct CaseChange {
     /// Commit subject.
     pub subject: String,
     /// The change (index into `points`, estimate against the previous commit that built).
+    /// The estimate's interval is at the history's `change_level`.
     pub change: HistoryChange,
+    /// Two-sided p-value of the Wilcoxon signed-rank test on the pair's rounds.
+    #[serde(default)]
+    pub p_value: f64,
+}
+
+/// The suite-level change of one commit against the previous one measured:
+/// the geometric mean of REF/BASE over the runtime cases of the pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteChange {
+    /// Index of the commit in `points`.
+    pub index: usize,
+    /// Commit label.
+    pub commit: String,
+    /// Commit subject.
+    pub subject: String,
+    /// The geometric mean with its interval, at the history's `suite_level`.
+    pub estimate: RatioEstimate,
+    /// Two-sided p-value (the bootstrap of the geometric mean, inverted).
+    pub p_value: f64,
+    /// The verdict: significant under the false discovery rate over the
+    /// commits and at least the threshold, or [`Change::NoChange`].
+    pub change: Change,
 }
 
 /// Schema identifier of [`History`] as written by `--json-output`.
-pub const SCHEMA: &str = "bfperf.history.v1";
+pub const SCHEMA: &str = "bfperf.history.v2";
 
 /// A whole history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     /// Always [`SCHEMA`].
     #[serde(default)]
@@ -143,10 +178,31 @@ pub struct History {
     pub cases: Vec<String>,
     /// Commits, oldest first.
     pub points: Vec<Point>,
-    /// Significant changes found.
+    /// Significant changes found: discoveries of the Benjamini–Hochberg
+    /// procedure at `fdr` over every (case, commit) pair measured, at least
+    /// `threshold_pct` large.
     pub changes: Vec<CaseChange>,
     /// Threshold used, in %.
     pub threshold_pct: f64,
+    /// False discovery rate the change lists control (`--fdr`).
+    #[serde(default)]
+    pub fdr: f64,
+    /// Hypotheses tested for `changes`: (case, commit) pairs with an estimate.
+    #[serde(default)]
+    pub tests: usize,
+    /// Confidence level of the intervals in `changes` (false-coverage-rate
+    /// adjusted: `1 - R·fdr/tests` for `R` discoveries).
+    #[serde(default)]
+    pub change_level: f64,
+    /// The suite-level change of each measured commit but the first, oldest first.
+    #[serde(default)]
+    pub suite: Vec<SuiteChange>,
+    /// Confidence level of the intervals in `suite` (adjusted as `change_level`, over the commits).
+    #[serde(default)]
+    pub suite_level: f64,
+    /// The chained paired ratios per case and for the suite, for the plots.
+    #[serde(default)]
+    pub trend: trend::Trend,
 }
 
 impl History {
@@ -334,6 +390,12 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
         points: vec![],
         changes: vec![],
         threshold_pct: config.threshold_pct,
+        fdr: flags.fdr,
+        tests: 0,
+        change_level: 0.0,
+        suite: vec![],
+        suite_level: 0.0,
+        trend: trend::Trend::default(),
     };
     let good: Vec<usize> = (0..built.len()).filter(|&i| built[i].bfcli.is_ok()).collect();
     anyhow::ensure!(!good.is_empty(), "no commit of the range builds: nothing to measure");
@@ -398,21 +460,6 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
         } else {
             comparisons[idx].as_ref().map(|(c, _)| side_results(c, false))
         };
-        if let Some((c, _)) = &comparisons[idx] {
-            for case in &c.cases {
-                match (case.estimate, case.change) {
-                    (Some(estimate), Some(change)) if change != Change::NoChange && case.is_ok() => {
-                        history.changes.push(CaseChange {
-                            case: case.name.clone(),
-                            commit: b.label.clone(),
-                            subject: b.subject.clone(),
-                            change: HistoryChange { index: idx, estimate, change },
-                        })
-                    }
-                    _ => {}
-                }
-            }
-        }
         history.points.push(Point {
             commit: b.rev.oid().to_string(),
             label: b.label.clone(),
@@ -421,7 +468,93 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
             results,
         });
     }
+    let pairs: Vec<Option<&Comparison>> = comparisons.iter().map(|c| c.as_ref().map(|(c, _)| c)).collect();
+    discoveries(&mut history, &pairs, Some(first_good));
     Ok(history)
+}
+
+/// The change lists of a history whose `points` are set, from its pairs
+/// (`pairs[i]`: point `i` against the previous measured point): the
+/// Benjamini–Hochberg discoveries at `history.fdr` over every (case, pair)
+/// with an estimate, and separately over the pairs' suite geometric means;
+/// then the chained ratios. A discovery is listed when its point estimate is
+/// also at least the threshold; its interval is recomputed from the rounds at
+/// the false-coverage-adjusted level, which excludes 1 for every discovery
+/// (the Wilcoxon interval is the inversion of the test).
+pub fn discoveries(history: &mut History, pairs: &[Option<&Comparison>], first: Option<usize>) {
+    use bench_harness::engine::{classify, BOOTSTRAP_ITERATIONS, BOOTSTRAP_SEED};
+    use bench_harness::results::Unit;
+    use bench_harness::stats::fdr;
+    use bench_harness::stats::paired;
+    let q = history.fdr;
+    // Per case: every (point, case) with an estimate.
+    let tested: Vec<(usize, &CaseComparison)> = pairs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.map(|p| (i, p)))
+        .flat_map(|(i, p)| p.cases.iter().filter(|c| c.is_ok() && c.estimate.is_some()).map(move |c| (i, c)))
+        .collect();
+    let p_values: Vec<f64> = tested.iter().map(|(_, c)| fdr::signed_rank_p(&c.base_samples, &c.ref_samples)).collect();
+    let found = fdr::benjamini_hochberg(&p_values, q);
+    history.tests = tested.len();
+    history.change_level = found.interval_level;
+    history.changes.clear();
+    for (((index, c), p), rejected) in tested.iter().zip(&p_values).zip(&found.rejected) {
+        if !rejected {
+            continue;
+        }
+        let estimate = paired::paired_ratio(&c.base_samples, &c.ref_samples, found.interval_level);
+        let change = classify(&estimate, history.threshold_pct);
+        if change == Change::NoChange {
+            continue;
+        }
+        let point = &history.points[*index];
+        history.changes.push(CaseChange {
+            case: c.name.clone(),
+            commit: point.label.clone(),
+            subject: point.subject.clone(),
+            change: HistoryChange { index: *index, estimate, change },
+            p_value: *p,
+        });
+    }
+    // The suite, one test per pair.
+    type Rounds<'a> = Vec<(&'a [f64], &'a [f64])>;
+    fn runtime(c: &Comparison) -> Rounds<'_> {
+        c.cases
+            .iter()
+            .filter(|x| x.unit == Unit::NsPerPacket && x.is_ok() && x.estimate.is_some())
+            .map(|x| (x.base_samples.as_slice(), x.ref_samples.as_slice()))
+            .collect()
+    }
+    let suites: Vec<(usize, Rounds)> = pairs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.map(|p| (i, runtime(p))))
+        .filter(|(_, r)| !r.is_empty())
+        .collect();
+    let suite_p: Vec<f64> =
+        suites.iter().map(|(_, r)| fdr::geometric_mean_p(r, BOOTSTRAP_ITERATIONS, BOOTSTRAP_SEED)).collect();
+    let suite_found = fdr::benjamini_hochberg(&suite_p, q);
+    history.suite_level = suite_found.interval_level;
+    history.suite = suites
+        .iter()
+        .zip(&suite_p)
+        .zip(&suite_found.rejected)
+        .filter_map(|(((index, r), p), rejected)| {
+            let estimate = paired::geometric_mean(r, suite_found.interval_level, BOOTSTRAP_ITERATIONS, BOOTSTRAP_SEED)?;
+            let change = if *rejected { classify(&estimate, history.threshold_pct) } else { Change::NoChange };
+            let point = &history.points[*index];
+            Some(SuiteChange {
+                index: *index,
+                commit: point.label.clone(),
+                subject: point.subject.clone(),
+                estimate,
+                p_value: *p,
+                change,
+            })
+        })
+        .collect();
+    history.trend = trend::chain(&history.cases, pairs, first, LEVEL);
 }
 
 /// One side of a pair's comparison, as the run results of that commit.
