@@ -477,11 +477,97 @@ fn wip_is_the_last_point_and_the_tree_is_untouched() {
     assert_only_slower_at(&v, "wip", 2);
     assert_rate_suite_and_trend(&v, 2);
 
+    // `--include wip` is the working tree too, not HEAD again.
+    let args =
+        [CHEAP, ONE_CHANGE, &["--since", "HEAD~1", "--include", "wip"], &["--json-output", json.to_str().unwrap()]]
+            .concat();
+    let run = history(repo.path(), &args, cache.path());
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let v = read_json(&json);
+    let labels: Vec<&str> = v["points"].as_array().unwrap().iter().map(|p| p["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, [short(&git(repo.path(), &["rev-parse", "HEAD~1"])), short(&head), "wip"]);
+    assert_only_slower_at(&v, "wip", 2);
+
+    // A range of one commit: that commit against its parent (both cached).
+    let args = [CHEAP, ONE_CHANGE, &["--since", "HEAD", "--until", "HEAD"], &["--json-output", json.to_str().unwrap()]]
+        .concat();
+    let run = history(repo.path(), &args, cache.path());
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let v = read_json(&json);
+    let labels: Vec<&str> = v["points"].as_array().unwrap().iter().map(|p| p["label"].as_str().unwrap()).collect();
+    assert_eq!(labels.len(), 2, "{v:#}");
+    assert_eq!(labels[1], short(&head));
+    assert_eq!(state_of(&run, short(&head)), "cached", "{}", show(&run));
+    assert_eq!(changes(&v), vec![], "a README commit: {v:#}");
+
     assert_eq!(repo.status(), status, "git status unchanged");
     assert_eq!(repo.head(), head);
     let after = snapshot(repo.path());
     assert_eq!(after.keys().collect::<Vec<_>>(), files.keys().collect::<Vec<_>>(), "no file added or removed");
     assert!(after == files, "a file of the user's tree changed");
+}
+
+#[test]
+fn all_parents_walks_a_merged_branch_and_pairs_each_commit_with_its_parent() {
+    require_bpf!();
+    // c0 ─ m1 (docs) ─────── merge
+    //   └─ b1 (padding 300) ─┘
+    let repo = FixtureRepo::new();
+    let src = repo.path();
+    let c0 = repo.head();
+    git(src, &["checkout", "-q", "-b", "topic"]);
+    repo.set_padding(300);
+    let b1 = repo.commit("cgen: 300 redundant instructions per prologue");
+    git(src, &["checkout", "-q", "-"]);
+    let m1 = readme_commit(&repo, "How to build the fixture.", "docs: how to build");
+    git(src, &["merge", "-q", "--no-ff", "-m", "Merge topic", "topic"]);
+    let merge = repo.head();
+
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("history.json");
+    let j = json.to_str().unwrap();
+    let labels = |v: &Value| -> Vec<String> {
+        v["points"].as_array().unwrap().iter().map(|p| p["label"].as_str().unwrap().to_owned()).collect()
+    };
+
+    // First parents only: the merge brings the change.
+    let run = history(src, &[CHEAP, ONE_CHANGE, &["--since", &c0, "--json-output", j]].concat(), cache.path());
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let v = read_json(&json);
+    assert_eq!(labels(&v), [short(&c0), short(&m1), short(&merge)]);
+    assert_only_slower_at(&v, short(&merge), 2);
+
+    // Every parent: b1 is measured against c0 (its parent), m1 against c0
+    // too (not against b1, the point before it), the merge against m1.
+    let run = history(
+        src,
+        &[CHEAP, ONE_CHANGE, &["--since", &c0, "--all-parents", "--json-output", j]].concat(),
+        cache.path(),
+    );
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let v = read_json(&json);
+    let got = labels(&v);
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!((got[0].as_str(), got[3].as_str()), (short(&c0), short(&merge)), "{got:?}");
+    let (b1_at, _) = got.iter().enumerate().find(|(_, l)| l.as_str() == short(&b1)).expect("b1 is walked");
+    assert!(got.contains(&short(&m1).to_owned()), "{got:?}");
+    let mut want: Vec<(String, String, String)> = vec![];
+    for label in [short(&b1), short(&merge)] {
+        for case in CASES {
+            want.push((case.to_owned(), label.to_owned(), "slower".to_owned()));
+        }
+    }
+    let mut found = changes(&v);
+    found.sort_by_key(|c| (got.iter().position(|l| *l == c.1), CASES.iter().position(|x| *x == c.0)));
+    assert_eq!(found, want, "slower at b1 and at the merge only: {v:#}");
+    // The chain of the merge is its base's (m1: flat) times its own ratio, not b1's.
+    let suite = v["trend"]["suite"].as_array().unwrap();
+    let m1_at = 3 - b1_at; // b1 and m1 are points 1 and 2, in some order
+    assert_eq!(suite[m1_at]["identical"], true, "{suite:?}");
+    assert_eq!(suite[m1_at]["ratio"], 1.0, "m1 against c0, not against b1: {suite:?}");
+    assert!(suite[b1_at]["ratio"].as_f64().unwrap() > 1.5, "{suite:?}");
+    assert!(suite[3]["ratio"].as_f64().unwrap() > 1.5, "{suite:?}");
 }
 
 #[test]
@@ -495,9 +581,13 @@ fn bad_ranges_are_one_clear_error() {
     assert_eq!(run.code, 1, "{}", show(&run));
     assert!(error_line(&run).contains("unknown ref \"no-such-ref\""), "{}", show(&run));
 
-    let run = history(src, &["--since", "HEAD", "--until", "HEAD"], cache);
+    let run = history(src, &["--since", "HEAD~1", "--until", "HEAD~1"], cache);
     assert_eq!(run.code, 1, "{}", show(&run));
-    assert!(error_line(&run).contains("holds one commit"), "{}", show(&run));
+    assert!(error_line(&run).contains("the root commit: it has no parent"), "{}", show(&run));
+
+    let run = history(src, &["--since", "HEAD", "--fdr", "2"], cache);
+    assert_eq!(run.code, 1, "{}", show(&run));
+    assert!(error_line(&run).contains("not a rate between 0 and 1"), "{}", show(&run));
 
     let run = history(src, &["--since", "HEAD", "--until", "HEAD~1"], cache);
     assert_eq!(run.code, 1, "{}", show(&run));

@@ -23,7 +23,7 @@ use crate::machine::Machine;
 use crate::progress;
 use crate::revisions::{select_cases, RepoCache};
 use crate::session::{self, Session};
-use crate::worktree::{short, Repo, Rev};
+use crate::worktree::{short, Repo, Rev, WIP};
 use anyhow::{Context as _, Result};
 use bench_harness::engine::Change;
 use bench_harness::engine::{CaseComparison, CompareConfig, Comparison, SideInfo};
@@ -252,18 +252,40 @@ pub fn config(measure: &MeasureFlags) -> Result<CompareConfig> {
 fn revisions(repo: &Repo, flags: &HistoryFlags) -> Result<Vec<Rev>> {
     let since = repo.resolve(&flags.since)?;
     let until = repo.resolve(&flags.until)?;
-    let wip = matches!(until, Rev::Wip { .. });
+    let mut wip = matches!(until, Rev::Wip { .. });
     // The range is oldest first already (first-parent order). Commit times
     // are not a safe order: scripted commits and rebases give many commits the
     // same second, and clocks are skewed. So each extra commit goes before the
     // first commit of the range that descends from it, or after the last one
     // it descends from; only a commit related to none is placed by time.
-    let mut oids = repo.range(since.oid(), until.oid())?;
     let git = repo.git();
+    let mut oids = if flags.all_parents {
+        all_parents(repo, since.oid(), until.oid())?
+    } else {
+        repo.range(since.oid(), until.oid())?
+    };
+    // A range of one commit is measured against its first parent.
+    if oids.len() == 1 && !wip && !flags.include.iter().any(|i| i != WIP) {
+        let commit = git.find_commit(oids[0])?;
+        let parent = commit.parent_id(0).map_err(|_| {
+            anyhow::anyhow!(
+                "the range {}..{} holds one commit, the root commit: it has no parent to be compared with",
+                flags.since,
+                flags.until
+            )
+        })?;
+        oids.insert(0, parent);
+    }
     let time = |o: git2::Oid| git.find_commit(o).map(|c| c.time().seconds()).unwrap_or(0);
     let descends = |a: git2::Oid, b: git2::Oid| git.graph_descendant_of(a, b).unwrap_or(false);
     for extra in &flags.include {
-        let oid = repo.resolve(extra)?.oid();
+        let rev = repo.resolve(extra)?;
+        if matches!(rev, Rev::Wip { .. }) {
+            // The working tree: the last point, whatever the range.
+            wip = true;
+            continue;
+        }
+        let oid = rev.oid();
         if oids.contains(&oid) {
             continue;
         }
@@ -276,7 +298,7 @@ fn revisions(repo: &Repo, flags: &HistoryFlags) -> Result<Vec<Rev>> {
     }
     let mut revs: Vec<Rev> = oids.into_iter().map(|oid| Rev::Commit { oid, spec: oid.to_string() }).collect();
     if wip {
-        revs.push(until);
+        revs.push(Rev::Wip { head: repo.head()? });
     }
     anyhow::ensure!(
         revs.len() >= 2,
@@ -285,6 +307,34 @@ fn revisions(repo: &Repo, flags: &HistoryFlags) -> Result<Vec<Rev>> {
         flags.until
     );
     Ok(revs)
+}
+
+/// Commits from `since` (included) to `until` (included) on every path:
+/// merged branches too, parents before children. Errors when `since` is not
+/// an ancestor of `until`.
+fn all_parents(repo: &Repo, since: git2::Oid, until: git2::Oid) -> Result<Vec<git2::Oid>> {
+    let git = repo.git();
+    if since != until && !git.graph_descendant_of(until, since)? {
+        anyhow::bail!(
+            "--since {} is not an ancestor of --until {}: is the range reversed?",
+            short(since),
+            short(until)
+        );
+    }
+    let mut walk = git.revwalk()?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
+    walk.push(until)?;
+    walk.hide(since)?;
+    let mut commits: Vec<git2::Oid> = vec![since];
+    for oid in walk {
+        let oid = oid?;
+        // Commits of a merged branch that forked before `since` are not in
+        // the range: only descendants of `since` are.
+        if git.graph_descendant_of(oid, since)? {
+            commits.push(oid);
+        }
+    }
+    Ok(commits)
 }
 
 /// A commit with its built bfcli (or why it has none).
@@ -399,10 +449,27 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
     };
     let good: Vec<usize> = (0..built.len()).filter(|&i| built[i].bfcli.is_ok()).collect();
     anyhow::ensure!(!good.is_empty(), "no commit of the range builds: nothing to measure");
+    // Each good point but the first against the previous good one; with
+    // --all-parents, against its first parent when that is a good point (the
+    // previous point may then be on another branch).
+    let pairs: Vec<(usize, usize)> = good
+        .windows(2)
+        .map(|w| {
+            let (previous, j) = (w[0], w[1]);
+            let parent = flags
+                .all_parents
+                .then(|| repo.git().find_commit(built[j].rev.oid()).ok()?.parent_id(0).ok())
+                .flatten()
+                .filter(|_| !matches!(built[j].rev, Rev::Wip { .. }));
+            let at = parent.and_then(|p| good.iter().copied().find(|&g| g < j && built[g].rev.oid() == p));
+            (at.unwrap_or(previous), j)
+        })
+        .collect();
     let mut comparisons: Vec<Option<(Comparison, bool)>> = vec![None; built.len()];
-    let bar = progress::bar(good.len().saturating_sub(1) as u64, "measuring");
-    for pair in good.windows(2) {
-        let (i, j) = (pair[0], pair[1]);
+    let mut bases: Vec<Option<usize>> = vec![None; built.len()];
+    let bar = progress::bar(pairs.len() as u64, "measuring");
+    for &(i, j) in &pairs {
+        bases[j] = Some(i);
         let (a, b) = (&built[i], &built[j]);
         bar.set_message(format!("{} → {}", a.label, b.label));
         let is_wip = matches!(b.rev, Rev::Wip { .. });
@@ -468,20 +535,21 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
             results,
         });
     }
-    let pairs: Vec<Option<&Comparison>> = comparisons.iter().map(|c| c.as_ref().map(|(c, _)| c)).collect();
+    let pairs: Vec<Option<(usize, &Comparison)>> =
+        comparisons.iter().zip(&bases).map(|(c, b)| Some((((*b)?), &c.as_ref()?.0))).collect();
     discoveries(&mut history, &pairs, Some(first_good));
     Ok(history)
 }
 
 /// The change lists of a history whose `points` are set, from its pairs
-/// (`pairs[i]`: point `i` against the previous measured point): the
+/// (`pairs[i]`: point `i`'s base point and their comparison): the
 /// Benjamini–Hochberg discoveries at `history.fdr` over every (case, pair)
 /// with an estimate, and separately over the pairs' suite geometric means;
 /// then the chained ratios. A discovery is listed when its point estimate is
 /// also at least the threshold; its interval is recomputed from the rounds at
 /// the false-coverage-adjusted level, which excludes 1 for every discovery
 /// (the Wilcoxon interval is the inversion of the test).
-pub fn discoveries(history: &mut History, pairs: &[Option<&Comparison>], first: Option<usize>) {
+pub fn discoveries(history: &mut History, pairs: &[Option<(usize, &Comparison)>], first: Option<usize>) {
     use bench_harness::engine::{classify, BOOTSTRAP_ITERATIONS, BOOTSTRAP_SEED};
     use bench_harness::results::Unit;
     use bench_harness::stats::fdr;
@@ -491,7 +559,7 @@ pub fn discoveries(history: &mut History, pairs: &[Option<&Comparison>], first: 
     let tested: Vec<(usize, &CaseComparison)> = pairs
         .iter()
         .enumerate()
-        .filter_map(|(i, p)| p.map(|p| (i, p)))
+        .filter_map(|(i, p)| p.map(|(_, p)| (i, p)))
         .flat_map(|(i, p)| p.cases.iter().filter(|c| c.is_ok() && c.estimate.is_some()).map(move |c| (i, c)))
         .collect();
     let p_values: Vec<f64> = tested.iter().map(|(_, c)| fdr::signed_rank_p(&c.base_samples, &c.ref_samples)).collect();
@@ -529,7 +597,7 @@ pub fn discoveries(history: &mut History, pairs: &[Option<&Comparison>], first: 
     let suites: Vec<(usize, Rounds)> = pairs
         .iter()
         .enumerate()
-        .filter_map(|(i, p)| p.map(|p| (i, runtime(p))))
+        .filter_map(|(i, p)| p.map(|(_, p)| (i, runtime(p))))
         .filter(|(_, r)| !r.is_empty())
         .collect();
     let suite_p: Vec<f64> =

@@ -107,20 +107,24 @@ fn suite_step(c: &Comparison) -> Option<Step> {
     (g.ratio > 0.0 && g.lo > 0.0 && g.hi > 0.0).then_some((false, g.ratio, g.lo, g.hi))
 }
 
-/// The chains of `cases` over a history's points: `pairs[i]` is the
-/// comparison of point `i` with the previous measured point (`None` for the
+/// The chains of `cases` over a history's points: `pairs[i]` is point `i`'s
+/// base point (an earlier one: the previous measured point, or with
+/// `--all-parents` its first parent) and their comparison (`None` for the
 /// first measured point and for points not measured). `first` is the index of
-/// the first measured point, where every chain starts at 1.
-pub fn chain(cases: &[String], pairs: &[Option<&Comparison>], first: Option<usize>, level: f64) -> Trend {
+/// the first measured point, where every chain starts at 1; a point's chain
+/// is its base's times their ratio.
+pub fn chain(cases: &[String], pairs: &[Option<(usize, &Comparison)>], first: Option<usize>, level: f64) -> Trend {
     let run = |step: &dyn Fn(&Comparison) -> Option<Step>| {
+        let mut chains: Vec<Option<Chain>> = vec![None; pairs.len()];
         let mut out = vec![None; pairs.len()];
         let Some(first) = first else { return out };
-        let mut chain = Some(Chain::START);
+        chains[first] = Some(Chain::START);
         out[first] = Some(Chain::START.point(false));
         for (i, pair) in pairs.iter().enumerate().skip(first + 1) {
-            let Some(pair) = pair else { continue };
-            let next = chain.and_then(|c| step(pair).map(|(identical, r, lo, hi)| (c.then(r, lo, hi), identical)));
-            chain = next.map(|(c, _)| c);
+            let Some((base, pair)) = pair else { continue };
+            let from = chains.get(*base).copied().flatten().filter(|_| *base < i);
+            let next = from.and_then(|c| step(pair).map(|(identical, r, lo, hi)| (c.then(r, lo, hi), identical)));
+            chains[i] = next.map(|(c, _)| c);
             out[i] = next.map(|(c, identical)| c.point(identical));
         }
         out
@@ -194,7 +198,7 @@ mod tests {
             Some(est(1.05, 1.0, 1.1)),
         );
         let p3 = pair(vec![case("a", Some(est(1.1, 1.05, 1.15)), None), case("b", None, None)], None);
-        let t = chain(&names, &[None, Some(&p1), None, Some(&p3)], Some(0), 0.99);
+        let t = chain(&names, &[None, Some((0, &p1)), None, Some((1, &p3))], Some(0), 0.99);
         let a = &t.cases[0].points;
         assert_eq!(a[0], Some(TrendPoint { ratio: 1.0, lo: 1.0, hi: 1.0, identical: false }));
         assert!((a[1].unwrap().ratio - 1.1).abs() < 1e-12);
@@ -217,7 +221,7 @@ mod tests {
     fn a_pair_of_identical_programs_is_flat_for_the_suite() {
         let names = vec!["a".to_string()];
         let p1 = pair(vec![case("a", Some(est(0.93, 0.9, 0.96)), Some(true))], Some(est(0.93, 0.9, 0.96)));
-        let t = chain(&names, &[Some(&p1), Some(&p1)], Some(0), 0.99);
+        let t = chain(&names, &[None, Some((0, &p1))], Some(0), 0.99);
         assert_eq!(t.suite[1], Some(TrendPoint { ratio: 1.0, lo: 1.0, hi: 1.0, identical: true }));
         assert_eq!(chain(&names, &[None], None, 0.99).suite, vec![None]);
     }
