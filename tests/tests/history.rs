@@ -74,7 +74,7 @@ fn state_of<'a>(run: &'a Run, label: &str) -> &'a str {
         .find(|l| l.split_whitespace().next() == Some(label))
         .unwrap_or_else(|| panic!("no line for {label}:\n{}", show(run)));
     let rest = line[label.len()..].trim_start();
-    ["cached", "measured", "BUILD FAILED"]
+    ["cached", "measured", "BUILD FAILED", "unsupported tree"]
         .into_iter()
         .find(|s| rest.starts_with(s))
         .unwrap_or_else(|| panic!("no state in {line:?}"))
@@ -568,6 +568,84 @@ fn all_parents_walks_a_merged_branch_and_pairs_each_commit_with_its_parent() {
     assert_eq!(suite[m1_at]["ratio"], 1.0, "m1 against c0, not against b1: {suite:?}");
     assert!(suite[b1_at]["ratio"].as_f64().unwrap() > 1.5, "{suite:?}");
     assert!(suite[3]["ratio"].as_f64().unwrap() > 1.5, "{suite:?}");
+}
+
+/// Make the fixture's bfcli answer as a bfcli from before bpfilter's daemon
+/// removal does to `-b`: argp's usage error, exit 64.
+fn daemon_era_bfcli(repo: &FixtureRepo) -> String {
+    let main = "src/bfcli/main.c";
+    let text = std::fs::read_to_string(repo.path().join(main)).unwrap();
+    let old = text
+        .replace("\"-b\", \"--bpffs-path\"", "\"-S\", \"--socket-path\"")
+        .replace(
+            "return mf_err(EINVAL, \"unknown option '%s'\", a);",
+            "fprintf(stderr, \"bfcli: invalid option -- '%s'\\nTry `bfcli --help' or `bfcli --usage' for more information.\\n\", a);\n            exit(64);",
+        );
+    assert_ne!(old, text, "the fixture's option parsing changed: update this test");
+    repo.write(main, &old);
+    text
+}
+
+#[test]
+fn trees_before_the_daemon_removal_are_one_line_not_failures() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let src = repo.path();
+    let good = daemon_era_bfcli(&repo);
+    let old1 = repo.commit("daemon era: bfcli talks to the daemon");
+    let old2 = readme_commit(&repo, "How to build the fixture.", "docs: how to build");
+    repo.write("src/bfcli/main.c", &good);
+    let new1 = repo.commit("bfcli: drop the daemon, add --bpffs-path");
+    let new2 = readme_commit(&repo, "How to run its tests.", "docs: how to test");
+
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("history.json");
+    let args =
+        [CHEAP, ONE_CHANGE, &["--since", &old1, "--fail-on-benchmark-error", "--json-output", json.to_str().unwrap()]]
+            .concat();
+    let run = history(src, &args, cache.path());
+    assert_eq!(run.code, 0, "unsupported trees are not failures:\n{}", show(&run));
+    for c in [&old1, &old2] {
+        assert_eq!(state_of(&run, short(c)), "unsupported tree", "{}", show(&run));
+    }
+    for c in [&new1, &new2] {
+        assert_eq!(state_of(&run, short(c)), "measured", "{}", show(&run));
+    }
+    let notes: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("unsupported tree:")).collect();
+    assert_eq!(notes.len(), 1, "one line:\n{}", show(&run));
+    let note = notes[0];
+    for part in [
+        format!("2 commits up to {} predate bpfilter's daemon removal", short(&old2)),
+        format!("the range is measurable from {} on", short(&new1)),
+        "f1d9e985".to_owned(),
+    ] {
+        assert!(note.contains(&part), "{part:?} in {note}");
+    }
+    assert!(!run.stdout.contains("Try `bfcli"), "bfcli's usage error is not pasted anywhere:\n{}", show(&run));
+    let v = read_json(&json);
+    let points = v["points"].as_array().unwrap();
+    assert_eq!(points[0]["status"]["state"], "unsupported_tree", "{v:#}");
+    assert!(points[0]["status"]["reason"].as_str().unwrap().contains("f1d9e985"));
+    assert!(points[0]["results"].is_null() && points[1]["results"].is_null());
+    assert_eq!(points[3]["status"]["state"], "measured");
+    assert_eq!(v["suite"].as_array().unwrap().len(), 1, "one pair: new1 → new2: {v:#}");
+
+    // Only old trees: one error line.
+    let run = history(src, &["--since", &old1, "--until", &old2], cache.path());
+    assert_eq!(run.code, 1, "{}", show(&run));
+    let line = error_line(&run);
+    assert!(line.contains("no commit of the range can be measured") && line.contains("f1d9e985"), "{line}");
+
+    // `bench` on such a bfcli: one error line, not one per case.
+    git(src, &["checkout", "-q", &old2]);
+    let bfcli = repo.build_bfcli();
+    git(src, &["checkout", "-q", "-"]);
+    let bench = ["bench", "--filter", "prologue", "--quick", "--bfcli", bfcli.to_str().unwrap()];
+    let run = bfperf_tests::xtask(&bench, cache.path());
+    assert_eq!(run.code, 1, "{}", show(&run));
+    let line = error_line(&run);
+    assert!(line.contains("predates bpfilter's daemon removal") && line.contains("f1d9e985"), "{line}");
 }
 
 #[test]

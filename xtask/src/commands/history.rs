@@ -21,8 +21,12 @@ pub fn run(flags: HistoryFlags) -> Result<i32> {
             history::PointStatus::Measured { cached: true } => "cached".to_string(),
             history::PointStatus::Measured { cached: false } => "measured".to_string(),
             history::PointStatus::BuildFailed { .. } => "BUILD FAILED".to_string(),
+            history::PointStatus::UnsupportedTree { .. } => "unsupported tree".to_string(),
         };
         human.line(format!("{:<12} {:<9} {}", p.label, state, text::line(&p.subject)));
+    }
+    if let Some(note) = hist.unsupported_note() {
+        human.line(note);
     }
     for s in &hist.suite {
         let mark = match s.change {

@@ -393,6 +393,11 @@ fn commits(out: &mut String, history: &History) {
                 escape(&first_line(reason, 80)),
                 escape(reason)
             ),
+            PointStatus::UnsupportedTree { reason } => put!(
+                out,
+                "<span class=\"badge failed\">unsupported tree</span> {}",
+                escape(&first_line(reason, 200))
+            ),
             PointStatus::Measured { cached } => {
                 let (class, word) = if *cached { ("cached", "cached") } else { ("measured", "measured") };
                 put!(out, "<span class=\"badge {class}\">{word}</span>");

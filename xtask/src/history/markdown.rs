@@ -93,9 +93,13 @@ pub fn render(h: &History) -> String {
     for p in failed {
         let what = match &p.status {
             PointStatus::BuildFailed { .. } => "does not build",
-            _ => "not measured",
+            PointStatus::UnsupportedTree { .. } => "unsupported tree (predates bpfilter's daemon removal)",
+            PointStatus::Measured { .. } => continue,
         };
         let _ = writeln!(out, "* `{}` {}: {what}", p.label, text::markdown(&p.subject));
+    }
+    if let Some(note) = h.unsupported_note() {
+        let _ = writeln!(out, "\n{}", text::markdown(&note));
     }
     let _ = writeln!(out, "<sub>Changes: {}.</sub>", method(h));
     out

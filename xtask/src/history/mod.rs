@@ -87,6 +87,13 @@ pub enum PointStatus {
         /// The error, log tail included.
         reason: String,
     },
+    /// The commit built, but its bfcli cannot be driven as bfperf drives it
+    /// (a tree from before bpfilter's daemon removal): not measured, and not
+    /// a failure.
+    UnsupportedTree {
+        /// The one line saying so, naming the first supported commit.
+        reason: String,
+    },
 }
 
 /// One commit of the history.
@@ -206,6 +213,26 @@ pub struct History {
 }
 
 impl History {
+    /// When some commits cannot be measured because their trees predate
+    /// bpfilter's daemon removal: one line saying where the range stops being
+    /// measurable (its newest unsupported commit, and the first measurable
+    /// one after it) and the first bpfilter commit bfperf supports.
+    pub fn unsupported_note(&self) -> Option<String> {
+        let unsupported = |p: &Point| matches!(p.status, PointStatus::UnsupportedTree { .. });
+        let count = self.points.iter().filter(|p| unsupported(p)).count();
+        let last = self.points.iter().rposition(unsupported)?;
+        let next = self.points[last + 1..].iter().find(|p| matches!(p.status, PointStatus::Measured { .. }));
+        let from = next.map_or_else(|| "nowhere in it".to_owned(), |p| format!("from {} on", p.label));
+        Some(format!(
+            "unsupported tree: {count} commit{} up to {} predate{} bpfilter's daemon removal and {} not measured; the range is measurable {from} (bfperf supports bpfilter from commit {} on)",
+            if count == 1 { "" } else { "s" },
+            self.points[last].label,
+            if count == 1 { "s" } else { "" },
+            if count == 1 { "is" } else { "are" },
+            bench_harness::program::FIRST_SUPPORTED_COMMIT
+        ))
+    }
+
     /// Changes in one direction.
     pub fn changes_of(&self, kind: Change) -> impl Iterator<Item = &CaseChange> {
         self.changes.iter().filter(move |c| c.change.change == kind)
@@ -344,6 +371,8 @@ struct Built {
     subject: String,
     bfcli: Result<PathBuf, String>,
     cached: bool,
+    /// Why its bfcli cannot be driven, when it cannot.
+    unsupported: Option<String>,
 }
 
 /// Build (or reuse the cached build of) one revision. Each commit has its own
@@ -426,9 +455,18 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
             let first = reason.lines().next().unwrap_or_default();
             progress::note(&bar, format!("{label} does not build, skipped: {}", crate::text::line(first)));
         }
-        let outcome = if bfcli.is_ok() { "built" } else { "does not build" };
+        // Once per build: can its bfcli be driven at all?
+        let unsupported = match &bfcli {
+            Ok(path) => session.machine.probe(path)?,
+            Err(_) => None,
+        };
+        let outcome = match (&bfcli, &unsupported) {
+            (Err(_), _) => "does not build",
+            (Ok(_), Some(_)) => "unsupported tree",
+            (Ok(_), None) => "built",
+        };
         progress::step(&bar, format!("{label}: {outcome}{}", if cached { " (cached)" } else { "" }));
-        built.push(Built { rev, label, subject, bfcli, cached });
+        built.push(Built { rev, label, subject, bfcli, cached, unsupported });
     }
     bar.finish_and_clear();
 
@@ -447,8 +485,17 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
         suite_level: 0.0,
         trend: trend::Trend::default(),
     };
-    let good: Vec<usize> = (0..built.len()).filter(|&i| built[i].bfcli.is_ok()).collect();
-    anyhow::ensure!(!good.is_empty(), "no commit of the range builds: nothing to measure");
+    let good: Vec<usize> =
+        (0..built.len()).filter(|&i| built[i].bfcli.is_ok() && built[i].unsupported.is_none()).collect();
+    if good.is_empty() {
+        if let Some(reason) = built.iter().find_map(|b| b.unsupported.as_ref()) {
+            anyhow::bail!(
+                "no commit of the range can be measured: {}",
+                reason.split_once(": ").map_or(reason.as_str(), |(_, why)| why)
+            );
+        }
+        anyhow::bail!("no commit of the range builds: nothing to measure");
+    }
     // Each good point but the first against the previous good one; with
     // --all-parents, against its first parent when that is a good point (the
     // previous point may then be on another branch).
@@ -517,9 +564,12 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
     // 3. Points and changes.
     let first_good = good[0];
     for (idx, b) in built.iter().enumerate() {
-        let status = match &b.bfcli {
-            Err(reason) => PointStatus::BuildFailed { reason: reason.clone() },
-            Ok(_) => PointStatus::Measured { cached: comparisons[idx].as_ref().is_none_or(|c| c.1) && b.cached },
+        let status = match (&b.bfcli, &b.unsupported) {
+            (Err(reason), _) => PointStatus::BuildFailed { reason: reason.clone() },
+            (Ok(_), Some(reason)) => PointStatus::UnsupportedTree { reason: reason.clone() },
+            (Ok(_), None) => {
+                PointStatus::Measured { cached: comparisons[idx].as_ref().is_none_or(|c| c.1) && b.cached }
+            }
         };
         let results = if idx == first_good {
             // The oldest good commit is BASE of the first pair.
@@ -677,6 +727,88 @@ fn samples_len(c: &Comparison) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pair of 12 rounds per case, REF = BASE × `factor` × a small uneven noise.
+    fn pair(cases: &[&str], factor: f64) -> Comparison {
+        use bench_harness::results::{HostInfo, Unit};
+        let case = |name: &str| {
+            let base: Vec<f64> = (0..12).map(|i| 100.0 + (i as f64 * 1.7).sin()).collect();
+            let reference: Vec<f64> =
+                base.iter().enumerate().map(|(i, b)| b * factor * (1.0 + 0.002 * (i as f64 * 2.3).sin())).collect();
+            CaseComparison {
+                name: name.into(),
+                flavor: bench_harness::flavor::Flavor::Xdp,
+                flags: Default::default(),
+                unit: Unit::NsPerPacket,
+                base_status: Status::Ok,
+                ref_status: Status::Ok,
+                repeat: Some(1),
+                estimate: Some(bench_harness::stats::paired::paired_ratio(&base, &reference, LEVEL)),
+                base_samples: base,
+                ref_samples: reference,
+                base_metrics: None,
+                ref_metrics: None,
+                same_program: Some(factor == 1.0),
+                change: None,
+            }
+        };
+        let cases: Vec<CaseComparison> = cases.iter().map(|c| case(c)).collect();
+        let rounds: Vec<(&[f64], &[f64])> =
+            cases.iter().map(|c| (c.base_samples.as_slice(), c.ref_samples.as_slice())).collect();
+        let config = CompareConfig { level: LEVEL, ..CompareConfig::default() };
+        let geomean = bench_harness::engine::suite_geomean(&rounds, &config);
+        Comparison {
+            schema: bench_harness::engine::SCHEMA.into(),
+            harness_version: HARNESS_VERSION.into(),
+            started_at: String::new(),
+            wall_time_s: 0.0,
+            host: HostInfo::current(),
+            base: SideInfo { label: "a".into(), source: Default::default() },
+            reference: SideInfo { label: "b".into(), source: Default::default() },
+            same_build: false,
+            config,
+            cases,
+            geomean,
+        }
+    }
+
+    #[test]
+    fn discoveries_control_the_rate_over_cases_and_commits() {
+        let names = ["a", "b", "c"];
+        let point = |label: &str| Point {
+            commit: label.repeat(40),
+            label: label.into(),
+            subject: format!("commit {label}"),
+            status: PointStatus::Measured { cached: false },
+            results: None,
+        };
+        let mut h = History {
+            cases: names.iter().map(|c| c.to_string()).collect(),
+            points: vec![point("0"), point("1"), point("2")],
+            threshold_pct: 1.0,
+            fdr: 0.05,
+            ..Default::default()
+        };
+        let (slower, same) = (pair(&names, 1.2), pair(&names, 1.0));
+        discoveries(&mut h, &[None, Some((0, &slower)), Some((1, &same))], Some(0));
+        assert_eq!(h.tests, 6);
+        assert!((h.change_level - (1.0 - 3.0 * 0.05 / 6.0)).abs() < 1e-12, "{}", h.change_level);
+        let found: Vec<(&str, usize)> = h.changes.iter().map(|c| (c.case.as_str(), c.change.index)).collect();
+        assert_eq!(found, [("a", 1), ("b", 1), ("c", 1)]);
+        for c in &h.changes {
+            assert_eq!(c.change.change, Change::Slower);
+            assert!((c.p_value - 2.0 / 4096.0).abs() < 1e-12, "12 rounds all slower: {}", c.p_value);
+            assert_eq!(c.change.estimate.level, h.change_level);
+            assert!(c.change.estimate.lo > 1.15, "{:?}", c.change.estimate);
+        }
+        let suite: Vec<(usize, Change)> = h.suite.iter().map(|s| (s.index, s.change)).collect();
+        assert_eq!(suite, [(1, Change::Slower), (2, Change::NoChange)]);
+        // The chains: up at 1, flat at 2 (identical programs).
+        let s = &h.trend.suite;
+        assert!(s[1].unwrap().ratio > 1.15 && !s[1].unwrap().identical);
+        assert_eq!(s[2].unwrap().ratio, s[1].unwrap().ratio);
+        assert!(s[2].unwrap().identical);
+    }
 
     #[test]
     fn exit_code_follows_the_contract() {

@@ -218,6 +218,19 @@ mod tests {
     }
 
     #[test]
+    fn a_point_chains_from_its_base_not_from_the_point_before_it() {
+        // --all-parents: 0 ← 1 (branch, +10 %), 0 ← 2 (main, identical), 2 ← 3 (merge, +10 %).
+        let names = vec!["a".to_string()];
+        let up = pair(vec![case("a", Some(est(1.1, 1.05, 1.15)), Some(false))], Some(est(1.1, 1.05, 1.15)));
+        let same = pair(vec![case("a", Some(est(0.9, 0.8, 1.0)), Some(true))], Some(est(0.9, 0.8, 1.0)));
+        let t = chain(&names, &[None, Some((0, &up)), Some((0, &same)), Some((2, &up))], Some(0), 0.99);
+        let ratio = |i: usize| t.cases[0].points[i].unwrap().ratio;
+        assert!((ratio(1) - 1.1).abs() < 1e-12);
+        assert_eq!(ratio(2), 1.0, "from point 0, not from point 1");
+        assert!((ratio(3) - 1.1).abs() < 1e-12, "from point 2: {}", ratio(3));
+    }
+
+    #[test]
     fn a_pair_of_identical_programs_is_flat_for_the_suite() {
         let names = vec!["a".to_string()];
         let p1 = pair(vec![case("a", Some(est(0.93, 0.9, 0.96)), Some(true))], Some(est(0.93, 0.9, 0.96)));
