@@ -23,7 +23,7 @@ use crate::machine::Machine;
 use crate::progress;
 use crate::revisions::{select_cases, RepoCache};
 use crate::session::{self, Session};
-use crate::worktree::{short, Repo, Rev, WIP};
+use crate::worktree::{short, Repo, Rev};
 use anyhow::{Context as _, Result};
 use bench_harness::engine::Change;
 use bench_harness::engine::{CaseComparison, CompareConfig, Comparison, SideInfo};
@@ -291,8 +291,8 @@ fn revisions(repo: &Repo, flags: &HistoryFlags) -> Result<Vec<Rev>> {
     } else {
         repo.range(since.oid(), until.oid())?
     };
-    // A range of one commit is measured against its first parent.
-    if oids.len() == 1 && !wip && !flags.include.iter().any(|i| i != WIP) {
+    // A range of one commit, with nothing added, is measured against its first parent.
+    if oids.len() == 1 && !wip && flags.include.is_empty() {
         let commit = git.find_commit(oids[0])?;
         let parent = commit.parent_id(0).map_err(|_| {
             anyhow::anyhow!(
