@@ -641,7 +641,7 @@ fn trees_before_the_daemon_removal_are_one_line_not_failures() {
     git(src, &["checkout", "-q", &old2]);
     let bfcli = repo.build_bfcli();
     git(src, &["checkout", "-q", "-"]);
-    let bench = ["bench", "--filter", "prologue", "--quick", "--bfcli", bfcli.to_str().unwrap()];
+    let bench = ["bench", "--filter", "prologue", "--bfcli", bfcli.to_str().unwrap()];
     let run = bfperf_tests::xtask(&bench, cache.path());
     assert_eq!(run.code, 1, "{}", show(&run));
     let line = error_line(&run);
