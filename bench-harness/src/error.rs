@@ -28,6 +28,14 @@ pub enum HarnessError {
     /// The bfcli path is not an executable file.
     #[error("{0} is not an executable file: pass the path of a built bfcli")]
     BfcliNotExecutable(PathBuf),
+    /// The bfcli cannot be driven as bfperf drives it (`bfcli -b BPFFS chain
+    /// set`): a tree from before bpfilter's daemon removal. Found once per
+    /// build by [`crate::program::Bfcli::probe`].
+    #[error(
+        "{0}: this bfcli predates bpfilter's daemon removal and cannot load chains as bfperf drives it (bfcli -b BPFFS chain set); bfperf supports bpfilter from commit {first} on",
+        first = crate::program::FIRST_SUPPORTED_COMMIT
+    )]
+    UnsupportedTree(PathBuf),
     /// bfcli ran but refused the chain; the case is `unsupported` by that build.
     #[error("bfcli rejected the chain: {0}")]
     BfcliRejected(String),

@@ -1,10 +1,15 @@
 //! The test packets of the suite, built with `etherparse` so their headers,
 //! lengths and checksums are right by construction.
 //!
-//! They mirror bpfilter's own benchmark packets (same addresses, ports and
-//! protocols), so results line up with upstream histories.
+//! They are bpfilter's own benchmark packets byte for byte (upstream's
+//! `tests/benchmarks/benchmark.cpp`, the `pkt_*` arrays), trailing zeros of
+//! its buffers included: the kernel is given the same `data_size_in`, so
+//! results line up with upstream histories. A test compares every byte.
 
-use etherparse::{IpHeaders, IpNumber, Ipv6Extensions, Ipv6FlowLabel, Ipv6Header, Ipv6RawExtHeader, PacketBuilder};
+use etherparse::{
+    EtherType, Ethernet2Header, Icmpv4Type, IpHeaders, IpNumber, Ipv4Extensions, Ipv4Header, Ipv6FlowLabel, Ipv6Header,
+    Ipv6RawExtHeader, PacketBuilder,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -21,10 +26,10 @@ pub const IP4_DST: Ipv4Addr = Ipv4Addr::new(127, 2, 10, 11);
 pub const IP6_SRC: Ipv6Addr = Ipv6Addr::LOCALHOST;
 /// Destination address of the local IPv6 packet.
 pub const IP6_DST: Ipv6Addr = Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 2);
-/// Source address of the remote IPv6 packet (documentation prefix).
-pub const REMOTE_IP6_SRC: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
-/// Destination address of the remote IPv6 packet.
-pub const REMOTE_IP6_DST: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+/// Source address of the remote IPv6 packet (upstream's).
+pub const REMOTE_IP6_SRC: Ipv6Addr = Ipv6Addr::new(0x542c, 0x1a31, 0xf964, 0x946c, 0x5a24, 0xe71e, 0x4d26, 0xb87e);
+/// Destination address of the remote IPv6 packet (upstream's).
+pub const REMOTE_IP6_DST: Ipv6Addr = Ipv6Addr::new(0x5232, 0x185a, 0x52f9, 0x0ab4, 0x8025, 0x7974, 0x2299, 0xeb04);
 /// TCP source port of the IPv4 TCP packet; the suite's port rules match it.
 pub const IP4_TCP_SPORT: u16 = 23;
 /// TCP destination port of the IPv4 TCP packet.
@@ -38,11 +43,12 @@ pub const IP6_TCP_PORTS: (u16, u16) = (31337, 31415);
 pub enum PacketKind {
     /// Ether / IPv6 (::1 → ::2) / TCP (31337 → 31415, SYN).
     LocalIp6Tcp,
-    /// Ether / IPv4 (127.2.10.10 → 127.2.10.11) / ICMP echo request.
+    /// Ether / IPv4 (127.2.10.10 → 127.2.10.11) / ICMP type 8 (echo request), code 2, as upstream's.
     LocalIp4Icmp,
     /// Ether / IPv4 (127.2.10.10 → 127.2.10.11) / TCP (23 → 113, SYN).
     LocalIp4Tcp,
-    /// Ether / IPv6 / hop-by-hop options / no next header, with a payload.
+    /// Ether / IPv6 / hop-by-hop options / routing / hop-by-hop options / no
+    /// next header, in a 90-byte buffer (12 trailing zeros), as upstream's.
     RemoteIp6Eh,
 }
 
@@ -66,10 +72,32 @@ impl PacketKind {
         matches!(self, PacketKind::LocalIp6Tcp | PacketKind::RemoteIp6Eh)
     }
 
-    /// Serialise the packet, Ethernet header included.
+    /// Length of upstream's buffer for this packet: the frame and, for the
+    /// IPv6 packets, trailing zeros (its arrays are longer than their
+    /// initialisers, and the whole array is passed to the kernel).
+    pub fn buffer_len(self) -> usize {
+        match self {
+            PacketKind::LocalIp6Tcp => 80,
+            PacketKind::LocalIp4Icmp => 42,
+            PacketKind::LocalIp4Tcp => 54,
+            PacketKind::RemoteIp6Eh => 90,
+        }
+    }
+
+    /// Serialise the packet, Ethernet header included, padded with zeros to
+    /// [`PacketKind::buffer_len`].
     pub fn build(self) -> Vec<u8> {
         let eth = PacketBuilder::ethernet2(SRC_MAC, DST_MAC);
         let mut out = Vec::with_capacity(128);
+        // Upstream's IPv4 headers (scapy's defaults): identification 1, no
+        // "don't fragment" flag.
+        let ip4 = |protocol: IpNumber| {
+            let mut h = Ipv4Header::new(0, 64, protocol, IP4_SRC.octets(), IP4_DST.octets())
+                .expect("an empty payload fits an IPv4 packet");
+            h.identification = 1;
+            h.dont_fragment = false;
+            IpHeaders::Ipv4(h, Ipv4Extensions::default())
+        };
         // Writing into a Vec cannot fail and every header below is valid, so
         // an error here is a programming error, not bad input.
         let written = match self {
@@ -78,36 +106,47 @@ impl PacketKind {
                 .tcp(IP6_TCP_PORTS.0, IP6_TCP_PORTS.1, 0, 8192)
                 .syn()
                 .write(&mut out, &[]),
-            PacketKind::LocalIp4Icmp => {
-                eth.ipv4(IP4_SRC.octets(), IP4_DST.octets(), 64).icmpv4_echo_request(0, 0).write(&mut out, &[])
-            }
-            PacketKind::LocalIp4Tcp => eth
-                .ipv4(IP4_SRC.octets(), IP4_DST.octets(), 64)
-                .tcp(IP4_TCP_SPORT, IP4_TCP_DPORT, 0, 8192)
-                .syn()
+            PacketKind::LocalIp4Icmp => eth
+                .ip(ip4(IpNumber::ICMP))
+                .icmpv4(Icmpv4Type::Unknown { type_u8: 8, code_u8: 2, bytes5to8: [0; 4] })
                 .write(&mut out, &[]),
+            PacketKind::LocalIp4Tcp => {
+                eth.ip(ip4(IpNumber::TCP)).tcp(IP4_TCP_SPORT, IP4_TCP_DPORT, 0, 8192).syn().write(&mut out, &[])
+            }
             PacketKind::RemoteIp6Eh => {
+                // Hop-by-hop → routing → hop-by-hop → no next header, each
+                // 8 bytes. etherparse's `Ipv6Extensions` cannot put a second
+                // hop-by-hop header after routing (RFC 8200 order), so the
+                // chain is written as the IPv6 payload.
+                let ext = |next: IpNumber, body: [u8; 6]| {
+                    Ipv6RawExtHeader::new_raw(next, &body)
+                        .expect("a 6-byte body is a valid extension header")
+                        .to_bytes()
+                };
+                let pad_n = [1, 4, 0, 0, 0, 0]; // one PadN option filling the header
+                let mut chain = Vec::with_capacity(24);
+                chain.extend_from_slice(&ext(IpNumber::IPV6_ROUTE_HEADER, pad_n));
+                // Routing type 0, 0 segments left, 4 reserved bytes.
+                chain.extend_from_slice(&ext(IpNumber::IPV6_HEADER_HOP_BY_HOP, [0; 6]));
+                chain.extend_from_slice(&ext(IpNumber::IPV6_NO_NEXT_HEADER, pad_n));
                 let ip6 = Ipv6Header {
                     traffic_class: 0,
                     flow_label: Ipv6FlowLabel::ZERO,
-                    payload_length: 0, // set by the builder
+                    payload_length: chain.len() as u16,
                     next_header: IpNumber::IPV6_HEADER_HOP_BY_HOP,
                     hop_limit: 64,
                     source: REMOTE_IP6_SRC.octets(),
                     destination: REMOTE_IP6_DST.octets(),
                 };
-                // One PadN option filling the 8-byte header.
-                let hop_by_hop = Ipv6RawExtHeader::new_raw(IpNumber::IPV6_NO_NEXT_HEADER, &[1, 4, 0, 0, 0, 0])
-                    .expect("a 6-byte option payload is a valid extension header");
-                let exts = Ipv6Extensions { hop_by_hop_options: Some(hop_by_hop), ..Default::default() };
-                PacketBuilder::ethernet2(SRC_MAC, DST_MAC).ip(IpHeaders::Ipv6(ip6, exts)).write(
-                    &mut out,
-                    IpNumber::IPV6_NO_NEXT_HEADER,
-                    &[0u8; 16],
-                )
+                let ether = Ethernet2Header { source: SRC_MAC, destination: DST_MAC, ether_type: EtherType::IPV6 };
+                out.extend_from_slice(&ether.to_bytes());
+                out.extend_from_slice(&ip6.to_bytes());
+                out.extend_from_slice(&chain);
+                Ok(())
             }
         };
         written.expect("suite packets are valid by construction");
+        out.resize(self.buffer_len(), 0);
         out
     }
 }
@@ -129,14 +168,43 @@ mod tests {
         (bytes.to_vec(), sliced)
     }
 
+    /// Upstream's packets, copied byte for byte from bpfilter's
+    /// `tests/benchmarks/benchmark.cpp` (the `pkt_local_ip6_tcp`,
+    /// `pkt_local_ip4_icmp`, `pkt_local_ip4_tcp` and `pkt_remote_ip6_eh`
+    /// arrays, commit f862b2a3), with the trailing zeros its arrays get
+    /// from being declared longer than their initialisers (80 and 90 bytes).
+    const UPSTREAM: [(PacketKind, &str); 4] = [
+        (
+            PacketKind::LocalIp6Tcp,
+            "02 00 00 00 00 00 01 00 00 00 00 00 86 dd 60 00 00 00 00 14 06 40 00 00 00 00 00 00 00 00 00 00 \
+             00 00 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 02 7a 69 7a b7 00 00 00 00 00 00 \
+             00 00 50 02 20 00 9a bf 00 00 00 00 00 00 00 00",
+        ),
+        (
+            PacketKind::LocalIp4Icmp,
+            "02 00 00 00 00 00 01 00 00 00 00 00 08 00 45 00 00 1c 00 01 00 00 40 01 68 c7 7f 02 0a 0a 7f 02 \
+             0a 0b 08 02 f7 fd 00 00 00 00",
+        ),
+        (
+            PacketKind::LocalIp4Tcp,
+            "02 00 00 00 00 00 01 00 00 00 00 00 08 00 45 00 00 28 00 01 00 00 40 06 68 b6 7f 02 0a 0a 7f 02 \
+             0a 0b 00 17 00 71 00 00 00 00 00 00 00 00 50 02 20 00 7d 41 00 00",
+        ),
+        (
+            PacketKind::RemoteIp6Eh,
+            "02 00 00 00 00 00 01 00 00 00 00 00 86 dd 60 00 00 00 00 18 00 40 54 2c 1a 31 f9 64 94 6c 5a 24 \
+             e7 1e 4d 26 b8 7e 52 32 18 5a 52 f9 0a b4 80 25 79 74 22 99 eb 04 2b 00 01 04 00 00 00 00 00 00 \
+             00 00 00 00 00 00 3b 00 01 04 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
+        ),
+    ];
+
     #[test]
-    fn lengths_match_upstream() {
-        // Same lengths as bpfilter's hand-written arrays (except the EH packet,
-        // whose extension chain is shorter here: 14 + 40 + 8 + 16).
-        assert_eq!(PacketKind::LocalIp6Tcp.build().len(), 74);
-        assert_eq!(PacketKind::LocalIp4Icmp.build().len(), 42);
-        assert_eq!(PacketKind::LocalIp4Tcp.build().len(), 54);
-        assert_eq!(PacketKind::RemoteIp6Eh.build().len(), 78);
+    fn every_packet_is_upstream_s_byte_for_byte() {
+        for (kind, hex) in UPSTREAM {
+            let want: Vec<u8> = hex.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()).collect();
+            assert_eq!(want.len(), kind.buffer_len(), "{kind}");
+            assert_eq!(kind.build(), want, "{kind} differs from upstream's bytes");
+        }
     }
 
     #[test]
@@ -179,17 +247,17 @@ mod tests {
     }
 
     #[test]
-    fn ip6_eh_starts_with_hop_by_hop() {
+    fn ip6_eh_chains_three_extension_headers() {
         let bytes = PacketKind::RemoteIp6Eh.build();
         // Ethertype IPv6, next header 0 (hop-by-hop) in the fixed header.
         assert_eq!(&bytes[12..14], &[0x86, 0xdd]);
         assert_eq!(bytes[14 + 6], 0);
-        // Hop-by-hop says "no next header" (59); payload length covers it all.
-        assert_eq!(bytes[14 + 40], 59);
-        assert_eq!(u16::from_be_bytes([bytes[18], bytes[19]]), 8 + 16);
-        let (_, p) = parse(PacketKind::RemoteIp6Eh);
-        let Some(NetSlice::Ipv6(ip)) = p.net else { panic!("not ipv6") };
-        assert_eq!(ip.extensions().first_header(), Some(IpNumber::IPV6_HEADER_HOP_BY_HOP));
+        // Hop-by-hop → routing (43) → hop-by-hop (0) → no next header (59).
+        assert_eq!([bytes[54], bytes[62], bytes[70]], [43, 0, 59]);
+        assert_eq!(u16::from_be_bytes([bytes[18], bytes[19]]), 3 * 8);
+        // etherparse refuses to parse it (a hop-by-hop header after routing
+        // breaks RFC 8200's order): the kernel program sees it as upstream's does.
+        assert!(SlicedPacket::from_ethernet(&bytes).is_err());
     }
 
     #[test]

@@ -17,6 +17,15 @@ use std::time::{Duration, Instant};
 /// is capped at 128 KiB by the kernel (MAX_ARG_STRLEN).
 const FROM_STR_MAX: usize = 64 * 1024;
 
+/// The first bpfilter commit whose bfcli bfperf can drive: the one that
+/// removed the daemon from bfcli's path and gave it `--bpffs-path` (`-b`).
+pub const FIRST_SUPPORTED_COMMIT: &str =
+    "f1d9e985 (\"daemon: rewrite cli.c to direct library calls and add lifecycle to bfcli\", March 2026)";
+
+/// What argp prints when it refuses a command line: a daemon-era bfcli
+/// given `-b` prints it.
+const USAGE_ERROR: &str = "Try `bfcli --help' or `bfcli --usage'";
+
 /// The bfcli binary of one build under test.
 #[derive(Debug, Clone)]
 pub struct Bfcli {
@@ -39,6 +48,25 @@ impl Bfcli {
     /// The binary's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether this bfcli accepts the command line bfperf drives it with:
+    /// `bfcli -b DIR chain set --help` must not be a usage error. A bfcli from
+    /// before bpfilter's daemon removal has no `-b` and answers with argp's
+    /// usage error; every case would then fail alike, so the build is refused
+    /// once, here ([`HarnessError::UnsupportedTree`]), instead of per case.
+    /// Nothing is loaded: `--help` stops bfcli after parsing.
+    pub fn probe(&self) -> Result<()> {
+        let out = Command::new(&self.path)
+            .args(["-b", "/nonexistent-bfperf-probe", "chain", "set", "--help"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| HarnessError::io(format!("cannot run {}", self.path.display()), e))?;
+        let said = |b: &[u8]| String::from_utf8_lossy(b).contains(USAGE_ERROR);
+        if !out.status.success() && (said(&out.stderr) || said(&out.stdout)) {
+            return Err(HarnessError::UnsupportedTree(self.path.clone()));
+        }
+        Ok(())
     }
 
     /// `bfcli -b BPFFS chain set ...`: generate, load and pin the chain.

@@ -54,6 +54,10 @@ pub enum Matcher {
         /// Whether the last element matches the suite packets.
         with_match: bool,
     },
+    /// A whole rule as given on the command line (`--rule`): matchers,
+    /// options and verdict in bfcli's syntax. The [`Rule`]'s own `log`,
+    /// `counter` and `verdict` are not written.
+    WholeRule(String),
     /// `(ip6.saddr) in { ... }`, as [`Matcher::Ip4SaddrSet`].
     Ip6SaddrSet {
         /// Number of elements.
@@ -119,6 +123,10 @@ impl Case {
     pub fn chain_text(&self) -> String {
         let mut out = format!("chain {CHAIN_NAME} {} {}\n", self.hook.bfcli_name(), self.policy);
         for rule in &self.rules {
+            if let Matcher::WholeRule(text) = &rule.matcher {
+                let _ = writeln!(out, "    rule\n        {text}");
+                continue;
+            }
             out.push_str("    rule\n        ");
             write_matcher(&mut out, &rule.matcher);
             out.push('\n');
@@ -134,6 +142,30 @@ impl Case {
     }
 }
 
+/// Prefix of the name of an ad-hoc case ([`adhoc`]): `adhoc__<hook>`.
+pub const ADHOC_PREFIX: &str = "adhoc__";
+
+/// A case of its own for one rule given on the command line (`--rule`), in
+/// bfcli's rule syntax: a chain on `hook` with `policy` and that one rule,
+/// run on `packet`, which must get `expected`. Named `adhoc__<hook>` (e.g.
+/// `adhoc__xdp`).
+pub fn adhoc(rule: &str, hook: Hook, policy: Verdict, packet: PacketKind, expected: Verdict) -> Case {
+    Case {
+        name: format!("{ADHOC_PREFIX}{}", hook.flavor()),
+        label: format!("ad-hoc rule: {rule}"),
+        hook,
+        policy,
+        rules: vec![Rule {
+            matcher: Matcher::WholeRule(rule.trim().to_owned()),
+            log: None,
+            counter: false,
+            verdict: policy,
+        }],
+        measure: runtime(packet, expected),
+        flags: Flags::default(),
+    }
+}
+
 /// The `i`-th non-matching IPv4 address, as upstream (`uint32ToIp4(i)`).
 pub fn nth_ip4(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(i)
@@ -146,7 +178,7 @@ pub fn nth_ip6(i: u32) -> Ipv6Addr {
 
 fn write_matcher(out: &mut String, matcher: &Matcher) {
     match matcher {
-        Matcher::Text(text) => out.push_str(text),
+        Matcher::Text(text) | Matcher::WholeRule(text) => out.push_str(text),
         Matcher::Ip4SaddrSet { len, with_match } => {
             write_set(out, "ip4.saddr", *len, *with_match, |i| nth_ip4(i).to_string(), IP4_SRC.to_string())
         }

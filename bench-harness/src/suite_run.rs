@@ -24,8 +24,10 @@ pub struct Side {
 }
 
 impl Side {
-    /// Mount a private bpffs for `bfcli`.
+    /// Check that `bfcli` can be driven ([`Bfcli::probe`]: once per build) and
+    /// mount a private bpffs for it.
     pub fn new(bfcli: Bfcli) -> Result<Self> {
+        bfcli.probe()?;
         Ok(Side { bfcli, bpffs: Bpffs::mount()? })
     }
 

@@ -194,3 +194,96 @@ fn color_always_colors_a_piped_table_and_never_does_not() {
     let bad = xtask(&["bench", "--color", "sometimes"], cache.path());
     assert_eq!(bad.code, 1, "a usage error:\n{}", bad.stderr);
 }
+
+#[test]
+fn a_rule_on_the_command_line_is_a_case_of_its_own_in_bench_and_compare() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let cache = tempfile::tempdir().unwrap();
+    let src = repo.path().to_str().unwrap();
+    let json = cache.path().join("adhoc.json");
+    let rule = "ip4.saddr eq 192.168.1.1 counter DROP";
+    let quick = ["--samples", "3", "--sample-ms", "2"];
+    let args = [&["bench", "--sources", src, "--rule", rule, "--hook", "xdp", "--policy", "ACCEPT"][..], &quick[..]];
+    let run = xtask(&[&args.concat()[..], &["--json-output", json.to_str().unwrap()]].concat(), cache.path());
+    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("adhoc__xdp"), "{}", run.stdout);
+    assert!(run.stdout.contains("1 ok, 0 failed, 0 unsupported"), "only the ad-hoc case:\n{}", run.stdout);
+    let results = bench_harness::results::RunResults::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(results.cases.len(), 1);
+    let case = &results.cases[0];
+    assert_eq!(
+        (case.name.as_str(), case.label.as_str()),
+        ("adhoc__xdp", "ad-hoc rule: ip4.saddr eq 192.168.1.1 counter DROP")
+    );
+    assert!(case.metrics.unwrap().xlated_insns > 2 && !case.samples.is_empty());
+    assert_eq!(case.retval, Some(2), "XDP_PASS: the rule does not match the packet, the policy applies");
+
+    // With --filter: the cases it selects, then the ad-hoc one; the packet and
+    // the expected verdict can be chosen (this rule matches the IPv4 packets).
+    let matching = "ip4.saddr eq 127.2.10.10 DROP";
+    let run = xtask(
+        &[
+            &["bench", "--sources", src, "--filter", "xdp__prologue", "--rule", matching][..],
+            &["--hook", "tc", "--packet", "local_ip4_tcp", "--expect", "DROP"],
+            &quick,
+        ]
+        .concat(),
+        cache.path(),
+    );
+    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("xdp__prologue") && run.stdout.contains("adhoc__tc"), "{}", run.stdout);
+    assert!(run.stdout.contains("2 ok, 0 failed"), "{}", run.stdout);
+
+    // A rule bfcli rejects: bfcli's message, one line.
+    let run = xtask(
+        &[&["bench", "--sources", src, "--rule", "ip4.saddr frobnicate 1 DROP", "--hook", "xdp"][..], &quick].concat(),
+        cache.path(),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let line = one_error_line(&run);
+    assert!(line.starts_with("error: bfcli rejected the rule: "), "{line}");
+    assert!(line.contains("frobnicate"), "bfcli's own message: {line}");
+    // A verdict other than expected: one line saying how to fix it.
+    let run =
+        xtask(&[&["bench", "--sources", src, "--rule", matching, "--hook", "xdp"][..], &quick].concat(), cache.path());
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(one_error_line(&run).contains("--expect"), "{}", run.stderr);
+    // --hook without --rule is a usage error.
+    let run = xtask(&["bench", "--sources", src, "--hook", "xdp"], cache.path());
+    assert_eq!(run.code, 1, "{}", run.stderr);
+
+    // bench-compare measures it too, paired, as a case of its own.
+    let cmp = cache.path().join("cmp.json");
+    let run = xtask(
+        &[
+            "bench-compare",
+            "HEAD",
+            "HEAD",
+            "--sources",
+            src,
+            "--rule",
+            rule,
+            "--hook",
+            "xdp",
+            "--quick",
+            "--time-budget",
+            "3",
+            "--json-output",
+            cmp.to_str().unwrap(),
+        ],
+        cache.path(),
+    );
+    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cmp).unwrap()).unwrap();
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 1, "{v:#}");
+    assert_eq!(cases[0]["name"], "adhoc__xdp");
+    assert!(cases[0]["estimate"]["n"].as_u64().unwrap() >= 6, "{v:#}");
+    let run = xtask(
+        &["bench-compare", "HEAD", "HEAD", "--sources", src, "--rule", "ip4.saddr frobnicate 1 DROP", "--quick"],
+        cache.path(),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(one_error_line(&run).starts_with("error: bfcli rejected the rule: "), "{}", run.stderr);
+}

@@ -74,7 +74,7 @@ fn state_of<'a>(run: &'a Run, label: &str) -> &'a str {
         .find(|l| l.split_whitespace().next() == Some(label))
         .unwrap_or_else(|| panic!("no line for {label}:\n{}", show(run)));
     let rest = line[label.len()..].trim_start();
-    ["cached", "measured", "BUILD FAILED"]
+    ["cached", "measured", "BUILD FAILED", "unsupported tree"]
         .into_iter()
         .find(|s| rest.starts_with(s))
         .unwrap_or_else(|| panic!("no state in {line:?}"))
@@ -103,6 +103,49 @@ fn assert_only_slower_at(v: &Value, label: &str, index: u64) {
     for c in v["changes"].as_array().unwrap() {
         assert_eq!(c["change"]["index"], index, "{c}");
         assert!(c["change"]["estimate"]["lo"].as_f64().unwrap() > 1.0, "interval above 1: {c}");
+    }
+}
+
+/// The rate and the intervals' level are stated; the suite's change of each
+/// commit is listed, significant at `changed` only; the chained ratios are
+/// flat (byte-identical programs) everywhere but at `changed`, where they rise.
+fn assert_rate_suite_and_trend(v: &Value, changed: usize) {
+    let points = v["points"].as_array().unwrap().len();
+    let tests = (points - 1) * CASES.len();
+    assert_eq!(v["fdr"], 0.05, "{v:#}");
+    assert_eq!(v["tests"], tests, "{v:#}");
+    // `1 - R q / m` for R discoveries (the changed cases at least).
+    let r = (1.0 - v["change_level"].as_f64().unwrap()) * tests as f64 / 0.05;
+    assert!((r - r.round()).abs() < 1e-9 && r.round() >= CASES.len() as f64, "change_level: {v:#}");
+    let suite = v["suite"].as_array().unwrap();
+    assert_eq!(suite.len(), points - 1, "one suite change per pair: {v:#}");
+    for (i, s) in suite.iter().enumerate() {
+        assert_eq!(s["index"], i + 1);
+        let want = if i + 1 == changed { "slower" } else { "no_change" };
+        assert_eq!(s["change"], want, "suite at point {}: {s}", i + 1);
+        let e = &s["estimate"];
+        assert!(e["lo"].as_f64().unwrap() <= e["ratio"].as_f64().unwrap(), "{s}");
+        assert!(e["ratio"].as_f64().unwrap() <= e["hi"].as_f64().unwrap(), "{s}");
+    }
+    let trend = &v["trend"];
+    assert_eq!(trend["level"], 0.99);
+    let chains =
+        std::iter::once(&trend["suite"]).chain(trend["cases"].as_array().unwrap().iter().map(|c| &c["points"]));
+    for chain in chains {
+        let chain = chain.as_array().unwrap();
+        assert_eq!(chain.len(), points, "{chain:?}");
+        let ratio = |i: usize| chain[i]["ratio"].as_f64().unwrap();
+        assert_eq!(ratio(0), 1.0);
+        for i in 1..points {
+            if i == changed {
+                assert_eq!(chain[i]["identical"], false, "{chain:?}");
+                assert!(ratio(i) > 1.5 * ratio(i - 1), "the padded commit rises: {chain:?}");
+                assert!(chain[i]["lo"].as_f64().unwrap() > 1.0, "{chain:?}");
+            } else {
+                assert_eq!(chain[i]["identical"], true, "same programs as the commit before: {chain:?}");
+                assert_eq!(ratio(i), ratio(i - 1), "flat: {chain:?}");
+            }
+        }
     }
 }
 
@@ -226,8 +269,15 @@ fn the_one_slower_commit_is_found_and_a_second_run_reuses_everything() {
     }
     assert_only_slower_at(&v, short(&c3), 3);
     let slower: Vec<&str> = run.stdout.lines().filter(|l| l.trim_start().starts_with("slower")).collect();
-    assert_eq!(slower.len(), 2, "{}", show(&run));
+    assert_eq!(slower.len(), 3, "two cases and the suite:\n{}", show(&run));
     assert!(slower.iter().all(|l| l.contains(short(&c3))), "{}", show(&run));
+    assert!(slower.iter().any(|l| l.contains("suite")), "{}", show(&run));
+    assert!(
+        run.stdout.contains("changes: false discovery rate 5 % (Benjamini–Hochberg over 8 case × commit tests"),
+        "{}",
+        show(&run)
+    );
+    assert_rate_suite_and_trend(&v, 3);
 
     // The report: one file, nothing fetched from the network, names the commit.
     let page = std::fs::read_to_string(&html).unwrap();
@@ -272,6 +322,26 @@ fn the_one_slower_commit_is_found_and_a_second_run_reuses_everything() {
 
     let run = run_with(["--fail-on", "any"]);
     assert_eq!(run.code, 2, "--fail-on any with a slower commit:\n{}", show(&run));
+
+    // --markdown: the changes with their commits and intervals, on stdout with
+    // `-`, and appended to $GITHUB_STEP_SUMMARY (after what an earlier step wrote).
+    let summary = out.path().join("summary.md");
+    std::fs::write(&summary, "earlier step\n").unwrap();
+    let mut cmd = xtask_command(src, &[CHEAP, ONE_CHANGE, &["--since", &c0, "--markdown", "-"]].concat(), cache);
+    cmd.env("GITHUB_STEP_SUMMARY", &summary);
+    let run = bfperf_tests::finish_leaving_no_mount(cmd.spawn().unwrap());
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let md = &run.stdout;
+    assert!(md.starts_with("### 🔴 bfperf history: "), "stdout is the Markdown alone:\n{}", show(&run));
+    let rows: Vec<&str> = md.lines().filter(|l| l.contains("**slower**")).collect();
+    assert_eq!(rows.len(), 3, "two cases and the suite:\n{md}");
+    for row in &rows {
+        assert!(row.starts_with(&format!("| `{}` | cgen\\: 300 redundant", short(&c3))), "{row}");
+        assert!(row.contains(" % [+"), "with its interval: {row}");
+    }
+    assert!(md.contains("false discovery rate 5 %"), "{md}");
+    assert!(run.stderr.contains("Markdown appended to $GITHUB_STEP_SUMMARY"), "{}", show(&run));
+    assert_eq!(std::fs::read_to_string(&summary).unwrap(), format!("earlier step\n{md}"));
     let run = run_with(["--fail-on-significant-change", "worse"]);
     assert_eq!(run.code, 2, "the old --fail-on-significant-change worse with a slower commit:\n{}", show(&run));
     assert_eq!(build_logs(cache), logs);
@@ -289,6 +359,7 @@ fn the_one_slower_commit_is_found_and_a_second_run_reuses_everything() {
         assert_eq!(state_of(&run, short(c)), "cached", "{}", show(&run));
     }
     assert_only_slower_at(&v, short(&c3), 2);
+    assert_rate_suite_and_trend(&v, 2);
     assert_eq!(build_logs(cache), logs);
 
     // The user's tree and branches are untouched.
@@ -419,12 +490,177 @@ fn wip_is_the_last_point_and_the_tree_is_untouched() {
     assert_eq!(last["commit"], head.as_str(), "a wip point carries HEAD's id");
     assert_eq!(last["results"]["source"]["dirty"], true);
     assert_only_slower_at(&v, "wip", 2);
+    assert_rate_suite_and_trend(&v, 2);
+
+    // `--include wip` is the working tree too, not HEAD again.
+    let args =
+        [CHEAP, ONE_CHANGE, &["--since", "HEAD~1", "--include", "wip"], &["--json-output", json.to_str().unwrap()]]
+            .concat();
+    let run = history(repo.path(), &args, cache.path());
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let v = read_json(&json);
+    let labels: Vec<&str> = v["points"].as_array().unwrap().iter().map(|p| p["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, [short(&git(repo.path(), &["rev-parse", "HEAD~1"])), short(&head), "wip"]);
+    assert_only_slower_at(&v, "wip", 2);
+
+    // A range of one commit: that commit against its parent (both cached).
+    let args = [CHEAP, ONE_CHANGE, &["--since", "HEAD", "--until", "HEAD"], &["--json-output", json.to_str().unwrap()]]
+        .concat();
+    let run = history(repo.path(), &args, cache.path());
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let v = read_json(&json);
+    let labels: Vec<&str> = v["points"].as_array().unwrap().iter().map(|p| p["label"].as_str().unwrap()).collect();
+    assert_eq!(labels.len(), 2, "{v:#}");
+    assert_eq!(labels[1], short(&head));
+    assert_eq!(state_of(&run, short(&head)), "cached", "{}", show(&run));
+    assert_eq!(changes(&v), vec![], "a README commit: {v:#}");
 
     assert_eq!(repo.status(), status, "git status unchanged");
     assert_eq!(repo.head(), head);
     let after = snapshot(repo.path());
     assert_eq!(after.keys().collect::<Vec<_>>(), files.keys().collect::<Vec<_>>(), "no file added or removed");
     assert!(after == files, "a file of the user's tree changed");
+}
+
+#[test]
+fn all_parents_walks_a_merged_branch_and_pairs_each_commit_with_its_parent() {
+    require_bpf!();
+    // c0 ─ m1 (docs) ─────── merge
+    //   └─ b1 (padding 300) ─┘
+    let repo = FixtureRepo::new();
+    let src = repo.path();
+    let c0 = repo.head();
+    git(src, &["checkout", "-q", "-b", "topic"]);
+    repo.set_padding(300);
+    let b1 = repo.commit("cgen: 300 redundant instructions per prologue");
+    git(src, &["checkout", "-q", "-"]);
+    let m1 = readme_commit(&repo, "How to build the fixture.", "docs: how to build");
+    git(src, &["merge", "-q", "--no-ff", "-m", "Merge topic", "topic"]);
+    let merge = repo.head();
+
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("history.json");
+    let j = json.to_str().unwrap();
+    let labels = |v: &Value| -> Vec<String> {
+        v["points"].as_array().unwrap().iter().map(|p| p["label"].as_str().unwrap().to_owned()).collect()
+    };
+
+    // First parents only: the merge brings the change.
+    let run = history(src, &[CHEAP, ONE_CHANGE, &["--since", &c0, "--json-output", j]].concat(), cache.path());
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let v = read_json(&json);
+    assert_eq!(labels(&v), [short(&c0), short(&m1), short(&merge)]);
+    assert_only_slower_at(&v, short(&merge), 2);
+
+    // Every parent: b1 is measured against c0 (its parent), m1 against c0
+    // too (not against b1, the point before it), the merge against m1.
+    let run = history(
+        src,
+        &[CHEAP, ONE_CHANGE, &["--since", &c0, "--all-parents", "--json-output", j]].concat(),
+        cache.path(),
+    );
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let v = read_json(&json);
+    let got = labels(&v);
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!((got[0].as_str(), got[3].as_str()), (short(&c0), short(&merge)), "{got:?}");
+    let (b1_at, _) = got.iter().enumerate().find(|(_, l)| l.as_str() == short(&b1)).expect("b1 is walked");
+    assert!(got.contains(&short(&m1).to_owned()), "{got:?}");
+    let mut want: Vec<(String, String, String)> = vec![];
+    for label in [short(&b1), short(&merge)] {
+        for case in CASES {
+            want.push((case.to_owned(), label.to_owned(), "slower".to_owned()));
+        }
+    }
+    let mut found = changes(&v);
+    found.sort_by_key(|c| (got.iter().position(|l| *l == c.1), CASES.iter().position(|x| *x == c.0)));
+    assert_eq!(found, want, "slower at b1 and at the merge only: {v:#}");
+    // The chain of the merge is its base's (m1: flat) times its own ratio, not b1's.
+    let suite = v["trend"]["suite"].as_array().unwrap();
+    let m1_at = 3 - b1_at; // b1 and m1 are points 1 and 2, in some order
+    assert_eq!(suite[m1_at]["identical"], true, "{suite:?}");
+    assert_eq!(suite[m1_at]["ratio"], 1.0, "m1 against c0, not against b1: {suite:?}");
+    assert!(suite[b1_at]["ratio"].as_f64().unwrap() > 1.5, "{suite:?}");
+    assert!(suite[3]["ratio"].as_f64().unwrap() > 1.5, "{suite:?}");
+}
+
+/// Make the fixture's bfcli answer as a bfcli from before bpfilter's daemon
+/// removal does to `-b`: argp's usage error, exit 64.
+fn daemon_era_bfcli(repo: &FixtureRepo) -> String {
+    let main = "src/bfcli/main.c";
+    let text = std::fs::read_to_string(repo.path().join(main)).unwrap();
+    let old = text
+        .replace("\"-b\", \"--bpffs-path\"", "\"-S\", \"--socket-path\"")
+        .replace(
+            "return mf_err(EINVAL, \"unknown option '%s'\", a);",
+            "fprintf(stderr, \"bfcli: invalid option -- '%s'\\nTry `bfcli --help' or `bfcli --usage' for more information.\\n\", a);\n            exit(64);",
+        );
+    assert_ne!(old, text, "the fixture's option parsing changed: update this test");
+    repo.write(main, &old);
+    text
+}
+
+#[test]
+fn trees_before_the_daemon_removal_are_one_line_not_failures() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let src = repo.path();
+    let good = daemon_era_bfcli(&repo);
+    let old1 = repo.commit("daemon era: bfcli talks to the daemon");
+    let old2 = readme_commit(&repo, "How to build the fixture.", "docs: how to build");
+    repo.write("src/bfcli/main.c", &good);
+    let new1 = repo.commit("bfcli: drop the daemon, add --bpffs-path");
+    let new2 = readme_commit(&repo, "How to run its tests.", "docs: how to test");
+
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("history.json");
+    let args =
+        [CHEAP, ONE_CHANGE, &["--since", &old1, "--fail-on-benchmark-error", "--json-output", json.to_str().unwrap()]]
+            .concat();
+    let run = history(src, &args, cache.path());
+    assert_eq!(run.code, 0, "unsupported trees are not failures:\n{}", show(&run));
+    for c in [&old1, &old2] {
+        assert_eq!(state_of(&run, short(c)), "unsupported tree", "{}", show(&run));
+    }
+    for c in [&new1, &new2] {
+        assert_eq!(state_of(&run, short(c)), "measured", "{}", show(&run));
+    }
+    let notes: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("unsupported tree:")).collect();
+    assert_eq!(notes.len(), 1, "one line:\n{}", show(&run));
+    let note = notes[0];
+    for part in [
+        format!("2 commits up to {} predate bpfilter's daemon removal", short(&old2)),
+        format!("the range is measurable from {} on", short(&new1)),
+        "f1d9e985".to_owned(),
+    ] {
+        assert!(note.contains(&part), "{part:?} in {note}");
+    }
+    assert!(!run.stdout.contains("Try `bfcli"), "bfcli's usage error is not pasted anywhere:\n{}", show(&run));
+    let v = read_json(&json);
+    let points = v["points"].as_array().unwrap();
+    assert_eq!(points[0]["status"]["state"], "unsupported_tree", "{v:#}");
+    assert!(points[0]["status"]["reason"].as_str().unwrap().contains("f1d9e985"));
+    assert!(points[0]["results"].is_null() && points[1]["results"].is_null());
+    assert_eq!(points[3]["status"]["state"], "measured");
+    assert_eq!(v["suite"].as_array().unwrap().len(), 1, "one pair: new1 → new2: {v:#}");
+
+    // Only old trees: one error line.
+    let run = history(src, &["--since", &old1, "--until", &old2], cache.path());
+    assert_eq!(run.code, 1, "{}", show(&run));
+    let line = error_line(&run);
+    assert!(line.contains("no commit of the range can be measured") && line.contains("f1d9e985"), "{line}");
+
+    // `bench` on such a bfcli: one error line, not one per case.
+    git(src, &["checkout", "-q", &old2]);
+    let bfcli = repo.build_bfcli();
+    git(src, &["checkout", "-q", "-"]);
+    let bench = ["bench", "--filter", "prologue", "--bfcli", bfcli.to_str().unwrap()];
+    let run = bfperf_tests::xtask(&bench, cache.path());
+    assert_eq!(run.code, 1, "{}", show(&run));
+    let line = error_line(&run);
+    assert!(line.contains("predates bpfilter's daemon removal") && line.contains("f1d9e985"), "{line}");
 }
 
 #[test]
@@ -438,9 +674,13 @@ fn bad_ranges_are_one_clear_error() {
     assert_eq!(run.code, 1, "{}", show(&run));
     assert!(error_line(&run).contains("unknown ref \"no-such-ref\""), "{}", show(&run));
 
-    let run = history(src, &["--since", "HEAD", "--until", "HEAD"], cache);
+    let run = history(src, &["--since", "HEAD~1", "--until", "HEAD~1"], cache);
     assert_eq!(run.code, 1, "{}", show(&run));
-    assert!(error_line(&run).contains("holds one commit"), "{}", show(&run));
+    assert!(error_line(&run).contains("the root commit: it has no parent"), "{}", show(&run));
+
+    let run = history(src, &["--since", "HEAD", "--fdr", "2"], cache);
+    assert_eq!(run.code, 1, "{}", show(&run));
+    assert!(error_line(&run).contains("not a rate between 0 and 1"), "{}", show(&run));
 
     let run = history(src, &["--since", "HEAD", "--until", "HEAD~1"], cache);
     assert_eq!(run.code, 1, "{}", show(&run));

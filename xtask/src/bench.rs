@@ -49,7 +49,10 @@ pub fn build_dir(cache: &Path, sources: &Path) -> PathBuf {
 pub fn run(flags: &BenchFlags, session: &Session) -> Result<RunResults> {
     let filter = flags.cases.filter.as_deref();
     let cases = suite::suite();
-    let selected: Vec<&Case> = suite::select(&cases, filter);
+    crate::adhoc::check_machine(&flags.adhoc, &session.machine)?;
+    let adhoc = crate::adhoc::case(&flags.adhoc);
+    let selected: Vec<&Case> =
+        crate::adhoc::with_suite(&cases, adhoc.as_ref(), filter, || Ok(suite::select(&cases, filter)))?;
     anyhow::ensure!(!selected.is_empty(), "no case matches --filter {:?}; see --list", filter.unwrap_or_default());
     let (bfcli, source) = prepare(&flags.tree, &flags.bfcli, session)?;
     let bar = progress::bar(selected.len() as u64, "bench");
@@ -73,5 +76,9 @@ pub fn run(flags: &BenchFlags, session: &Session) -> Result<RunResults> {
         },
     );
     bar.finish_and_clear();
-    results
+    let results = results?;
+    if let Some(why) = results.cases.iter().find_map(|c| crate::adhoc::rejected(&c.name, &c.status)) {
+        anyhow::bail!(why);
+    }
+    Ok(results)
 }

@@ -38,7 +38,10 @@ pub fn run(flags: &CompareFlags, session: &Session) -> Result<Comparison> {
     let base = repo.resolve(&flags.base)?;
     let reference = repo.resolve(&flags.reference)?;
     let cases = suite::suite();
-    let selected = select_cases(&cases, flags.cases.filter.as_deref())?;
+    crate::adhoc::check_machine(&flags.adhoc, &session.machine)?;
+    let adhoc = crate::adhoc::case(&flags.adhoc);
+    let filter = flags.cases.filter.as_deref();
+    let selected = crate::adhoc::with_suite(&cases, adhoc.as_ref(), filter, || select_cases(&cases, filter))?;
     let layout = RepoCache::new(&session.cache, repo.root());
 
     // The same commit however it was spelled (`HEAD main` too); `wip` only with itself.
@@ -98,6 +101,12 @@ pub fn run(flags: &CompareFlags, session: &Session) -> Result<Comparison> {
                 progress::info("--show-diff: listings are not fetched from --host yet; no diffs shown")
             }
         }
+    }
+    let rejected = comparison.cases.iter().find_map(|c| {
+        crate::adhoc::rejected(&c.name, &c.ref_status).or_else(|| crate::adhoc::rejected(&c.name, &c.base_status))
+    });
+    if let Some(why) = rejected {
+        anyhow::bail!(why);
     }
     Ok(comparison)
 }

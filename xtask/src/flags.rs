@@ -382,6 +382,28 @@ pub struct CommonFlags {
 
 // ---- The commands ----
 
+/// `--rule` and its settings: a rule given on the command line, measured as
+/// a case of its own (`adhoc__<hook>`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct AdhocFlags {
+    /// Measure this rule, in bfcli's rule syntax (matchers, `counter`/`log`, verdict), as a case of
+    /// its own named adhoc__<hook>; with --filter, after the cases it selects.
+    #[arg(long, value_name = "RULE")]
+    pub rule: Option<String>,
+    /// The hook of the --rule chain: xdp, tc, nf or cgroup_skb [default: xdp].
+    #[arg(long, value_name = "HOOK", requires = "rule", value_parser = crate::adhoc::parse_hook)]
+    pub hook: Option<bench_harness::flavor::Hook>,
+    /// The policy of the --rule chain: ACCEPT or DROP [default: ACCEPT].
+    #[arg(long, value_name = "VERDICT", requires = "rule", value_parser = crate::adhoc::parse_verdict)]
+    pub policy: Option<bench_harness::flavor::Verdict>,
+    /// The packet the --rule chain runs on (a suite packet, see doc/bench.md) [default: local_ip4_icmp].
+    #[arg(long, value_name = "NAME", requires = "rule", value_parser = crate::adhoc::parse_packet)]
+    pub packet: Option<bench_harness::packet::PacketKind>,
+    /// The verdict the --rule chain must return for the packet [default: the policy].
+    #[arg(long, value_name = "VERDICT", requires = "rule", value_parser = crate::adhoc::parse_verdict)]
+    pub expect: Option<bench_harness::flavor::Verdict>,
+}
+
 /// `cargo xtask bench`.
 #[derive(Args, Debug)]
 pub struct BenchFlags {
@@ -391,6 +413,8 @@ pub struct BenchFlags {
     pub bfcli: BfcliFlags,
     #[command(flatten)]
     pub cases: CaseFlags,
+    #[command(flatten)]
+    pub adhoc: AdhocFlags,
     /// List the suite's cases (with --filter: the selected ones) and exit.
     #[arg(long, short)]
     pub list: bool,
@@ -420,6 +444,8 @@ pub struct CompareFlags {
     pub tree: TreeFlags,
     #[command(flatten)]
     pub cases: CaseFlags,
+    #[command(flatten)]
+    pub adhoc: AdhocFlags,
     #[command(flatten)]
     pub measure: MeasureFlags,
     #[command(flatten)]
@@ -496,6 +522,13 @@ pub struct HistoryFlags {
     pub cases: CaseFlags,
     #[command(flatten)]
     pub measure: MeasureFlags,
+    /// Walk the commits of merged branches too, not only first parents (oldest first, parents
+    /// before children).
+    #[arg(long)]
+    pub all_parents: bool,
+    /// False discovery rate of the change list, over every case at every commit (Benjamini–Hochberg).
+    #[arg(long, value_name = "RATE", default_value_t = history::DEFAULT_FDR, value_parser = history::parse_fdr)]
+    pub fdr: f64,
     /// Write the HTML report here [default: <cache>/reports/history-<time>.html].
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
@@ -503,6 +536,10 @@ pub struct HistoryFlags {
     pub templates: TemplateFlags,
     #[command(flatten)]
     pub json: JsonFlags,
+    /// Write the significant changes with their commits and intervals as Markdown (`-`: stdout);
+    /// also appended to $GITHUB_STEP_SUMMARY when that is set.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
     #[command(flatten)]
     pub fail: FailFlags,
     /// Exit with 3 when the newest commit failed to build (old flag, kept for existing CI recipes).

@@ -3,6 +3,7 @@
 //! loop. The command line is `flags` (parsing) and the binary's `commands/`
 //! (one module per subcommand).
 
+pub mod adhoc;
 pub mod agent;
 pub mod bench;
 pub mod build;

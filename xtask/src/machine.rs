@@ -16,6 +16,15 @@ use bench_harness::suite::Case;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// [`Machine::probe`] on this machine.
+pub fn probe_here(bfcli: &Path) -> Result<Option<String>> {
+    match Bfcli::new(bfcli)?.probe() {
+        Ok(()) => Ok(None),
+        Err(e @ bench_harness::error::HarnessError::UnsupportedTree(_)) => Ok(Some(e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// This machine or a remote host. Paths of bfclis and build directories
 /// returned by a machine are paths *on* it.
 #[derive(Debug, Clone, Default)]
@@ -62,6 +71,18 @@ impl Machine {
             Machine::Remote(r) => serde_json::from_value(r.request(Request::IsBfcli { path: path.clone() }, |_| {})?)?,
         };
         Ok(built.then_some(path))
+    }
+
+    /// Whether the bfcli at `bfcli` (a path on the machine) can be driven as
+    /// bfperf drives it: `None`, or the one line saying why not (a tree
+    /// from before bpfilter's daemon removal).
+    pub fn probe(&self, bfcli: &Path) -> Result<Option<String>> {
+        match self {
+            Machine::Local => probe_here(bfcli),
+            Machine::Remote(r) => {
+                Ok(serde_json::from_value(r.request(Request::ProbeBfcli { path: bfcli.to_owned() }, |_| {})?)?)
+            }
+        }
     }
 
     /// The path on the machine of a local build directory's bfcli.

@@ -1,7 +1,9 @@
 //! Statistics. Here: descriptive summaries of samples, robust to the outliers
 //! a busy machine produces (median and MAD rather than mean and standard
-//! deviation). [`paired`]: the paired comparison of two builds' samples.
+//! deviation). [`paired`]: the paired comparison of two builds' samples;
+//! [`fdr`]: p-values and the false discovery rate over many comparisons.
 
+pub mod fdr;
 pub mod paired;
 
 use serde::{Deserialize, Serialize};

@@ -8,7 +8,8 @@ use xtask::session::Session;
 
 /// Measure the range, print the commits and changes, write the reports.
 pub fn run(flags: HistoryFlags) -> Result<i32> {
-    let human = Human::new(&[("--json-output", flags.json.json_output.as_deref())])?;
+    let human =
+        Human::new(&[("--json-output", flags.json.json_output.as_deref()), ("--markdown", flags.markdown.as_deref())])?;
     let what = format!("bench-history {}..{}", flags.since, flags.until);
     let session = Session::enter(&flags.host, &flags.remote, &flags.common, &what, true)?;
     let cache = session.cache.clone();
@@ -24,6 +25,14 @@ pub fn run(flags: HistoryFlags) -> Result<i32> {
     if let Some(path) = &flags.json.json_output {
         output::write_output(path, &export(Format::Json)?)?;
         human.wrote("JSON", path);
+    }
+    let markdown = export(Format::Markdown)?;
+    if let Some(path) = &flags.markdown {
+        output::write_output(path, &markdown)?;
+        human.wrote("Markdown", path);
+    }
+    if let Some(summary) = output::append_step_summary(&String::from_utf8_lossy(&markdown))? {
+        human.line(format!("Markdown appended to ${}: {}", output::STEP_SUMMARY_VAR, summary.display()));
     }
     Ok(history::exit_code(
         &hist,

@@ -44,7 +44,13 @@ impl ResultCache {
         use crate::workspace::stable_key;
         let host_key = stable_key([&host.hostname, &host.cpu_model, &host.kernel]);
         let settings = serde_json::to_string(config).expect("settings serialize");
-        let suite_key = stable_key(cases.iter().map(|c| format!("{}\n{}", c.name, c.chain_text())).chain([settings]));
+        // What a case measures: its chain, and its packet's bytes (a packet
+        // made faithful to upstream's is another measurement).
+        let case_key = |c: &&Case| {
+            let packet = c.runtime().map(|(p, _)| p.build().iter().map(|b| format!("{b:02x}")).collect::<String>());
+            format!("{}\n{}\n{}", c.name, c.chain_text(), packet.unwrap_or_default())
+        };
+        let suite_key = stable_key(cases.iter().map(case_key).chain([settings]));
         ResultCache {
             dir: cache.join("results").join(crate::workspace::path_key(root)),
             suffix: format!("{host_key}-v{HARNESS_VERSION}-{suite_key}"),

@@ -12,6 +12,8 @@
 //! second run builds and measures nothing.
 
 pub mod cache;
+pub mod markdown;
+pub mod trend;
 
 use crate::exit;
 use crate::exit::FailOn;
@@ -37,6 +39,16 @@ pub const WINDOW: usize = 1;
 /// Confidence level of history verdicts: each commit is a test, so a
 /// stricter level than a single comparison keeps false alarms rare.
 pub const LEVEL: f64 = 0.99;
+/// Default false discovery rate of the change list (`--fdr`).
+pub const DEFAULT_FDR: f64 = 0.05;
+
+/// `--fdr`'s parser: a rate strictly between 0 and 1.
+pub fn parse_fdr(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(q) if q > 0.0 && q < 1.0 => Ok(q),
+        _ => Err(format!("`{text}` is not a rate between 0 and 1 (e.g. 0.05)")),
+    }
+}
 
 /// Which cached results to measure again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +84,13 @@ pub enum PointStatus {
     /// The commit did not build; it is skipped.
     BuildFailed {
         /// The error, log tail included.
+        reason: String,
+    },
+    /// The commit built, but its bfcli cannot be driven as bfperf drives it
+    /// (a tree from before bpfilter's daemon removal): not measured, and not
+    /// a failure.
+    UnsupportedTree {
+        /// The one line saying so, naming the first supported commit.
         reason: String,
     },
 }
@@ -165,14 +184,37 @@ pub struct CaseChange {
     /// Commit subject.
     pub subject: String,
     /// The change (index into `points`, estimate against the previous commit that built).
+    /// The estimate's interval is at the history's `change_level`.
     pub change: HistoryChange,
+    /// Two-sided p-value of the Wilcoxon signed-rank test on the pair's rounds.
+    #[serde(default)]
+    pub p_value: f64,
+}
+
+/// The suite-level change of one commit against the previous one measured:
+/// the geometric mean of REF/BASE over the runtime cases of the pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteChange {
+    /// Index of the commit in `points`.
+    pub index: usize,
+    /// Commit label.
+    pub commit: String,
+    /// Commit subject.
+    pub subject: String,
+    /// The geometric mean with its interval, at the history's `suite_level`.
+    pub estimate: RatioEstimate,
+    /// Two-sided p-value (the bootstrap of the geometric mean, inverted).
+    pub p_value: f64,
+    /// The verdict: significant under the false discovery rate over the
+    /// commits and at least the threshold, or [`Change::NoChange`].
+    pub change: Change,
 }
 
 /// Schema identifier of [`History`] as written by `--json-output`.
-pub const SCHEMA: &str = "bfperf.history.v1";
+pub const SCHEMA: &str = "bfperf.history.v2";
 
 /// A whole history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     /// Always [`SCHEMA`].
     #[serde(default)]
@@ -183,13 +225,54 @@ pub struct History {
     pub cases: Vec<String>,
     /// Commits, oldest first.
     pub points: Vec<Point>,
-    /// Significant changes found.
+    /// Significant changes found: discoveries of the Benjamini–Hochberg
+    /// procedure at `fdr` over every (case, commit) pair measured, at least
+    /// `threshold_pct` large.
     pub changes: Vec<CaseChange>,
     /// Threshold used, in %.
     pub threshold_pct: f64,
+    /// False discovery rate the change lists control (`--fdr`).
+    #[serde(default)]
+    pub fdr: f64,
+    /// Hypotheses tested for `changes`: (case, commit) pairs with an estimate.
+    #[serde(default)]
+    pub tests: usize,
+    /// Confidence level of the intervals in `changes` (false-coverage-rate
+    /// adjusted: `1 - R·fdr/tests` for `R` discoveries).
+    #[serde(default)]
+    pub change_level: f64,
+    /// The suite-level change of each measured commit but the first, oldest first.
+    #[serde(default)]
+    pub suite: Vec<SuiteChange>,
+    /// Confidence level of the intervals in `suite` (adjusted as `change_level`, over the commits).
+    #[serde(default)]
+    pub suite_level: f64,
+    /// The chained paired ratios per case and for the suite, for the plots.
+    #[serde(default)]
+    pub trend: trend::Trend,
 }
 
 impl History {
+    /// When some commits cannot be measured because their trees predate
+    /// bpfilter's daemon removal: one line saying where the range stops being
+    /// measurable (its newest unsupported commit, and the first measurable
+    /// one after it) and the first bpfilter commit bfperf supports.
+    pub fn unsupported_note(&self) -> Option<String> {
+        let unsupported = |p: &Point| matches!(p.status, PointStatus::UnsupportedTree { .. });
+        let count = self.points.iter().filter(|p| unsupported(p)).count();
+        let last = self.points.iter().rposition(unsupported)?;
+        let next = self.points[last + 1..].iter().find(|p| matches!(p.status, PointStatus::Measured { .. }));
+        let from = next.map_or_else(|| "nowhere in it".to_owned(), |p| format!("from {} on", p.label));
+        Some(format!(
+            "unsupported tree: {count} commit{} up to {} predate{} bpfilter's daemon removal and {} not measured; the range is measurable {from} (bfperf supports bpfilter from commit {} on)",
+            if count == 1 { "" } else { "s" },
+            self.points[last].label,
+            if count == 1 { "s" } else { "" },
+            if count == 1 { "is" } else { "are" },
+            bench_harness::program::FIRST_SUPPORTED_COMMIT
+        ))
+    }
+
     /// Changes in one direction.
     pub fn changes_of(&self, kind: Change) -> impl Iterator<Item = &CaseChange> {
         self.changes.iter().filter(move |c| c.change.change == kind)
@@ -239,18 +322,40 @@ pub fn config(measure: &MeasureFlags) -> Result<CompareConfig> {
 fn revisions(repo: &Repo, flags: &HistoryFlags) -> Result<Vec<Rev>> {
     let since = repo.resolve(&flags.since)?;
     let until = repo.resolve(&flags.until)?;
-    let wip = matches!(until, Rev::Wip { .. });
+    let mut wip = matches!(until, Rev::Wip { .. });
     // The range is oldest first already (first-parent order). Commit times
     // are not a safe order: scripted commits and rebases give many commits the
     // same second, and clocks are skewed. So each extra commit goes before the
     // first commit of the range that descends from it, or after the last one
     // it descends from; only a commit related to none is placed by time.
-    let mut oids = repo.range(since.oid(), until.oid())?;
     let git = repo.git();
+    let mut oids = if flags.all_parents {
+        all_parents(repo, since.oid(), until.oid())?
+    } else {
+        repo.range(since.oid(), until.oid())?
+    };
+    // A range of one commit, with nothing added, is measured against its first parent.
+    if oids.len() == 1 && !wip && flags.include.is_empty() {
+        let commit = git.find_commit(oids[0])?;
+        let parent = commit.parent_id(0).map_err(|_| {
+            anyhow::anyhow!(
+                "the range {}..{} holds one commit, the root commit: it has no parent to be compared with",
+                flags.since,
+                flags.until
+            )
+        })?;
+        oids.insert(0, parent);
+    }
     let time = |o: git2::Oid| git.find_commit(o).map(|c| c.time().seconds()).unwrap_or(0);
     let descends = |a: git2::Oid, b: git2::Oid| git.graph_descendant_of(a, b).unwrap_or(false);
     for extra in &flags.include {
-        let oid = repo.resolve(extra)?.oid();
+        let rev = repo.resolve(extra)?;
+        if matches!(rev, Rev::Wip { .. }) {
+            // The working tree: the last point, whatever the range.
+            wip = true;
+            continue;
+        }
+        let oid = rev.oid();
         if oids.contains(&oid) {
             continue;
         }
@@ -263,7 +368,7 @@ fn revisions(repo: &Repo, flags: &HistoryFlags) -> Result<Vec<Rev>> {
     }
     let mut revs: Vec<Rev> = oids.into_iter().map(|oid| Rev::Commit { oid, spec: oid.to_string() }).collect();
     if wip {
-        revs.push(until);
+        revs.push(Rev::Wip { head: repo.head()? });
     }
     anyhow::ensure!(
         revs.len() >= 2,
@@ -274,6 +379,34 @@ fn revisions(repo: &Repo, flags: &HistoryFlags) -> Result<Vec<Rev>> {
     Ok(revs)
 }
 
+/// Commits from `since` (included) to `until` (included) on every path:
+/// merged branches too, parents before children. Errors when `since` is not
+/// an ancestor of `until`.
+fn all_parents(repo: &Repo, since: git2::Oid, until: git2::Oid) -> Result<Vec<git2::Oid>> {
+    let git = repo.git();
+    if since != until && !git.graph_descendant_of(until, since)? {
+        anyhow::bail!(
+            "--since {} is not an ancestor of --until {}: is the range reversed?",
+            short(since),
+            short(until)
+        );
+    }
+    let mut walk = git.revwalk()?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
+    walk.push(until)?;
+    walk.hide(since)?;
+    let mut commits: Vec<git2::Oid> = vec![since];
+    for oid in walk {
+        let oid = oid?;
+        // Commits of a merged branch that forked before `since` are not in
+        // the range: only descendants of `since` are.
+        if git.graph_descendant_of(oid, since)? {
+            commits.push(oid);
+        }
+    }
+    Ok(commits)
+}
+
 /// A commit with its built bfcli (or why it has none).
 struct Built {
     rev: Rev,
@@ -281,6 +414,8 @@ struct Built {
     subject: String,
     bfcli: Result<PathBuf, String>,
     cached: bool,
+    /// Why its bfcli cannot be driven, when it cannot.
+    unsupported: Option<String>,
 }
 
 /// Build (or reuse the cached build of) one revision. Each commit has its own
@@ -363,9 +498,18 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
             let first = reason.lines().next().unwrap_or_default();
             progress::note(&bar, format!("{label} does not build, skipped: {}", crate::text::line(first)));
         }
-        let outcome = if bfcli.is_ok() { "built" } else { "does not build" };
+        // Once per build: can its bfcli be driven at all?
+        let unsupported = match &bfcli {
+            Ok(path) => session.machine.probe(path)?,
+            Err(_) => None,
+        };
+        let outcome = match (&bfcli, &unsupported) {
+            (Err(_), _) => "does not build",
+            (Ok(_), Some(_)) => "unsupported tree",
+            (Ok(_), None) => "built",
+        };
         progress::step(&bar, format!("{label}: {outcome}{}", if cached { " (cached)" } else { "" }));
-        built.push(Built { rev, label, subject, bfcli, cached });
+        built.push(Built { rev, label, subject, bfcli, cached, unsupported });
     }
     bar.finish_and_clear();
 
@@ -377,13 +521,45 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
         points: vec![],
         changes: vec![],
         threshold_pct: config.threshold_pct,
+        fdr: flags.fdr,
+        tests: 0,
+        change_level: 0.0,
+        suite: vec![],
+        suite_level: 0.0,
+        trend: trend::Trend::default(),
     };
-    let good: Vec<usize> = (0..built.len()).filter(|&i| built[i].bfcli.is_ok()).collect();
-    anyhow::ensure!(!good.is_empty(), "no commit of the range builds: nothing to measure");
+    let good: Vec<usize> =
+        (0..built.len()).filter(|&i| built[i].bfcli.is_ok() && built[i].unsupported.is_none()).collect();
+    if good.is_empty() {
+        if let Some(reason) = built.iter().find_map(|b| b.unsupported.as_ref()) {
+            anyhow::bail!(
+                "no commit of the range can be measured: {}",
+                reason.split_once(": ").map_or(reason.as_str(), |(_, why)| why)
+            );
+        }
+        anyhow::bail!("no commit of the range builds: nothing to measure");
+    }
+    // Each good point but the first against the previous good one; with
+    // --all-parents, against its first parent when that is a good point (the
+    // previous point may then be on another branch).
+    let pairs: Vec<(usize, usize)> = good
+        .windows(2)
+        .map(|w| {
+            let (previous, j) = (w[0], w[1]);
+            let parent = flags
+                .all_parents
+                .then(|| repo.git().find_commit(built[j].rev.oid()).ok()?.parent_id(0).ok())
+                .flatten()
+                .filter(|_| !matches!(built[j].rev, Rev::Wip { .. }));
+            let at = parent.and_then(|p| good.iter().copied().find(|&g| g < j && built[g].rev.oid() == p));
+            (at.unwrap_or(previous), j)
+        })
+        .collect();
     let mut comparisons: Vec<Option<(Comparison, bool)>> = vec![None; built.len()];
-    let bar = progress::bar(good.len().saturating_sub(1) as u64, "measuring");
-    for pair in good.windows(2) {
-        let (i, j) = (pair[0], pair[1]);
+    let mut bases: Vec<Option<usize>> = vec![None; built.len()];
+    let bar = progress::bar(pairs.len() as u64, "measuring");
+    for &(i, j) in &pairs {
+        bases[j] = Some(i);
         let (a, b) = (&built[i], &built[j]);
         bar.set_message(format!("{} → {}", a.label, b.label));
         let is_wip = matches!(b.rev, Rev::Wip { .. });
@@ -431,9 +607,12 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
     // 3. Points and changes.
     let first_good = good[0];
     for (idx, b) in built.iter().enumerate() {
-        let status = match &b.bfcli {
-            Err(reason) => PointStatus::BuildFailed { reason: reason.clone() },
-            Ok(_) => PointStatus::Measured { cached: comparisons[idx].as_ref().is_none_or(|c| c.1) && b.cached },
+        let status = match (&b.bfcli, &b.unsupported) {
+            (Err(reason), _) => PointStatus::BuildFailed { reason: reason.clone() },
+            (Ok(_), Some(reason)) => PointStatus::UnsupportedTree { reason: reason.clone() },
+            (Ok(_), None) => {
+                PointStatus::Measured { cached: comparisons[idx].as_ref().is_none_or(|c| c.1) && b.cached }
+            }
         };
         let results = if idx == first_good {
             // The oldest good commit is BASE of the first pair.
@@ -441,21 +620,6 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
         } else {
             comparisons[idx].as_ref().map(|(c, _)| side_results(c, false))
         };
-        if let Some((c, _)) = &comparisons[idx] {
-            for case in &c.cases {
-                match (case.estimate, case.change) {
-                    (Some(estimate), Some(change)) if change != Change::NoChange && case.is_ok() => {
-                        history.changes.push(CaseChange {
-                            case: case.name.clone(),
-                            commit: b.label.clone(),
-                            subject: b.subject.clone(),
-                            change: HistoryChange { index: idx, estimate, change },
-                        })
-                    }
-                    _ => {}
-                }
-            }
-        }
         history.points.push(Point {
             commit: b.rev.oid().to_string(),
             label: b.label.clone(),
@@ -465,7 +629,94 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
             pair: comparisons[idx].as_ref().map(|(c, _)| Pair::of(c)),
         });
     }
+    let pairs: Vec<Option<(usize, &Comparison)>> =
+        comparisons.iter().zip(&bases).map(|(c, b)| Some((((*b)?), &c.as_ref()?.0))).collect();
+    discoveries(&mut history, &pairs, Some(first_good));
     Ok(history)
+}
+
+/// The change lists of a history whose `points` are set, from its pairs
+/// (`pairs[i]`: point `i`'s base point and their comparison): the
+/// Benjamini–Hochberg discoveries at `history.fdr` over every (case, pair)
+/// with an estimate, and separately over the pairs' suite geometric means;
+/// then the chained ratios. A discovery is listed when its point estimate is
+/// also at least the threshold; its interval is recomputed from the rounds at
+/// the false-coverage-adjusted level, which excludes 1 for every discovery
+/// (the Wilcoxon interval is the inversion of the test).
+pub fn discoveries(history: &mut History, pairs: &[Option<(usize, &Comparison)>], first: Option<usize>) {
+    use bench_harness::engine::{classify, BOOTSTRAP_ITERATIONS, BOOTSTRAP_SEED};
+    use bench_harness::results::Unit;
+    use bench_harness::stats::fdr;
+    use bench_harness::stats::paired;
+    let q = history.fdr;
+    // Per case: every (point, case) with an estimate.
+    let tested: Vec<(usize, &CaseComparison)> = pairs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.map(|(_, p)| (i, p)))
+        .flat_map(|(i, p)| p.cases.iter().filter(|c| c.is_ok() && c.estimate.is_some()).map(move |c| (i, c)))
+        .collect();
+    let p_values: Vec<f64> = tested.iter().map(|(_, c)| fdr::signed_rank_p(&c.base_samples, &c.ref_samples)).collect();
+    let found = fdr::benjamini_hochberg(&p_values, q);
+    history.tests = tested.len();
+    history.change_level = found.interval_level;
+    history.changes.clear();
+    for (((index, c), p), rejected) in tested.iter().zip(&p_values).zip(&found.rejected) {
+        if !rejected {
+            continue;
+        }
+        let estimate = paired::paired_ratio(&c.base_samples, &c.ref_samples, found.interval_level);
+        let change = classify(&estimate, history.threshold_pct);
+        if change == Change::NoChange {
+            continue;
+        }
+        let point = &history.points[*index];
+        history.changes.push(CaseChange {
+            case: c.name.clone(),
+            commit: point.label.clone(),
+            subject: point.subject.clone(),
+            change: HistoryChange { index: *index, estimate, change },
+            p_value: *p,
+        });
+    }
+    // The suite, one test per pair.
+    type Rounds<'a> = Vec<(&'a [f64], &'a [f64])>;
+    fn runtime(c: &Comparison) -> Rounds<'_> {
+        c.cases
+            .iter()
+            .filter(|x| x.unit == Unit::NsPerPacket && x.is_ok() && x.estimate.is_some())
+            .map(|x| (x.base_samples.as_slice(), x.ref_samples.as_slice()))
+            .collect()
+    }
+    let suites: Vec<(usize, Rounds)> = pairs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.map(|(_, p)| (i, runtime(p))))
+        .filter(|(_, r)| !r.is_empty())
+        .collect();
+    let suite_p: Vec<f64> =
+        suites.iter().map(|(_, r)| fdr::geometric_mean_p(r, BOOTSTRAP_ITERATIONS, BOOTSTRAP_SEED)).collect();
+    let suite_found = fdr::benjamini_hochberg(&suite_p, q);
+    history.suite_level = suite_found.interval_level;
+    history.suite = suites
+        .iter()
+        .zip(&suite_p)
+        .zip(&suite_found.rejected)
+        .filter_map(|(((index, r), p), rejected)| {
+            let estimate = paired::geometric_mean(r, suite_found.interval_level, BOOTSTRAP_ITERATIONS, BOOTSTRAP_SEED)?;
+            let change = if *rejected { classify(&estimate, history.threshold_pct) } else { Change::NoChange };
+            let point = &history.points[*index];
+            Some(SuiteChange {
+                index: *index,
+                commit: point.label.clone(),
+                subject: point.subject.clone(),
+                estimate,
+                p_value: *p,
+                change,
+            })
+        })
+        .collect();
+    history.trend = trend::chain(&history.cases, pairs, first, LEVEL);
 }
 
 /// One side of a pair's comparison, as the run results of that commit.
@@ -520,6 +771,91 @@ fn samples_len(c: &Comparison) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pair of 12 rounds per case, REF = BASE × `factor` × a small uneven noise.
+    fn pair(cases: &[&str], factor: f64) -> Comparison {
+        use bench_harness::results::{HostInfo, Unit};
+        let case = |name: &str| {
+            let base: Vec<f64> = (0..12).map(|i| 100.0 + (i as f64 * 1.7).sin()).collect();
+            let reference: Vec<f64> =
+                base.iter().enumerate().map(|(i, b)| b * factor * (1.0 + 0.002 * (i as f64 * 2.3).sin())).collect();
+            CaseComparison {
+                name: name.into(),
+                flavor: bench_harness::flavor::Flavor::Xdp,
+                flags: Default::default(),
+                unit: Unit::NsPerPacket,
+                base_status: Status::Ok,
+                ref_status: Status::Ok,
+                repeat: Some(1),
+                estimate: Some(bench_harness::stats::paired::paired_ratio(&base, &reference, LEVEL)),
+                base_samples: base,
+                ref_samples: reference,
+                base_metrics: None,
+                ref_metrics: None,
+                same_program: Some(factor == 1.0),
+                listing_diff: None,
+                change: None,
+                resolution_pct: None,
+            }
+        };
+        let cases: Vec<CaseComparison> = cases.iter().map(|c| case(c)).collect();
+        let rounds: Vec<(&[f64], &[f64])> =
+            cases.iter().map(|c| (c.base_samples.as_slice(), c.ref_samples.as_slice())).collect();
+        let config = CompareConfig { level: LEVEL, ..CompareConfig::default() };
+        let geomean = bench_harness::engine::suite_geomean(&rounds, &config);
+        Comparison {
+            schema: bench_harness::engine::SCHEMA.into(),
+            harness_version: HARNESS_VERSION.into(),
+            started_at: String::new(),
+            wall_time_s: 0.0,
+            host: HostInfo::current(),
+            base: SideInfo { label: "a".into(), source: Default::default() },
+            reference: SideInfo { label: "b".into(), source: Default::default() },
+            same_build: false,
+            config,
+            cases,
+            geomean,
+        }
+    }
+
+    #[test]
+    fn discoveries_control_the_rate_over_cases_and_commits() {
+        let names = ["a", "b", "c"];
+        let point = |label: &str| Point {
+            commit: label.repeat(40),
+            label: label.into(),
+            subject: format!("commit {label}"),
+            status: PointStatus::Measured { cached: false },
+            results: None,
+            pair: None,
+        };
+        let mut h = History {
+            cases: names.iter().map(|c| c.to_string()).collect(),
+            points: vec![point("0"), point("1"), point("2")],
+            threshold_pct: 1.0,
+            fdr: 0.05,
+            ..Default::default()
+        };
+        let (slower, same) = (pair(&names, 1.2), pair(&names, 1.0));
+        discoveries(&mut h, &[None, Some((0, &slower)), Some((1, &same))], Some(0));
+        assert_eq!(h.tests, 6);
+        assert!((h.change_level - (1.0 - 3.0 * 0.05 / 6.0)).abs() < 1e-12, "{}", h.change_level);
+        let found: Vec<(&str, usize)> = h.changes.iter().map(|c| (c.case.as_str(), c.change.index)).collect();
+        assert_eq!(found, [("a", 1), ("b", 1), ("c", 1)]);
+        for c in &h.changes {
+            assert_eq!(c.change.change, Change::Slower);
+            assert!((c.p_value - 2.0 / 4096.0).abs() < 1e-12, "12 rounds all slower: {}", c.p_value);
+            assert_eq!(c.change.estimate.level, h.change_level);
+            assert!(c.change.estimate.lo > 1.15, "{:?}", c.change.estimate);
+        }
+        let suite: Vec<(usize, Change)> = h.suite.iter().map(|s| (s.index, s.change)).collect();
+        assert_eq!(suite, [(1, Change::Slower), (2, Change::NoChange)]);
+        // The chains: up at 1, flat at 2 (identical programs).
+        let s = &h.trend.suite;
+        assert!(s[1].unwrap().ratio > 1.15 && !s[1].unwrap().identical);
+        assert_eq!(s[2].unwrap().ratio, s[1].unwrap().ratio);
+        assert!(s[2].unwrap().identical);
+    }
 
     #[test]
     fn exit_code_follows_the_contract() {

@@ -119,6 +119,7 @@ impl Exporter for Markdown {
         match results {
             Results::Run(r) => Ok(super::table::run_markdown(r).into_bytes()),
             Results::Comparison(c) => Ok(super::report::markdown(c).into_bytes()),
+            Results::History(h) => Ok(crate::history::markdown::render(h).into_bytes()),
             other => Err(unsupported("Markdown", other)),
         }
     }

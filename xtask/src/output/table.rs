@@ -136,8 +136,25 @@ pub fn history(h: &crate::history::History) -> String {
             PointStatus::Measured { cached: true } => "cached",
             PointStatus::Measured { cached: false } => "measured",
             PointStatus::BuildFailed { .. } => "BUILD FAILED",
+            PointStatus::UnsupportedTree { .. } => "unsupported tree",
         };
         lines.push(format!("{:<12} {:<9} {}", p.label, state, crate::text::line(&p.subject)));
+    }
+    if let Some(note) = h.unsupported_note() {
+        lines.push(note);
+    }
+    for s in &h.suite {
+        let mark = match s.change {
+            bench_harness::engine::Change::NoChange => "",
+            change => super::format::change_word(change),
+        };
+        lines.push(format!(
+            "{mark:>6} {:<42} at {} {}: {}",
+            "suite",
+            s.commit,
+            crate::text::line(&s.subject),
+            super::format::delta(&s.estimate)
+        ));
     }
     if h.changes.is_empty() {
         lines.push(format!(
@@ -156,6 +173,7 @@ pub fn history(h: &crate::history::History) -> String {
             super::format::delta(&c.change.estimate)
         ));
     }
+    lines.push(format!("changes: {}", crate::history::markdown::method(h)));
     lines.join("\n")
 }
 

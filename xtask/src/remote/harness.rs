@@ -35,6 +35,12 @@ pub enum Request {
         /// Confine the build (a tree with model-written code).
         sandbox: Option<crate::sandbox::Policy>,
     },
+    /// Whether the bfcli at `path` can be driven as bfperf drives it
+    /// (`Bfcli::probe`); answers `Option<String>`: why not, or null.
+    ProbeBfcli {
+        /// The path.
+        path: PathBuf,
+    },
     /// Whether `path` is a bfcli the harness can run; answers a bool.
     IsBfcli {
         /// The path.
@@ -253,6 +259,7 @@ fn handle(envelope: Envelope, emit: &dyn Fn(&Event)) -> Result<serde_json::Value
             serde_json::to_value(crate::build::Build::new(&sources, &dir).confined(sandbox).bfcli_built()?)?
         }
         Request::IsBfcli { path } => serde_json::to_value(Bfcli::new(path).is_ok())?,
+        Request::ProbeBfcli { path } => serde_json::to_value(crate::machine::probe_here(&path)?)?,
         Request::Commands { commands, dir, build, sandbox } => {
             let logs = tempfile::tempdir()?;
             let results = validation::run_all(&commands, &dir, &build, logs.path(), "remote", &sandbox)?;

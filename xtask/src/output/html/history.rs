@@ -345,9 +345,11 @@ fn page(history: &History, generated: &str, links: Option<&CommitLinks>) -> Valu
         .zip(&means)
         .enumerate()
         .map(|(i, (p, mean))| {
-            let (failed, reason) = match &p.status {
-                PointStatus::BuildFailed { reason } => (true, reason.as_str()),
-                PointStatus::Measured { .. } => (false, ""),
+            let (failed, reason, failed_word) = match &p.status {
+                PointStatus::BuildFailed { reason } => (true, reason.as_str(), "build failed"),
+                // Not a failure of the commit: bfperf does not drive trees that old.
+                PointStatus::UnsupportedTree { reason } => (true, reason.as_str(), "unsupported tree"),
+                PointStatus::Measured { .. } => (false, "", ""),
             };
             let case_failures: Vec<String> = history
                 .cases
@@ -376,6 +378,7 @@ fn page(history: &History, generated: &str, links: Option<&CommitLinks>) -> Valu
                 url => url(&p.commit),
                 subject => p.subject.clone(),
                 failed,
+                failed_word,
                 reason_line => first_line(reason, 80),
                 reason,
                 state => if p.status == (PointStatus::Measured { cached: true }) { "cached" } else { "measured" },
@@ -654,9 +657,11 @@ pub(crate) mod tests {
                 commit: "bbbbbbb".into(),
                 subject: points[1].subject.clone(),
                 change: HistoryChange { index: 1, estimate, change: Change::Slower },
+                p_value: 0.001,
             }],
             points,
             threshold_pct: 2.0,
+            ..Default::default()
         }
     }
 
@@ -881,6 +886,7 @@ pub(crate) mod tests {
             points,
             changes: vec![],
             threshold_pct: 2.0,
+            ..Default::default()
         };
         // As `bench-history` does: each commit against the previous one that
         // built (here the samples are independent, paired by index).
@@ -904,6 +910,7 @@ pub(crate) mod tests {
                             commit: p.label.clone(),
                             subject: p.subject.clone(),
                             change: HistoryChange { index, estimate, change },
+                            p_value: 0.0,
                         });
                     }
                 }
