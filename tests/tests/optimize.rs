@@ -508,6 +508,76 @@ fn a_change_that_breaks_the_tests_is_fed_back_then_given_up() {
     before.assert_unchanged(&repo);
 }
 
+/// The validation of issue 12: a format step that fails on the baseline (as clang-format 14 on
+/// bpfilter's .clang-format) is recorded, runs first, and never stops the build and the tests
+/// after it, on the baseline or on an attempt; an attempt that breaks a test is rejected; the
+/// record, the report and the terminal say what ran and how many tests passed.
+#[test]
+fn a_failing_format_step_never_stops_the_tests() {
+    require_bpf!();
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let broken = (
+        "replace_in_file",
+        json!({"path": "src/libbpfilter/cgen/program.c",
+               "old": "return accept ? XDP_PASS : XDP_DROP;", "new": "return accept ? XDP_DROP : XDP_PASS;"}),
+    );
+    let server = ModelServer::start(move |call: &Call| match (call.phase, call.conv, call.turn) {
+        (Phase::Propose, 0, _) => text("TITLE: fold the XDP verdicts\nWHY: fewer branches.\nHOW: program.c."),
+        (Phase::Propose, _, _) => text(PLAN_DROP_PADDING),
+        (Phase::Implement, 0, 0) => tool_uses(std::slice::from_ref(&broken)),
+        (Phase::Implement, _, 0) => tool_uses(&[set_padding_edit(16, 0)]),
+        (Phase::Implement, _, _) => text("Done."),
+    });
+    // Given last, run first: a formatter that cannot read the style file, on every tree.
+    let format = "format:echo \"error: unknown key 'InsertNewlineAtEOF'\" >&2; exit 1";
+    let extra = ["--iterations", "2", "--max-fix-attempts", "0", "--validate", format];
+    let out = optimize(&repo, cache.path(), &server, "fmt", &extra);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "fmt");
+
+    // The baseline: the format step failed, the build and both tests ran after it.
+    assert_eq!(h["baseline_failed_commands"][0].as_str().unwrap(), &format["format:".len()..]);
+    let baseline = h["setup"]["baseline_validation"].as_array().unwrap();
+    let roles: Vec<&str> = baseline.iter().map(|v| v["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["format", "build", "build", "test"], "format first, then the others as given");
+    assert_eq!(baseline[3]["tests"], json!({"passed": 2, "failed": 0}), "{}", baseline[3]);
+    assert!(out.stderr.contains("baseline: format `"), "{}", show(&out));
+    assert!(out.stderr.contains("failed as on the baseline"), "{}", show(&out));
+
+    // Attempt 1 breaks the XDP verdicts: its tests ran, one failed, it is rejected.
+    assert_eq!(outcomes(&h)[0], "test_failed", "{}", show(&out));
+    let first = attempts(&h)[0]["validation"].as_array().unwrap();
+    assert_eq!(first.len(), 4, "every step ran: {first:?}");
+    assert_eq!(first[0]["as_on_baseline"], true);
+    assert_eq!(first[3]["tests"], json!({"passed": 1, "failed": 1}), "{}", first[3]);
+    assert!(out.stderr.contains("test `make -C {build} test` FAILED, 1 of 2 tests passed"), "{}", show(&out));
+
+    // Attempt 2 is good: validated with both tests passing, whatever its measurement says.
+    let second = attempts(&h)[1]["validation"].as_array().unwrap();
+    assert_eq!(second.len(), 4, "{second:?}");
+    assert_eq!(second[3]["tests"], json!({"passed": 2, "failed": 0}));
+    assert!(["kept", "rejected"].contains(&outcomes(&h)[1].as_str()), "{}", show(&out));
+    let report = std::fs::read_to_string(run_dir(cache.path(), "fmt").join("report.html")).unwrap();
+    assert!(report.contains("Baseline validation") && report.contains("2 tests passed"), "the report says it");
+    before.assert_unchanged(&repo);
+}
+
+/// No test command, no run: "validated" must mean tested, unless the user said otherwise.
+#[test]
+fn validation_without_tests_needs_no_tests() {
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let args = ["--run-id", "untested", "--iterations", "1", "--validate", "make -C {build}"];
+    let out = run(optimize_command(repo.path(), cache.path(), &args));
+    let line = only_line(&out);
+    assert!(line.contains("no test command") && line.contains("test:CMD") && line.contains("--no-tests"), "{line}");
+    let out = run(optimize_command(repo.path(), cache.path(), &["--run-id", "both", "--no-tests", "--validate", "test:make test"]));
+    assert!(only_line(&out).contains("--no-tests with a test command"), "{}", show(&out));
+    assert_nothing_created(&repo, cache.path());
+    before.assert_unchanged(&repo);
+}
+
 #[test]
 fn edits_outside_the_scope_are_refused_or_rejected() {
     require_bpf!();
@@ -963,7 +1033,7 @@ fn scope_spellings_and_ignored_files_are_checked_like_any_change() {
     let cgen = "src/libbpfilter/cgen";
     // Validation: fails while a marker file is in the scope; it also leaves an
     // ignored file in the worktree (as a build writing there would), which is not the model's.
-    let validate = "mkdir -p {source}/build-v && touch {source}/build-v/out \
+    let validate = "test:mkdir -p {source}/build-v && touch {source}/build-v/out \
                     && test ! -e {source}/src/libbpfilter/cgen/marker.txt \
                     && test ! -e {source}/src/libbpfilter/cgen/build-x/marker.txt";
     let plan = "TITLE: add a marker\nWHY: to test.\nHOW: write marker.txt.";
@@ -1071,6 +1141,7 @@ fn validation_runs_in_the_sandbox() {
         "xdp__prologue",
         "--validate",
         &validate,
+        "--no-tests",
         "--secret-env",
         "MY_CREDS",
     ];
@@ -1288,7 +1359,8 @@ fn openai_backend_objective_insns_and_include_flagged() {
             "local-qwen".into(),
         ]
     };
-    let common = ["--quick", "--time-budget", "5", "--validate", "make -C {build} -j{jobs}", "--iterations", "1"];
+    let common =
+        ["--quick", "--time-budget", "5", "--validate", "make -C {build} -j{jobs}", "--no-tests", "--iterations", "1"];
 
     // Flagged cases only, without --include-flagged: one error, nothing built.
     let filter_flagged = ["--filter", flagged];

@@ -20,7 +20,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
         Command::BenchCompare(flags) => compare::run(flags),
         Command::BenchHistory(flags) => history::run(flags),
         Command::BenchSelfcheck(flags) => selfcheck::run(flags),
-        Command::Optimize(flags) => optimize::run(flags),
+        Command::Optimize(flags) => optimize::run(*flags),
         Command::Doctor(flags) => doctor::run(flags),
         Command::InstallHook(flags) => hook::run(flags),
         Command::Demo(flags) => demo::run(flags),

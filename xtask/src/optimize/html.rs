@@ -286,6 +286,12 @@ fn header(out: &mut String, record: &RunRecord, generated: &str) {
     put!(out, "<dt>Worktree</dt><dd><code>{}</code></dd>\n", escape(&record.worktree.display().to_string()));
     put!(out, "<dt>Scope</dt><dd><code>{}</code></dd>\n", escape(&record.scope));
     put!(out, "<dt>Model</dt><dd><code>{}</code></dd>\n", escape(&record.model));
+    if !record.setup.validation.is_empty() {
+        let planned = record.setup.validation.len();
+        let baseline = crate::validation::summary(&record.setup.baseline_validation, planned);
+        let no_tests = if record.setup.no_tests { " <b>(--no-tests: attempts are not tested)</b>" } else { "" };
+        put!(out, "<dt>Baseline validation</dt><dd>{}{no_tests}</dd>\n", escape(&baseline));
+    }
     put!(out, "<dt>Objective</dt><dd>{}</dd>\n", escape(&record.objective));
 
     let kept = record.kept();
@@ -588,7 +594,7 @@ fn section(out: &mut String, a: &Attempt) {
     }
     facts.push(format!("fix rounds <b>{}</b>", a.fix_rounds));
     facts.push(format!("tokens <b>{}</b> in / <b>{}</b> out", fmt_count(a.tokens.0), fmt_count(a.tokens.1)));
-    facts.push(format!("cost <b>${:.2}</b>", a.cost_usd));
+    facts.push(format!("cost <b>{}</b>", escape(&super::record::usd(a.cost_usd, a.cost_unknown))));
     if let Some(t) = total_secs(a) {
         let steps = fmt_steps(a, false);
         let steps = if steps.is_empty() { String::new() } else { format!(" ({})", escape(&steps)) };
@@ -643,6 +649,13 @@ fn section(out: &mut String, a: &Attempt) {
             case_row(out, d);
         }
         put!(out, "</tbody>\n</table>\n");
+    }
+    if !a.validation.is_empty() {
+        put!(out, "<h3>Validation</h3>\n<ul class=\"paths\">");
+        for v in &a.validation {
+            put!(out, "<li>{}</li>", escape(&crate::validation::summary(std::slice::from_ref(v), 1)));
+        }
+        put!(out, "</ul>\n");
     }
     if !a.logs.is_empty() {
         put!(out, "<h3>Validation logs</h3>\n<ul class=\"paths\">");
@@ -749,6 +762,7 @@ mod tests {
             spent_usd: 0.0,
             cumulative_ratio: 1.0,
             stopped: None,
+            setup: Default::default(),
         }
     }
 

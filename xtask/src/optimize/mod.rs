@@ -59,10 +59,14 @@ pub struct OptimizeOptions {
     pub sources: Option<PathBuf>,
     /// Attempts to make (in this invocation).
     pub iterations: usize,
-    /// A hint for the proposals.
-    pub hint: Option<String>,
-    /// Model id.
-    pub model: String,
+    /// Hints for the proposals, one line each.
+    pub hints: Vec<String>,
+    /// Model id of the proposal step.
+    pub proposal_model: String,
+    /// Model id of the implementation step.
+    pub impl_model: String,
+    /// The models' price instead of the table's (`--price-per-mtok`).
+    pub price: Option<agent::pricing::Price>,
     /// Thinking effort.
     pub effort: Effort,
     /// Stop before a call would exceed this.
@@ -83,8 +87,11 @@ pub struct OptimizeOptions {
     pub api_base_url: Option<String>,
     /// Backend.
     pub backend: Backend,
-    /// Validation commands (`{build}`, `{source}`, `{jobs}` expanded).
-    pub validate: Vec<String>,
+    /// Validation commands with their roles, in the order they run
+    /// (`{build}`, `{source}`, `{jobs}` expanded).
+    pub validate: Vec<validation::Step>,
+    /// The user asked for no tests (`--no-tests`).
+    pub no_tests: bool,
     /// Case filter.
     pub filter: Option<String>,
     /// Also judge cases flagged use_set / use_log / userspace_only.
@@ -118,16 +125,33 @@ impl OptimizeOptions {
             (None, "openai") => Backend::OpenAi,
             (None, other) => bail!("--backend {other}: use anthropic or openai (or --agent-command)"),
         };
-        let validate = if flags.validate.is_empty() {
-            validation::BPFILTER_COMMANDS.iter().map(|s| s.to_string()).collect()
+        let given = if flags.validate.is_empty() {
+            let mut steps = validation::bpfilter_steps();
+            steps.retain(|s| !(flags.no_tests && s.role == validation::Role::Test));
+            steps
         } else {
             flags.validate
         };
+        let validate = validation::plan(given, flags.no_tests)?;
+        let model = flags.model.unwrap_or_else(|| DEFAULT_MODEL.to_owned());
+        let proposal_model = flags.proposal_model.unwrap_or_else(|| model.clone());
+        let impl_model = flags.impl_model.unwrap_or(model);
+        if flags.budget_usd.is_some() && flags.price_per_mtok.is_none() && !matches!(backend, Backend::Command(_)) {
+            for m in [&proposal_model, &impl_model] {
+                anyhow::ensure!(
+                    agent::pricing::price_for(m).is_some(),
+                    "--budget-usd: bfperf has no price for the model {m}: pass --price-per-mtok IN,OUT, its price \
+                     in USD per million input and output tokens (e.g. 3,15; 0,0 for a free local model)"
+                );
+            }
+        }
         Ok(OptimizeOptions {
             sources: flags.tree.sources,
             iterations: flags.iterations,
-            hint: flags.hint,
-            model: flags.model,
+            hints: flags.hint,
+            proposal_model,
+            impl_model,
+            price: flags.price_per_mtok,
             effort: flags.effort,
             budget_usd: flags.budget_usd,
             scope: flags.scope,
@@ -139,6 +163,7 @@ impl OptimizeOptions {
             api_base_url: flags.api_base_url,
             backend,
             validate,
+            no_tests: flags.no_tests,
             filter: flags.cases.filter,
             include_flagged: flags.include_flagged,
             config,
@@ -155,6 +180,9 @@ impl OptimizeOptions {
         })
     }
 }
+
+/// The model of both steps when `--model` is not given.
+pub const DEFAULT_MODEL: &str = "claude-sonnet-4-6";
 
 /// The longest run id accepted.
 pub const MAX_RUN_ID_LEN: usize = 64;
@@ -226,30 +254,38 @@ pub fn normalize_scope(root: &Path, scope: &str) -> Result<String> {
     Ok(resolved.rel.to_str().expect("built from UTF-8").to_owned())
 }
 
-/// The model backend for `opts`, `spent_usd` already spent by the run (a resumed
-/// run's budget covers the whole run). The key is read here and never stored elsewhere.
-pub fn make_model(opts: &OptimizeOptions, worktree: &Path, spent_usd: f64) -> Result<Box<dyn Model>> {
-    let budget = agent::Budget { spent_usd, ..agent::Budget::new(opts.budget_usd) };
+/// The model backend of `model` for `opts`, charging `budget` (shared by the run's
+/// models; a resumed run's budget covers the whole run). The key is read here and
+/// never stored elsewhere.
+pub fn make_model(
+    opts: &OptimizeOptions,
+    model: &str,
+    worktree: &Path,
+    budget: &agent::SharedBudget,
+) -> Result<Box<dyn Model>> {
+    let budget = budget.clone();
     Ok(match &opts.backend {
         Backend::Anthropic => {
-            let config = agent::anthropic::AnthropicConfig::new(&opts.model, opts.api_base_url.as_deref());
+            let mut config = agent::anthropic::AnthropicConfig::new(model, opts.api_base_url.as_deref());
+            config.price = opts.price;
             let client = match &opts.api_key {
                 Some(key) => agent::anthropic::Anthropic::new(key.clone(), config)?,
                 None => agent::anthropic::Anthropic::from_env(config)?,
             };
-            Box::new(client.with_budget(budget))
+            Box::new(client.with_shared_budget(budget))
         }
         Backend::OpenAi => {
             let base = opts
                 .api_base_url
                 .clone()
                 .context("--backend openai needs --api-base-url (e.g. http://127.0.0.1:8080)")?;
-            let config = agent::openai::OpenAiConfig::new(&opts.model, base);
+            let mut config = agent::openai::OpenAiConfig::new(model, base);
+            config.price = opts.price;
             let client = match &opts.api_key {
                 Some(key) => agent::openai::OpenAi::new(Some(key.clone()), config)?,
                 None => agent::openai::OpenAi::from_env(config)?,
             };
-            Box::new(client.with_budget(budget))
+            Box::new(client.with_shared_budget(budget))
         }
         Backend::Command(cmd) => Box::new(agent::command::AgentCommand::new(cmd.clone(), worktree)),
     })
@@ -299,7 +335,11 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
     let dir = run_dir(&opts.cache, &record.run_id);
     let history = history_path(&opts.cache, &record.run_id);
     let worktree = record.worktree.clone();
-    let mut model = make_model(opts, &worktree, record.spent_usd)?;
+    let budget = agent::SharedBudget::new(agent::Budget { spent_usd: record.spent_usd, ..agent::Budget::new(opts.budget_usd) });
+    let mut models = Models {
+        propose: make_model(opts, &opts.proposal_model, &worktree, &budget)?,
+        implement: make_model(opts, &opts.impl_model, &worktree, &budget)?,
+    };
     let earlier = earlier_runs(&opts.cache, &record);
     let publish = |r: &RunRecord| live.iter().for_each(|d| d.publish(r));
     publish(&record);
@@ -308,8 +348,9 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
     for index in first..first + opts.iterations {
         let mut attempt = Attempt::new(index);
         let started = Instant::now();
-        let (m, dash) = (model.as_mut(), live.as_ref());
-        let result = attempt_once(&repo, opts, &selected, &mut record, &earlier, &mut attempt, m, &dir, &history, dash);
+        let dash = live.as_ref();
+        let result =
+            attempt_once(&repo, opts, &selected, &mut record, &earlier, &mut attempt, &mut models, &dir, &history, dash);
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(e) if bench_harness::interrupt::requested() => {
@@ -353,11 +394,11 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
         attempt.step = Step::Done;
         record.spent_usd += attempt.cost_usd;
         eprintln!(
-            "attempt {index}: {} — {} ({total_s:.0} s, cost ${:.2}, run ${:.2}; kept {}; cumulative {:+.2} % vs baseline)",
+            "attempt {index}: {} — {} ({total_s:.0} s, cost {}, run {}; kept {}; cumulative {:+.2} % vs baseline)",
             outcome.name(),
             if attempt.title().is_empty() { "(no plan)".into() } else { crate::text::line(attempt.title()) },
-            attempt.cost_usd,
-            record.spent_usd,
+            record::usd(attempt.cost_usd, attempt.cost_unknown),
+            record::usd(record.spent_usd, record.cost_unknown()),
             record.kept() + usize::from(outcome == Outcome::Kept),
             (record.cumulative_ratio - 1.0) * 100.0
         );
@@ -448,7 +489,17 @@ fn start(repo: &Repo, opts: &OptimizeOptions) -> Result<RunRecord> {
                 scope,
                 model: match &opts.backend {
                     Backend::Command(c) => format!("command: {c}"),
-                    _ => opts.model.clone(),
+                    _ if opts.proposal_model == opts.impl_model => opts.proposal_model.clone(),
+                    _ => format!("{} (proposal), {} (implementation)", opts.proposal_model, opts.impl_model),
+                },
+                setup: record::RunSetup {
+                    proposal_model: opts.proposal_model.clone(),
+                    impl_model: opts.impl_model.clone(),
+                    effort: opts.effort.to_string(),
+                    hints: opts.hints.clone(),
+                    validation: opts.validate.clone(),
+                    no_tests: opts.no_tests,
+                    baseline_validation: vec![],
                 },
                 objective: format!("{:?}", opts.objective).to_lowercase(),
                 baseline_failures: vec![],
@@ -503,31 +554,23 @@ fn baseline(opts: &OptimizeOptions, mut record: RunRecord) -> Result<RunRecord> 
     let history = history_path(&opts.cache, &run_id);
     record.save(&history)?;
 
-    let spin = progress::spinner("baseline: configuring and validating (build, style, tests)");
+    let spin = progress::spinner(format!("baseline: configuring and validating ({})", roles(&opts.validate)));
     let (build, logs) = (dir.join("build"), dir.join("logs"));
     let configured = configure(opts, &worktree, &build, &logs);
-    let results = configured
-        .and_then(|()| opts.machine.run_commands(&opts.validate, &worktree, &build, &logs, "baseline", &opts.sandbox));
+    let commands: Vec<String> = opts.validate.iter().map(|s| s.command.clone()).collect();
+    let stops = validation::stops(&opts.validate);
+    let results = configured.and_then(|()| {
+        opts.machine.run_commands(&commands, &stops, &worktree, &build, &logs, "baseline", &opts.sandbox)
+    });
     spin.finish_and_clear();
     let results = results?;
-    if let Some(broken) = results
-        .iter()
-        .find(|r| !r.ok && validation::classify(&r.command) == validation::Kind::Build && r.failed_tests.is_empty())
-    {
-        if broken.command == opts.validate[0] {
-            bail!(
-                "the baseline does not build ({}; log {}): fix it before optimizing",
-                broken.command,
-                broken.log.display()
-            );
-        }
-    }
-    for r in results.iter().filter(|r| !r.ok) {
-        record.baseline_failures.extend(r.failed_tests.iter().cloned());
-        if r.failed_tests.is_empty() {
-            record.baseline_failed_commands.push(r.command.clone());
-        }
-    }
+    let (tests, failed) = validation::baseline_known(&opts.validate, &results)?;
+    record.baseline_failures = tests;
+    record.baseline_failed_commands = failed;
+    let known =
+        validation::Known { tests: &record.baseline_failures, commands: &record.baseline_failed_commands };
+    record.setup.baseline_validation = validation::judge(&opts.validate, &results, known).0;
+    eprintln!("baseline: {}", validation::summary(&record.setup.baseline_validation, opts.validate.len()));
     if !record.baseline_failures.is_empty() || !record.baseline_failed_commands.is_empty() {
         eprintln!(
             "baseline: already failing (ignored for attempts): {}",
@@ -655,9 +698,15 @@ fn configure(opts: &OptimizeOptions, worktree: &Path, build: &Path, logs: &Path)
         b.unmark_configured()?;
     }
     let cmake = ["cmake -S {source} -B {build} -DNO_DOCS=1".to_owned()];
-    let results = machine.run_commands(&cmake, worktree, build, logs, "configure", &opts.sandbox)?;
+    let results = machine.run_commands(&cmake, &[true], worktree, build, logs, "configure", &opts.sandbox)?;
     if let Some(r) = results.iter().find(|r| !r.ok) {
-        bail!("cmake failed for the run's worktree on {} (log {}):\n{}", machine.name(), r.log.display(), r.tail);
+        let missing = r.missing.as_ref().map(|m| format!(": {m}")).unwrap_or_default();
+        bail!(
+            "cmake failed for the run's worktree on {}{missing} (log {}):\n{}",
+            machine.name(),
+            r.log.display(),
+            r.tail
+        );
     }
     local.as_ref().map(Build::mark_configured).transpose()?;
     Ok(())
@@ -839,20 +888,56 @@ fn plan_field<'a>(plan: &'a str, field: &str) -> Option<&'a str> {
     Some(rest[..end].trim())
 }
 
-fn account(attempt: &mut Attempt, outcome: &agent::Outcome, model: &str) {
-    charge(attempt, &outcome.usage, model);
+/// The roles of `steps`, for progress lines (`format, build, test`).
+fn roles(steps: &[validation::Step]) -> String {
+    let mut seen: Vec<&str> = vec![];
+    for s in steps {
+        if !seen.contains(&s.role.as_str()) {
+            seen.push(s.role.as_str());
+        }
+    }
+    seen.join(", ")
 }
 
-fn charge(attempt: &mut Attempt, usage: &agent::Usage, model: &str) {
+/// The run's two model backends: one per step.
+pub struct Models {
+    /// Plans.
+    pub propose: Box<dyn Model>,
+    /// Implements and fixes.
+    pub implement: Box<dyn Model>,
+}
+
+/// The price `model`'s tokens are charged at: `--price-per-mtok`, else the table's.
+fn price(opts: &OptimizeOptions, model: &str) -> Option<agent::pricing::Price> {
+    match &opts.backend {
+        // An external agent pays its own model: bfperf sees no tokens and knows no price.
+        Backend::Command(_) => None,
+        _ => opts.price.or_else(|| agent::pricing::price_for(model)),
+    }
+}
+
+fn account(attempt: &mut Attempt, outcome: &agent::Outcome, opts: &OptimizeOptions, model: &str) {
+    charge(attempt, &outcome.usage, opts, model);
+}
+
+fn charge(attempt: &mut Attempt, usage: &agent::Usage, opts: &OptimizeOptions, model: &str) {
     attempt.tokens.0 += usage.input_tokens;
     attempt.tokens.1 += usage.output_tokens;
-    attempt.cost_usd += usage.cost_usd(model);
+    match price(opts, model) {
+        Some(p) => attempt.cost_usd += p.cost_usd(usage),
+        None => attempt.cost_unknown = true,
+    }
 }
 
 /// A conversation cut short by Ctrl-C still used the tokens of its finished calls.
-fn charge_interrupted<T>(attempt: &mut Attempt, result: &std::result::Result<T, AgentError>, model: &str) {
+fn charge_interrupted<T>(
+    attempt: &mut Attempt,
+    result: &std::result::Result<T, AgentError>,
+    opts: &OptimizeOptions,
+    model: &str,
+) {
     if let Err(AgentError::Interrupted { usage }) = result {
-        charge(attempt, usage, model);
+        charge(attempt, usage, opts, model);
     }
 }
 
@@ -868,7 +953,7 @@ fn attempt_once(
     record: &mut RunRecord,
     earlier: &[RunRecord],
     attempt: &mut Attempt,
-    model: &mut dyn Model,
+    models: &mut Models,
     dir: &Path,
     history: &Path,
     live: Option<&serve::Dashboard>,
@@ -888,7 +973,8 @@ fn attempt_once(
     // Propose.
     let t = step_start(attempt, Step::Propose, record)?;
     let spin = progress::spinner(format!("attempt {n}: proposing"));
-    let system = prompt::system(&worktree, &scope, record, earlier, opts.hint.as_deref())?;
+    let hints = opts.hints.join("\n");
+    let system = prompt::system(&worktree, &scope, record, earlier, (!hints.is_empty()).then_some(hints.as_str()))?;
     let mut read_tools = FileTools::read_only(&worktree)?;
     let before = ignored_files(&worktree)?;
     let conv = Conversation {
@@ -897,9 +983,10 @@ fn attempt_once(
         max_turns: opts.max_turns,
         effort: opts.effort,
     };
-    let proposed = model.converse(&conv, &mut read_tools);
+    models.propose.set_step(&agent::StepInfo::propose(&worktree, &scope));
+    let proposed = models.propose.converse(&conv, &mut read_tools);
     spin.finish_and_clear();
-    charge_interrupted(attempt, &proposed, &opts.model);
+    charge_interrupted(attempt, &proposed, opts, &opts.proposal_model);
     bench_harness::interrupt::check()?;
     attempt.refusals.extend(read_tools.refusals().iter().cloned());
     // Proposing is read-only. Our tools cannot write, but an agent command can: what it
@@ -908,7 +995,7 @@ fn attempt_once(
     let touched = union(changed_files(&worktree)?, ignored_changes(&worktree, &before)?);
     if !touched.is_empty() {
         if let Ok(o) = &proposed {
-            account(attempt, o, &opts.model);
+            account(attempt, o, opts, &opts.proposal_model);
             attempt.plan = o.text.trim().to_owned();
         }
         attempt.diff = worktree_diff(&worktree, &ignored_changes(&worktree, &before)?)?;
@@ -919,7 +1006,7 @@ fn attempt_once(
         Ok(o) => o,
         Err(e) => return Ok(model_error(e)),
     };
-    account(attempt, &proposed, &opts.model);
+    account(attempt, &proposed, opts, &opts.proposal_model);
     attempt.plan = proposed.text.trim().to_owned();
     attempt.thinking = proposed.thinking.clone();
     attempt.timings.push((Step::Propose, t.elapsed().as_secs_f64()));
@@ -942,14 +1029,15 @@ fn attempt_once(
         let user =
             prompt::implement(&scope, &attempt.plan, failure.as_ref().map(|f| (f.command.as_str(), f.tail.as_str())))?;
         let conv = Conversation { system: system.clone(), user, max_turns: opts.max_turns, effort: opts.effort };
-        let implemented = model.converse(&conv, &mut tools);
+        models.implement.set_step(&agent::StepInfo::implement(&worktree, &scope, &attempt.plan, attempt.fix_rounds));
+        let implemented = models.implement.converse(&conv, &mut tools);
         spin.finish_and_clear();
-        charge_interrupted(attempt, &implemented, &opts.model);
+        charge_interrupted(attempt, &implemented, opts, &opts.impl_model);
         bench_harness::interrupt::check()?;
         attempt.refusals.extend(tools.refusals().iter().cloned());
         attempt.timings.push((Step::Implement, t.elapsed().as_secs_f64()));
         match implemented {
-            Ok(o) => account(attempt, &o, &opts.model),
+            Ok(o) => account(attempt, &o, opts, &opts.impl_model),
             Err(e) => {
                 reset_worktree(&worktree, None)?;
                 return Ok(model_error(e));
@@ -970,15 +1058,22 @@ fn attempt_once(
         attempt.diff = worktree_diff(&worktree, &ignored)?;
 
         let t = step_start(attempt, Step::Validate, record)?;
-        let spin = progress::spinner(format!("attempt {n}: validating (build, style, tests)"));
+        let spin = progress::spinner(format!("attempt {n}: validating ({})", roles(&opts.validate)));
         let tag = format!("attempt{n}-try{}", attempt.fix_rounds);
         let (build, logs) = (dir.join("build"), dir.join("logs"));
-        let results = opts.machine.run_commands(&opts.validate, &worktree, &build, &logs, &tag, &opts.sandbox);
+        let commands: Vec<String> = opts.validate.iter().map(|s| s.command.clone()).collect();
+        let stops = validation::stops(&opts.validate);
+        let results = opts.machine.run_commands(&commands, &stops, &worktree, &build, &logs, &tag, &opts.sandbox);
         spin.finish_and_clear();
         let results = results?;
         attempt.logs.extend(results.iter().map(|r| r.log.clone()));
         attempt.timings.push((Step::Validate, t.elapsed().as_secs_f64()));
-        match validation::new_failure(&results, &record.baseline_failures, &record.baseline_failed_commands) {
+        let known =
+            validation::Known { tests: &record.baseline_failures, commands: &record.baseline_failed_commands };
+        let (recorded, failure_now) = validation::judge(&opts.validate, &results, known);
+        eprintln!("attempt {n}: validation: {}", validation::summary(&recorded, opts.validate.len()));
+        attempt.validation = recorded;
+        match failure_now {
             None => break,
             Some(f) if attempt.fix_rounds < opts.max_fix_attempts => {
                 eprintln!(
@@ -992,9 +1087,9 @@ fn attempt_once(
             }
             Some(f) => {
                 reset_worktree(&worktree, None)?;
-                return Ok(match f.kind {
-                    validation::Kind::Build => Outcome::BuildFailed { tail: f.tail },
-                    validation::Kind::Test => Outcome::TestFailed { tail: f.tail },
+                return Ok(match f.role {
+                    validation::Role::Build | validation::Role::Format => Outcome::BuildFailed { tail: f.tail },
+                    validation::Role::Test => Outcome::TestFailed { tail: f.tail },
                 });
             }
         }

@@ -102,6 +102,7 @@ mod tests {
             spent_usd: 0.0,
             cumulative_ratio: 1.0,
             stopped: None,
+            setup: Default::default(),
         };
         let text = system(dir.path(), "src/cgen", &record, &[], Some("look at the prologue")).unwrap();
         assert!(text.contains("src/cgen/prologue.c (7 bytes)"), "{text}");
