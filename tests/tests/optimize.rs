@@ -563,6 +563,40 @@ fn a_failing_format_step_never_stops_the_tests() {
     before.assert_unchanged(&repo);
 }
 
+/// An attempt that changes no generated program (a comment) is rejected without being timed.
+#[test]
+fn an_attempt_that_changes_no_program_is_not_timed() {
+    require_bpf!();
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let comment = (
+        "replace_in_file",
+        json!({
+            "path": KNOBS,
+            "old": "/* Number of redundant ALU instructions emitted by every prologue. */",
+            "new": "/* How many redundant ALU instructions every prologue emits. */"
+        }),
+    );
+    let plan = "TITLE: reword the padding comment\nWHY: clarity.\nHOW: edit knobs.h.";
+    let server = ModelServer::start(scripted(plan, vec![comment]));
+    let out = optimize(&repo, cache.path(), &server, "same", &["--iterations", "1"]);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "same");
+    assert_eq!(outcomes(&h), ["rejected"], "{}", show(&out));
+    let a = &attempts(&h)[0];
+    assert_eq!(
+        a["outcome"]["reason"], "no change in generated code: every case's program is identical to its parent's",
+        "{a:#}"
+    );
+    assert!(a["geomean"].is_null(), "nothing was timed: {a:#}");
+    assert_eq!(a["insns_delta"], 0);
+    let verdicts: Vec<&str> = a["deltas"].as_array().unwrap().iter().map(|d| d["verdict"].as_str().unwrap()).collect();
+    assert_eq!(verdicts, ["same code (not timed)", "same code (not timed)"], "{a:#}");
+    assert!(!out.stderr.contains("measuring against its parent"), "{}", show(&out));
+    assert_eq!(branch_tip(&repo, "same"), repo.head(), "the branch is back at its parent");
+    before.assert_unchanged(&repo);
+}
+
 /// No test command, no run: "validated" must mean tested, unless the user said otherwise.
 #[test]
 fn validation_without_tests_needs_no_tests() {
@@ -572,7 +606,11 @@ fn validation_without_tests_needs_no_tests() {
     let out = run(optimize_command(repo.path(), cache.path(), &args));
     let line = only_line(&out);
     assert!(line.contains("no test command") && line.contains("test:CMD") && line.contains("--no-tests"), "{line}");
-    let out = run(optimize_command(repo.path(), cache.path(), &["--run-id", "both", "--no-tests", "--validate", "test:make test"]));
+    let out = run(optimize_command(
+        repo.path(),
+        cache.path(),
+        &["--run-id", "both", "--no-tests", "--validate", "test:make test"],
+    ));
     assert!(only_line(&out).contains("--no-tests with a test command"), "{}", show(&out));
     assert_nothing_created(&repo, cache.path());
     before.assert_unchanged(&repo);
@@ -1339,10 +1377,10 @@ fn chat_phase(body: &Value) -> Phase {
 }
 
 /// `--backend openai` runs the loop over a chat-completions server (no Anthropic key needed),
-/// with `--objective insns`: a change that only edits a comment is measured and rejected for
-/// having no fewer instructions. `--include-flagged` lets a flagged case be judged: without it,
-/// a filter of flagged cases only is one error before anything is built.
-/// `--cpu-pin 0 --no-preempt` reach the measuring thread only, as the fixture records.
+/// with `--objective insns`: a change that drops one padding instruction is kept on the
+/// instruction counts alone, nothing timed (no bfcli runs on the SCHED_FIFO measuring thread
+/// that `--cpu-pin 0 --no-preempt` would make). `--include-flagged` lets a flagged case be
+/// judged: without it, a filter of flagged cases only is one error before anything is built.
 #[test]
 fn openai_backend_objective_insns_and_include_flagged() {
     require_bpf!();
@@ -1379,17 +1417,10 @@ fn openai_backend_objective_insns_and_include_flagged() {
     );
     assert!(!cache.path().join("builds").exists() && !run_dir(cache.path(), "flagged").exists());
 
-    let comment = (
-        "replace_in_file",
-        json!({
-            "path": KNOBS,
-            "old": "/* Number of redundant ALU instructions emitted by every prologue. */",
-            "new": "/* How many redundant ALU instructions every prologue emits. */"
-        }),
-    );
+    let comment = set_padding_edit(16, 15);
     let server = ChatServer::start(move |phase, turn| match (phase, turn) {
         (Phase::Propose, _) => {
-            json!({"role": "assistant", "content": "TITLE: reword the padding comment\nWHY: clarity.\nHOW: edit knobs.h."})
+            json!({"role": "assistant", "content": "TITLE: one padding instruction less\nWHY: dead work.\nHOW: edit knobs.h."})
         }
         (Phase::Implement, 0) => json!({"role": "assistant", "content": null, "tool_calls": [{
             "id": "call_0", "type": "function",
@@ -1418,18 +1449,24 @@ fn openai_backend_objective_insns_and_include_flagged() {
     let h = history(cache.path(), "openai");
     assert_eq!(h["model"], "local-qwen");
     assert_eq!(h["objective"], "insns");
-    assert_eq!(outcomes(&h), ["rejected"], "{}", show(&out));
+    // Fewer instructions: kept on the counts alone, nothing timed.
+    assert_eq!(outcomes(&h), ["kept"], "{}", show(&out));
     let a = &attempts(&h)[0];
-    assert_eq!(a["outcome"]["reason"], "no fewer instructions (+0)", "{a:#}");
+    assert!(a["insns_delta"].as_i64().unwrap() < 0, "{a:#}");
+    assert!(a["geomean"].is_null(), "nothing was timed: {a:#}");
     let cases: Vec<&str> = a["deltas"].as_array().unwrap().iter().map(|d| d["case"].as_str().unwrap()).collect();
     assert_eq!(cases, ["xdp__prologue", flagged], "the flagged case is judged too");
+    assert!(a["deltas"].as_array().unwrap().iter().all(|d| d["verdict"] == "changed (not timed)"), "{a:#}");
     // Three chat requests: the plan, the edit, the closing line; every one for the model asked.
     let bodies = server.bodies();
     assert_eq!(bodies.len(), 3, "{bodies:#?}");
     assert!(bodies.iter().all(|b| b["model"] == "local-qwen"), "{bodies:#?}");
     assert!(out.stderr.contains("host: while measuring: SCHED_FIFO priority 1"), "{}", show(&out));
-    // The builds of optimize run in the sandbox, with a clean environment: no build lines.
-    bfperf_tests::assert_measuring_thread_isolated(&record, false);
+    // Nothing was measured: no bfcli was started by the (SCHED_FIFO) measuring thread.
+    let sched = std::fs::read_to_string(&record).unwrap();
+    let bfcli: Vec<&str> = sched.lines().filter(|l| l.starts_with("bfcli ")).collect();
+    assert!(!bfcli.is_empty(), "the programs were loaded:\n{sched}");
+    assert!(bfcli.iter().all(|l| l.ends_with("parent_fifo_threads=0")), "a bfcli was measured:\n{sched}");
     assert_worktree_clean(&h);
     before.assert_unchanged(&repo);
 }

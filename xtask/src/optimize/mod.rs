@@ -8,6 +8,7 @@
 //! scope is enforced on the diff, only scope files are committed, and the
 //! user's checkout is never touched (the run has its own worktree and branch).
 
+pub mod code;
 pub mod html;
 pub mod keep;
 pub mod prompt;
@@ -335,7 +336,8 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
     let dir = run_dir(&opts.cache, &record.run_id);
     let history = history_path(&opts.cache, &record.run_id);
     let worktree = record.worktree.clone();
-    let budget = agent::SharedBudget::new(agent::Budget { spent_usd: record.spent_usd, ..agent::Budget::new(opts.budget_usd) });
+    let budget =
+        agent::SharedBudget::new(agent::Budget { spent_usd: record.spent_usd, ..agent::Budget::new(opts.budget_usd) });
     let mut models = Models {
         propose: make_model(opts, &opts.proposal_model, &worktree, &budget)?,
         implement: make_model(opts, &opts.impl_model, &worktree, &budget)?,
@@ -349,8 +351,18 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
         let mut attempt = Attempt::new(index);
         let started = Instant::now();
         let dash = live.as_ref();
-        let result =
-            attempt_once(&repo, opts, &selected, &mut record, &earlier, &mut attempt, &mut models, &dir, &history, dash);
+        let result = attempt_once(
+            &repo,
+            opts,
+            &selected,
+            &mut record,
+            &earlier,
+            &mut attempt,
+            &mut models,
+            &dir,
+            &history,
+            dash,
+        );
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(e) if bench_harness::interrupt::requested() => {
@@ -567,8 +579,7 @@ fn baseline(opts: &OptimizeOptions, mut record: RunRecord) -> Result<RunRecord> 
     let (tests, failed) = validation::baseline_known(&opts.validate, &results)?;
     record.baseline_failures = tests;
     record.baseline_failed_commands = failed;
-    let known =
-        validation::Known { tests: &record.baseline_failures, commands: &record.baseline_failed_commands };
+    let known = validation::Known { tests: &record.baseline_failures, commands: &record.baseline_failed_commands };
     record.setup.baseline_validation = validation::judge(&opts.validate, &results, known).0;
     eprintln!("baseline: {}", validation::summary(&record.setup.baseline_validation, opts.validate.len()));
     if !record.baseline_failures.is_empty() || !record.baseline_failed_commands.is_empty() {
@@ -1068,8 +1079,7 @@ fn attempt_once(
         let results = results?;
         attempt.logs.extend(results.iter().map(|r| r.log.clone()));
         attempt.timings.push((Step::Validate, t.elapsed().as_secs_f64()));
-        let known =
-            validation::Known { tests: &record.baseline_failures, commands: &record.baseline_failed_commands };
+        let known = validation::Known { tests: &record.baseline_failures, commands: &record.baseline_failed_commands };
         let (recorded, failure_now) = validation::judge(&opts.validate, &results, known);
         eprintln!("attempt {n}: validation: {}", validation::summary(&recorded, opts.validate.len()));
         attempt.validation = recorded;
@@ -1112,25 +1122,80 @@ fn attempt_once(
     let attempt_bfcli = opts.machine.bfcli_of(&dir.join("build"));
     let layout = RepoCache { worktrees: dir.join("slots"), builds: dir.join("builds") };
     let parent_rev = Rev::Commit { oid: parent, spec: parent.to_string() };
-    let evaluated =
-        build_rev(&opts.machine, repo, &layout, "parent", &parent_rev, Some(&opts.sandbox)).and_then(|parent_bfcli| {
-            let side = |bfcli: PathBuf, label: String, commit: Oid| {
-                let source =
-                    SourceInfo { bfcli: bfcli.display().to_string(), commit: Some(commit.to_string()), dirty: false };
-                (bfcli, SideInfo { label, source })
-            };
-            let attempt_side = side(attempt_bfcli.clone(), format!("attempt {n}"), commit);
-            let bar = progress::spinner(format!("attempt {n}: measuring against its parent"));
-            let c = opts.machine.compare(
-                side(parent_bfcli, "parent".into(), parent),
-                attempt_side,
-                cases,
-                opts.config,
-                |_| {},
-            );
-            bar.finish_and_clear();
-            c
-        });
+    let parent_bfcli = match build_rev(&opts.machine, repo, &layout, "parent", &parent_rev, Some(&opts.sandbox)) {
+        Ok(p) => p,
+        Err(e) => {
+            bench_harness::interrupt::check()?;
+            attempt.timings.push((Step::Evaluate, t.elapsed().as_secs_f64()));
+            reset_worktree(&worktree, Some(parent))?;
+            return Ok(Outcome::BenchmarkFailed { reason: format!("{e:#}") });
+        }
+    };
+    // The code first, untimed: an attempt that changed no program is not measured, and
+    // `--objective insns` needs the counts only. (Here only: on a --host, the comparison
+    // below tells the same from its `same_program`.)
+    if matches!(opts.machine, Machine::Local) {
+        let spin = progress::spinner(format!("attempt {n}: comparing the generated code with its parent's"));
+        let compared = code::compare(&parent_bfcli, &attempt_bfcli, cases);
+        spin.finish_and_clear();
+        let compared = match compared {
+            Ok(c) => c,
+            Err(e) => {
+                bench_harness::interrupt::check()?;
+                attempt.timings.push((Step::Evaluate, t.elapsed().as_secs_f64()));
+                reset_worktree(&worktree, Some(parent))?;
+                return Ok(Outcome::BenchmarkFailed { reason: format!("{e:#}") });
+            }
+        };
+        let delta: i64 = compared.iter().filter_map(|c| c.insns_delta).sum();
+        let decided = if code::unchanged(&compared) {
+            Some(Outcome::Rejected { reason: keep::NO_CODE_CHANGE.to_owned() })
+        } else if opts.objective == Objective::Insns {
+            Some(match compared.iter().find_map(|c| c.error.as_ref().map(|e| (&c.case, e))) {
+                Some((case, e)) => Outcome::BenchmarkFailed { reason: format!("{case} did not load on one side: {e}") },
+                None => match keep::accept_insns(delta) {
+                    Ok(()) => Outcome::Kept,
+                    Err(reason) => Outcome::Rejected { reason },
+                },
+            })
+        } else {
+            None
+        };
+        if let Some(outcome) = decided {
+            attempt.insns_delta = Some(delta);
+            attempt.deltas = compared
+                .iter()
+                .map(|c| CaseDelta {
+                    case: c.case.clone(),
+                    estimate: None,
+                    verdict: match (&c.error, c.same) {
+                        (Some(e), _) => format!("failed: {e}"),
+                        (None, true) => "same code (not timed)".into(),
+                        (None, false) => "changed (not timed)".into(),
+                    },
+                    insns_delta: c.insns_delta,
+                })
+                .collect();
+            attempt.timings.push((Step::Evaluate, t.elapsed().as_secs_f64()));
+            if outcome != Outcome::Kept {
+                reset_worktree(&worktree, Some(parent))?;
+            }
+            return Ok(outcome);
+        }
+    }
+    let evaluated = {
+        let side = |bfcli: PathBuf, label: String, commit: Oid| {
+            let source =
+                SourceInfo { bfcli: bfcli.display().to_string(), commit: Some(commit.to_string()), dirty: false };
+            (bfcli, SideInfo { label, source })
+        };
+        let attempt_side = side(attempt_bfcli.clone(), format!("attempt {n}"), commit);
+        let bar = progress::spinner(format!("attempt {n}: measuring against its parent"));
+        let c =
+            opts.machine.compare(side(parent_bfcli, "parent".into(), parent), attempt_side, cases, opts.config, |_| {});
+        bar.finish_and_clear();
+        c
+    };
     attempt.timings.push((Step::Evaluate, t.elapsed().as_secs_f64()));
     let comparison = match evaluated {
         Ok(c) => c,
@@ -1152,7 +1217,11 @@ fn attempt_once(
             insns_delta: c.insns_delta(),
         })
         .collect();
-    let verdict = keep::accept(&comparison, opts.objective, opts.max_regression_pct);
+    let verdict = if comparison.cases.iter().all(|c| c.same_program == Some(true)) {
+        Err(keep::NO_CODE_CHANGE.to_owned())
+    } else {
+        keep::accept(&comparison, opts.objective, opts.max_regression_pct)
+    };
     if verdict.is_err() || comparison.errors().next().is_some() {
         reset_worktree(&worktree, Some(parent))?;
     }
