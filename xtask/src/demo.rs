@@ -270,7 +270,8 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let worktree = tempfile::tempdir().unwrap();
         let opts = optimize_options(worktree.path(), url, "test", None, cache.path()).unwrap();
-        let mut model = optimize::make_model(&opts, &opts.proposal_model, worktree.path(), &Default::default()).unwrap();
+        let mut model =
+            optimize::make_model(&opts, &opts.proposal_model, worktree.path(), &Default::default()).unwrap();
         let conv = Conversation { system: "s".into(), user: "u".into(), max_turns: 2, effort: Effort::Low };
         let mut tools = crate::agent::tools::FileTools::new(worktree.path(), None).unwrap();
         let outcome = model.converse(&conv, &mut tools).unwrap();

@@ -271,7 +271,7 @@ pub const BPFILTER_NEEDS: &[(&str, &str, &str)] = &[
     ("libgit2", "pkg-config", "libgit2-dev"),
     ("cmocka", "pkg-config", "libcmocka-dev"),
     ("benchmark", "pkg-config", "libbenchmark-dev"),
-    ("python3", "program", "python3"),
+    ("iwyu_tool.py|iwyu_tool", "program", "iwyu"),
 ];
 
 /// The Debian package that provides `name` (a program, a CMake package or a
@@ -290,6 +290,14 @@ pub fn package_for(name: &str) -> Option<&'static str> {
 /// `provided by "X"` (find_package), pkg-config's `No package 'X' found`, a
 /// shell's `X: not found` / `command not found`.
 pub fn missing_piece(output: &str) -> Option<String> {
+    missing(output).map(|(name, package)| match package {
+        Some(p) => format!("{name} is missing (apt-get install -y {p})"),
+        None => format!("{name} is missing"),
+    })
+}
+
+/// The missing piece a build's output names and its package, when known (see [`missing_piece`]).
+pub fn missing(output: &str) -> Option<(String, Option<&'static str>)> {
     let patterns = [
         r"Could NOT find (\S+)",
         r"Could not find \S+ using the following names: ([^,\s]+(?:, [^,\s]+)*)",
@@ -303,10 +311,7 @@ pub fn missing_piece(output: &str) -> Option<String> {
         let what = caps[1].to_owned();
         let package = what.split(", ").find_map(package_for);
         let name = what.split(", ").last().unwrap_or(&what).to_owned();
-        return Some(match package {
-            Some(p) => format!("{name} is missing (apt-get install -y {p})"),
-            None => format!("{name} is missing"),
-        });
+        return Some((name, package));
     }
     None
 }
@@ -397,8 +402,8 @@ pub fn judge(steps: &[Step], results: &[CommandResult], known: Known<'_>) -> (Ve
     let mut failure = None;
     for (step, r) in steps.iter().zip(results) {
         let new_tests: Vec<String> = r.failed_tests.iter().filter(|t| !known.tests.contains(t)).cloned().collect();
-        let as_on_baseline = !r.ok
-            && if r.failed_tests.is_empty() { known.commands.contains(&r.command) } else { new_tests.is_empty() };
+        let as_on_baseline =
+            !r.ok && if r.failed_tests.is_empty() { known.commands.contains(&r.command) } else { new_tests.is_empty() };
         let no_test_ran = r.ok && step.role == Role::Test && r.tests.is_some_and(|t| t.total() == 0);
         if failure.is_none() && ((!r.ok && !as_on_baseline) || no_test_ran) {
             let tail = if no_test_ran { format!("{} ran no test\n{}", r.command, r.tail) } else { r.tail.clone() };
@@ -530,11 +535,13 @@ mod tests {
 
     #[test]
     fn only_new_failures_count() {
-        let steps = [Step::new(Role::Format, "fmt"), Step::new(Role::Build, "make"), Step::new(Role::Test, "make test")];
+        let steps =
+            [Step::new(Role::Format, "fmt"), Step::new(Role::Build, "make"), Step::new(Role::Test, "make test")];
         let tests = vec!["e2e.cli".to_string()];
         let commands = vec!["fmt".to_string()];
         let known = Known { tests: &tests, commands: &commands };
-        let one_fails = "75% tests passed, 1 tests failed out of 4\nThe following tests FAILED:\n\t  2 - e2e.cli (Failed)\n";
+        let one_fails =
+            "75% tests passed, 1 tests failed out of 4\nThe following tests FAILED:\n\t  2 - e2e.cli (Failed)\n";
         let results = [r("fmt", false, "error: unknown key"), r("make", true, ""), r("make test", false, one_fails)];
         let (recorded, failure) = judge(&steps, &results, known);
         assert!(failure.is_none(), "{failure:?}");
@@ -581,7 +588,10 @@ mod tests {
     #[test]
     fn missing_pieces_are_named_with_their_package() {
         let cases = [
-            ("-- Could NOT find cmocka (missing: CMOCKA_LIBRARY)", "cmocka is missing (apt-get install -y libcmocka-dev)"),
+            (
+                "-- Could NOT find cmocka (missing: CMOCKA_LIBRARY)",
+                "cmocka is missing (apt-get install -y libcmocka-dev)",
+            ),
             (
                 "  Could not find a package configuration file provided by \"benchmark\" with any of",
                 "benchmark is missing (apt-get install -y libbenchmark-dev)",

@@ -107,11 +107,7 @@ impl AgentCommand {
         if let Some(f) = &plan_file {
             command.env(PLAN_FILE_VAR, f.path());
         }
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
         // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
         unsafe {
             command.pre_exec(move || {

@@ -90,7 +90,13 @@ impl StepInfo {
 
     /// The implementation step of `plan`, its `fix_round`-th fix.
     pub fn implement(worktree: &std::path::Path, scope: &str, plan: &str, fix_round: usize) -> StepInfo {
-        StepInfo { step: "implement", plan: Some(plan.into()), scope: scope.into(), worktree: worktree.into(), fix_round }
+        StepInfo {
+            step: "implement",
+            plan: Some(plan.into()),
+            scope: scope.into(),
+            worktree: worktree.into(),
+            fix_round,
+        }
     }
 }
 

@@ -33,7 +33,11 @@ impl Price {
     /// `IN,OUT` in US dollars per million input and output tokens (`--price-per-mtok`); cache
     /// writes and reads are priced as Anthropic's (1.25 and 0.1 times the input price).
     pub fn parse_per_mtok(text: &str) -> Result<Price, String> {
-        let bad = || format!("{text:?}: expected IN,OUT in US dollars per million tokens, e.g. 3,15 (0,0 for a free local model)");
+        let bad = || {
+            format!(
+                "{text:?}: expected IN,OUT in US dollars per million tokens, e.g. 3,15 (0,0 for a free local model)"
+            )
+        };
         let (input, output) = text.split_once(',').ok_or_else(bad)?;
         let parse = |v: &str| v.trim().parse::<f64>().ok().filter(|p| p.is_finite() && *p >= 0.0);
         let (input, output) = (parse(input).ok_or_else(bad)?, parse(output).ok_or_else(bad)?);
@@ -88,7 +92,12 @@ const fn row_cached(
     max_output_tokens: u32,
     thinking: Thinking,
 ) -> ModelInfo {
-    ModelInfo { prefix, price: Price { input, output, cache_write: input * 1.25, cache_read }, max_output_tokens, thinking }
+    ModelInfo {
+        prefix,
+        price: Price { input, output, cache_write: input * 1.25, cache_read },
+        max_output_tokens,
+        thinking,
+    }
 }
 
 use Thinking::{Adaptive, Budget};
