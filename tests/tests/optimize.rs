@@ -597,6 +597,71 @@ fn an_attempt_that_changes_no_program_is_not_timed() {
     before.assert_unchanged(&repo);
 }
 
+/// doc/optimize.md's worked example of the external agent contract, run as the page shows it:
+/// the script is taken from the page. It proposes the plan it was given, implements it in the
+/// implement step only (BFPERF_STEP, BFPERF_PLAN_FILE, BFPERF_WORKTREE, BFPERF_SCOPE,
+/// BFPERF_FIX_ROUND), and the attempt is kept; a patch outside the scope makes it give up,
+/// which the record shows as a model error with its message.
+#[test]
+fn the_documented_agent_contract_works_as_written() {
+    require_bpf!();
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../doc/optimize.md")).unwrap();
+    let (_, after) = doc.split_once("<!-- example: replay-agent.sh -->\n```sh\n").expect("the example is in the doc");
+    let script = after.split_once("\n```").expect("the example's block ends").0;
+    let notes = tempfile::tempdir().unwrap();
+    let agent = notes.path().join("replay-agent.sh");
+    std::fs::write(&agent, format!("{script}\n")).unwrap();
+
+    let repo = FixtureRepo::new();
+    repo.set_padding(128);
+    let base = repo.commit("cgen: 128 redundant instructions per prologue");
+    // The change to replay: the padding dropped, as a diff; the checkout is left clean.
+    repo.set_padding(0);
+    let patch = notes.path().join("drop.diff");
+    std::fs::write(&patch, bfperf_tests::git(repo.path(), &["diff"])).unwrap();
+    git(repo.path(), &["checkout", "--", "."]);
+    let plan = notes.path().join("plan");
+    std::fs::write(&plan, PLAN_DROP_PADDING).unwrap();
+    let before = Checkout::take(&repo);
+    let cache = cache_dir();
+    let command = format!("sh {}", agent.display());
+    let args = |new: bool| {
+        let mut a = optimize_args(new, "replay", "http://127.0.0.1:9", &["--iterations", "1", "--objective", "insns"]);
+        a.extend(["--agent-command", &command]);
+        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let with = |new: bool, patch: &Path| {
+        let args = args(new);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut cmd = optimize_command(repo.path(), cache.path(), &args);
+        cmd.env("PLAN", &plan).env("PATCH", patch);
+        run(cmd)
+    };
+
+    let out = with(true, &patch);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "replay");
+    assert_eq!(outcomes(&h), ["kept"], "{}", show(&out));
+    assert_eq!(attempts(&h)[0]["plan"], PLAN_DROP_PADDING);
+    assert_eq!(attempts(&h)[0]["cost_unknown"], true, "the agent's model is not bfperf's to price");
+    let tip = branch_tip(&repo, "replay");
+    assert_eq!(git(repo.path(), &["diff", "--name-only", &base, &tip]), KNOBS);
+    assert_eq!(git(repo.path(), &["log", "-1", "--format=%s", &tip]), "lib: cgen: drop the redundant prologue padding");
+
+    // A patch outside the scope: the script refuses it in the implement step.
+    let outside = notes.path().join("outside.diff");
+    std::fs::write(&outside, "--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-x\n+y\n").unwrap();
+    let out = with(false, &outside);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "replay");
+    assert_eq!(outcomes(&h), ["kept", "model_error"], "{}", show(&out));
+    let reason = attempts(&h)[1]["outcome"]["reason"].as_str().unwrap();
+    assert!(reason.contains("README.md is outside src/libbpfilter/cgen"), "{reason}");
+    assert_eq!(branch_tip(&repo, "replay"), tip, "nothing more was kept");
+    assert_worktree_clean(&h);
+    before.assert_unchanged(&repo);
+}
+
 /// No test command, no run: "validated" must mean tested, unless the user said otherwise.
 #[test]
 fn validation_without_tests_needs_no_tests() {
@@ -920,6 +985,17 @@ fn bad_input_gets_one_clear_error_and_leaves_nothing_behind() {
     assert_nothing_created(&repo, cache.path());
     before.assert_unchanged(&repo);
 
+    // A budget for a model bfperf has no price for.
+    let mut priced = args("unpriced");
+    priced.extend(["--model", "my-local-model", "--budget-usd", "1"]);
+    let out = run(optimize_command(repo.path(), cache.path(), &priced));
+    let line = only_line(&out);
+    assert!(
+        line.contains("no price for the model my-local-model") && line.contains("--price-per-mtok IN,OUT"),
+        "{line}"
+    );
+    assert_nothing_created(&repo, cache.path());
+
     // A branch of that name already exists.
     git(repo.path(), &["branch", "optimize/taken"]);
     let out = run(optimize_command(repo.path(), cache.path(), &args("taken")));
@@ -1062,6 +1138,37 @@ fn a_run_that_fails_to_start_leaves_no_branch_nor_worktree() {
     assert_eq!(out.code, 0, "{}", show(&out));
     assert_eq!(history(cache.path(), "late")["stopped"], "0 attempts done");
     assert_eq!(branch_tip(&repo, "late"), repo.head());
+}
+
+/// What the test build misses is named, by `doctor --sources` before the run and by the run's
+/// own error (which leaves no branch and no worktree), as cmake reports it.
+#[test]
+fn a_missing_test_dependency_is_named_by_doctor_and_by_the_start() {
+    let repo = FixtureRepo::new();
+    let lists = std::fs::read_to_string(repo.path().join("CMakeLists.txt")).unwrap();
+    // As bpfilter's tests/ needs cmocka or Google Benchmark: here, a package no host has.
+    let lists =
+        lists.replace("    enable_testing()\n", "    enable_testing()\n    find_package(bfperf_absent_pkg REQUIRED)\n");
+    assert!(lists.contains("bfperf_absent_pkg"), "the fixture's test block moved");
+    std::fs::write(repo.path().join("CMakeLists.txt"), lists).unwrap();
+    repo.commit("tests: need a package");
+    let before = Checkout::take(&repo);
+    let cache = cache_dir();
+
+    let out = run(bfperf_tests::subcommand("doctor", repo.path(), &[], cache.path()));
+    let line =
+        out.stdout.lines().find(|l| l.contains("optimize: test build")).unwrap_or_else(|| panic!("{}", show(&out)));
+    assert_eq!(line, "! optimize: test build: cmake fails: bfperf_absent_pkg is missing", "{}", show(&out));
+
+    let out =
+        run(optimize_command(repo.path(), cache.path(), &optimize_args(true, "absent", "http://127.0.0.1:9", &[])));
+    let line = error_line(&out);
+    assert!(line.contains("run absent could not start (its branch and worktree were removed)"), "{line}");
+    assert!(line.contains("cmake failed") && line.contains("bfperf_absent_pkg is missing"), "{line}");
+    assert_eq!(git(repo.path(), &["branch", "--list", "optimize/*"]), "", "a branch was left");
+    assert_eq!(git(repo.path(), &["worktree", "list", "--porcelain"]).matches("worktree ").count(), 1);
+    assert!(!run_dir(cache.path(), "absent").join("worktree").exists());
+    before.assert_unchanged(&repo);
 }
 
 #[test]
@@ -1216,10 +1323,12 @@ fn validation_runs_in_the_sandbox() {
 // ---------------------------------------------------------------------------
 // The model flags, the acceptance flags and the OpenAI backend, end to end.
 
-/// `--model`, `--effort`, `--hint` and `--max-turns` reach the model: the request bodies the
-/// scripted server received name the model, ask for the effort's thinking budget and carry the
-/// hint in the proposal's prompt; an implementation still calling tools is cut after
-/// `--max-turns` requests and recorded as a model error.
+/// `--proposal-model`, `--impl-model` (over `--model`), `--effort`, repeated `--hint`s and
+/// `--max-turns` reach the model: the request bodies the scripted server received name each
+/// step's model, ask for the effort in the form its family takes (an effort level for an
+/// adaptive-thinking model, a thinking budget for the others) and carry both hints in the
+/// proposal's prompt; both models spend one budget; an implementation still calling tools is
+/// cut after `--max-turns` requests and recorded as a model error.
 #[test]
 fn model_effort_hint_and_max_turns_reach_the_model() {
     require_bpf!();
@@ -1231,11 +1340,17 @@ fn model_effort_hint_and_max_turns_reach_the_model() {
         // Never done: one more directory listing every turn.
         Phase::Implement => tool_uses(&[("list_dir", json!({"path": "src/libbpfilter/cgen"}))]),
     });
-    let extra = ["--iterations", "1", "--model", "claude-opus-4-5", "--effort", "high", "--hint", hint];
-    let out = optimize(&repo, cache.path(), &server, "flags", &[&extra[..], &["--max-turns", "2"]].concat());
+    let second = "and keep the IPv4 path as it is";
+    let models = ["--proposal-model", "claude-opus-4-8", "--impl-model", "claude-opus-4-5", "--budget-usd", "5"];
+    let extra = ["--iterations", "1", "--model", "unused-model", "--effort", "high", "--hint", hint, "--hint", second];
+    let out = optimize(&repo, cache.path(), &server, "flags", &[&extra[..], &models, &["--max-turns", "2"]].concat());
     assert_eq!(out.code, 0, "{}", show(&out));
     let h = history(cache.path(), "flags");
-    assert_eq!(h["model"], "claude-opus-4-5");
+    assert_eq!(h["model"], "claude-opus-4-8 (proposal), claude-opus-4-5 (implementation)");
+    assert_eq!(h["setup"]["proposal_model"], "claude-opus-4-8");
+    assert_eq!(h["setup"]["impl_model"], "claude-opus-4-5");
+    assert_eq!(h["setup"]["effort"], "high");
+    assert_eq!(h["setup"]["hints"], json!([hint, second]));
     assert_eq!(outcomes(&h), ["model_error"], "{}", show(&out));
     let reason = attempts(&h)[0]["outcome"]["reason"].as_str().unwrap();
     assert!(reason.contains("still calling tools after 2 turns"), "{reason}");
@@ -1243,16 +1358,23 @@ fn model_effort_hint_and_max_turns_reach_the_model() {
     let bodies = server.bodies();
     let implement: Vec<&Value> = bodies.iter().filter(|b| phase_of(b) == Phase::Implement).collect();
     assert_eq!(implement.len(), 2, "--max-turns 2: two requests in the implementation");
-    for b in &bodies {
+    for b in &implement {
         assert_eq!(b["model"], "claude-opus-4-5", "{b}");
-        // --effort high: 16,000 thinking tokens, inside max_tokens.
+        // --effort high on a budget-thinking model: 16,000 thinking tokens, inside max_tokens.
         assert_eq!(b["thinking"], json!({"type": "enabled", "budget_tokens": 16000}), "{}", b["thinking"]);
         assert!(b["max_tokens"].as_u64().unwrap() > 16000, "{}", b["max_tokens"]);
     }
     let propose = server.first_requests(Phase::Propose);
     assert_eq!(propose.len(), 1);
+    // --effort high on an adaptive-thinking model: its effort level.
+    assert_eq!(propose[0]["model"], "claude-opus-4-8");
+    assert_eq!(propose[0]["thinking"], json!({"type": "adaptive"}));
+    assert_eq!(propose[0]["output_config"], json!({"effort": "high"}));
     let prompt = format!("{}{}", propose[0]["system"], propose[0]["messages"]);
-    assert!(prompt.contains(hint), "the hint is in the proposal prompt: {prompt}");
+    assert!(prompt.contains(hint) && prompt.contains(second), "both hints are in the proposal prompt: {prompt}");
+    // Both models spent the one budget: the run's spending is the attempt's.
+    assert!(h["spent_usd"].as_f64().unwrap() > 0.0);
+    assert_spent_is_the_sum_of_attempts(&h);
     assert_worktree_clean(&h);
     before.assert_unchanged(&repo);
 }
