@@ -78,10 +78,12 @@ pub enum Command {
     /// Let a model propose codegen optimizations; keep only those measured faster.
     #[command(after_help = "Examples:\n  \
         ANTHROPIC_API_KEY=... cargo xtask optimize --sources ~/bpfilter --iterations 5 --budget-usd 10\n  \
-        cargo xtask optimize --hint 'look at the IPv6 prologue' --effort high --model claude-opus-4-5\n  \
+        cargo xtask optimize --hint 'look at the IPv6 prologue' --effort high --model claude-opus-4-8\n  \
+        cargo xtask optimize --proposal-model claude-opus-4-8 --impl-model claude-sonnet-4-6\n  \
+        cargo xtask optimize --validate 'build:make -C {build}' --validate 'test:make -C {build} test'\n  \
         cargo xtask optimize --resume 20261125-221500          # continue after Ctrl-C or a crash\n  \
         cargo xtask optimize --backend openai --api-base-url http://127.0.0.1:8080 --model qwen\n  \
-        cargo xtask optimize --agent-command 'my-agent --prompt-file \"$BFPERF_PROMPT_FILE\"'\n  \
+        cargo xtask optimize --agent-command ./agent.sh        # its contract: doc/optimize.md\n  \
         cargo xtask optimize --serve                           # follow it live in a browser (127.0.0.1)\n  \
         cargo xtask optimize --host root@bench-box             # build, test and measure there; the model stays here\n\n\
         The checkout must be clean. The run works in its own worktree on branch optimize/<run-id>; merge that\n\
