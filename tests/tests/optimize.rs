@@ -491,7 +491,7 @@ fn a_change_that_breaks_the_tests_is_fed_back_then_given_up() {
     assert!(a["commit"].is_null(), "nothing was committed");
     let diff = a["diff"].as_str().unwrap();
     assert!(diff.lines().any(|l| l.starts_with('+') && l.ends_with("return accept ? XDP_DROP : XDP_PASS;")), "{diff}");
-    assert_eq!(a["logs"].as_array().unwrap().len(), 6, "three commands, twice: {}", a["logs"]);
+    assert_eq!(a["logs"].as_array().unwrap().len(), 8, "three commands and the test rerun, twice: {}", a["logs"]);
     assert!(out.stderr.contains("make -C {build} test failed, asking for a fix (1/1)"), "{}", show(&out));
 
     // The implementer was asked twice: the second time with the failing test output.
