@@ -233,7 +233,7 @@ pub const OPTIMIZE_CHEAP: &[&str] = &[
     "--validate",
     "make -C {build} test_bin",
     "--validate",
-    "make -C {build} test",
+    "test:make -C {build} test",
 ];
 
 /// A run's exit code and both streams, for assertion messages.

@@ -136,7 +136,7 @@ fn two_turn_tool_use_sends_file_content_back_and_sums_usage() {
         out.usage,
         Usage { input_tokens: 400, output_tokens: 70, cache_read_tokens: 50, cache_write_tokens: 50 }
     );
-    let cost = out.usage.cost_usd(MODEL);
+    let cost = out.usage.cost_usd(MODEL).expect("a model of the price table");
     assert!(cost > 0.0);
     assert!((client.budget().spent_usd - cost).abs() < 1e-12, "{:?}", client.budget());
     assert_eq!(client.budget().calls, 2);

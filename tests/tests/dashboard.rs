@@ -75,6 +75,7 @@ fn record() -> RunRecord {
         spent_usd: 0.2,
         cumulative_ratio: 0.96,
         stopped: None,
+        setup: Default::default(),
     }
 }
 

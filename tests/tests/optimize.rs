@@ -510,7 +510,7 @@ fn a_change_that_breaks_the_tests_is_fed_back_then_given_up() {
     assert!(a["commit"].is_null(), "nothing was committed");
     let diff = a["diff"].as_str().unwrap();
     assert!(diff.lines().any(|l| l.starts_with('+') && l.ends_with("return accept ? XDP_DROP : XDP_PASS;")), "{diff}");
-    assert_eq!(a["logs"].as_array().unwrap().len(), 6, "three commands, twice: {}", a["logs"]);
+    assert_eq!(a["logs"].as_array().unwrap().len(), 8, "three commands and the test rerun, twice: {}", a["logs"]);
     assert!(out.stderr.contains("make -C {build} test failed, asking for a fix (1/1)"), "{}", show(&out));
 
     // The implementer was asked twice: the second time with the failing test output.
@@ -524,6 +524,179 @@ fn a_change_that_breaks_the_tests_is_fed_back_then_given_up() {
 
     assert_eq!(branch_tip(&repo, "broken"), base, "the branch did not move");
     assert_worktree_clean(&h);
+    before.assert_unchanged(&repo);
+}
+
+/// The validation of issue 12: a format step that fails on the baseline (as clang-format 14 on
+/// bpfilter's .clang-format) is recorded, runs first, and never stops the build and the tests
+/// after it, on the baseline or on an attempt; an attempt that breaks a test is rejected; the
+/// record, the report and the terminal say what ran and how many tests passed.
+#[test]
+fn a_failing_format_step_never_stops_the_tests() {
+    require_bpf!();
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let broken = (
+        "replace_in_file",
+        json!({"path": "src/libbpfilter/cgen/program.c",
+               "old": "return accept ? XDP_PASS : XDP_DROP;", "new": "return accept ? XDP_DROP : XDP_PASS;"}),
+    );
+    let server = ModelServer::start(move |call: &Call| match (call.phase, call.conv, call.turn) {
+        (Phase::Propose, 0, _) => text("TITLE: fold the XDP verdicts\nWHY: fewer branches.\nHOW: program.c."),
+        (Phase::Propose, _, _) => text(PLAN_DROP_PADDING),
+        (Phase::Implement, 0, 0) => tool_uses(std::slice::from_ref(&broken)),
+        (Phase::Implement, _, 0) => tool_uses(&[set_padding_edit(16, 0)]),
+        (Phase::Implement, _, _) => text("Done."),
+    });
+    // Given last, run first: a formatter that cannot read the style file, on every tree.
+    let format = "format:echo \"error: unknown key 'InsertNewlineAtEOF'\" >&2; exit 1";
+    let extra = ["--iterations", "2", "--max-fix-attempts", "0", "--validate", format];
+    let out = optimize(&repo, cache.path(), &server, "fmt", &extra);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "fmt");
+
+    // The baseline: the format step failed, the build and both tests ran after it.
+    assert_eq!(h["baseline_failed_commands"][0].as_str().unwrap(), &format["format:".len()..]);
+    let baseline = h["setup"]["baseline_validation"].as_array().unwrap();
+    let roles: Vec<&str> = baseline.iter().map(|v| v["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["format", "build", "build", "test"], "format first, then the others as given");
+    assert_eq!(baseline[3]["tests"], json!({"passed": 2, "failed": 0}), "{}", baseline[3]);
+    assert!(out.stderr.contains("baseline: format `"), "{}", show(&out));
+    assert!(out.stderr.contains("failed as on the baseline"), "{}", show(&out));
+
+    // Attempt 1 breaks the XDP verdicts: its tests ran, one failed, it is rejected.
+    assert_eq!(outcomes(&h)[0], "test_failed", "{}", show(&out));
+    let first = attempts(&h)[0]["validation"].as_array().unwrap();
+    assert_eq!(first.len(), 4, "every step ran: {first:?}");
+    assert_eq!(first[0]["as_on_baseline"], true);
+    assert_eq!(first[3]["tests"], json!({"passed": 1, "failed": 1}), "{}", first[3]);
+    assert!(out.stderr.contains("test `make -C {build} test` FAILED, 1 of 2 tests passed"), "{}", show(&out));
+
+    // Attempt 2 is good: validated with both tests passing, whatever its measurement says.
+    let second = attempts(&h)[1]["validation"].as_array().unwrap();
+    assert_eq!(second.len(), 4, "{second:?}");
+    assert_eq!(second[3]["tests"], json!({"passed": 2, "failed": 0}));
+    assert!(["kept", "rejected"].contains(&outcomes(&h)[1].as_str()), "{}", show(&out));
+    let report = std::fs::read_to_string(run_dir(cache.path(), "fmt").join("report.html")).unwrap();
+    assert!(report.contains("Baseline validation") && report.contains("2 tests passed"), "the report says it");
+    before.assert_unchanged(&repo);
+}
+
+/// An attempt that changes no generated program (a comment) is rejected without being timed.
+#[test]
+fn an_attempt_that_changes_no_program_is_not_timed() {
+    require_bpf!();
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let comment = (
+        "replace_in_file",
+        json!({
+            "path": KNOBS,
+            "old": "/* Number of redundant ALU instructions emitted by every prologue. */",
+            "new": "/* How many redundant ALU instructions every prologue emits. */"
+        }),
+    );
+    let plan = "TITLE: reword the padding comment\nWHY: clarity.\nHOW: edit knobs.h.";
+    let server = ModelServer::start(scripted(plan, vec![comment]));
+    let out = optimize(&repo, cache.path(), &server, "same", &["--iterations", "1"]);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "same");
+    assert_eq!(outcomes(&h), ["rejected"], "{}", show(&out));
+    let a = &attempts(&h)[0];
+    assert_eq!(
+        a["outcome"]["reason"], "no change in generated code: every case's program is identical to its parent's",
+        "{a:#}"
+    );
+    assert!(a["geomean"].is_null(), "nothing was timed: {a:#}");
+    assert_eq!(a["insns_delta"], 0);
+    let verdicts: Vec<&str> = a["deltas"].as_array().unwrap().iter().map(|d| d["verdict"].as_str().unwrap()).collect();
+    assert_eq!(verdicts, ["same code (not timed)", "same code (not timed)"], "{a:#}");
+    assert!(!out.stderr.contains("measuring against its parent"), "{}", show(&out));
+    assert_eq!(branch_tip(&repo, "same"), repo.head(), "the branch is back at its parent");
+    before.assert_unchanged(&repo);
+}
+
+/// doc/optimize.md's worked example of the external agent contract, run as the page shows it:
+/// the script is taken from the page. It proposes the plan it was given, implements it in the
+/// implement step only (BFPERF_STEP, BFPERF_PLAN_FILE, BFPERF_WORKTREE, BFPERF_SCOPE,
+/// BFPERF_FIX_ROUND), and the attempt is kept; a patch outside the scope makes it give up,
+/// which the record shows as a model error with its message.
+#[test]
+fn the_documented_agent_contract_works_as_written() {
+    require_bpf!();
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../doc/optimize.md")).unwrap();
+    let (_, after) = doc.split_once("<!-- example: replay-agent.sh -->\n```sh\n").expect("the example is in the doc");
+    let script = after.split_once("\n```").expect("the example's block ends").0;
+    let notes = tempfile::tempdir().unwrap();
+    let agent = notes.path().join("replay-agent.sh");
+    std::fs::write(&agent, format!("{script}\n")).unwrap();
+
+    let repo = FixtureRepo::new();
+    repo.set_padding(128);
+    let base = repo.commit("cgen: 128 redundant instructions per prologue");
+    // The change to replay: the padding dropped, as a diff; the checkout is left clean.
+    repo.set_padding(0);
+    let patch = notes.path().join("drop.diff");
+    std::fs::write(&patch, bfperf_tests::git(repo.path(), &["diff"])).unwrap();
+    git(repo.path(), &["checkout", "--", "."]);
+    let plan = notes.path().join("plan");
+    std::fs::write(&plan, PLAN_DROP_PADDING).unwrap();
+    let before = Checkout::take(&repo);
+    let cache = cache_dir();
+    let command = format!("sh {}", agent.display());
+    let args = |new: bool| {
+        let mut a = optimize_args(new, "replay", "http://127.0.0.1:9", &["--iterations", "1", "--objective", "insns"]);
+        a.extend(["--agent-command", &command]);
+        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let with = |new: bool, patch: &Path| {
+        let args = args(new);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut cmd = optimize_command(repo.path(), cache.path(), &args);
+        cmd.env("PLAN", &plan).env("PATCH", patch);
+        run(cmd)
+    };
+
+    let out = with(true, &patch);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "replay");
+    assert_eq!(outcomes(&h), ["kept"], "{}", show(&out));
+    assert_eq!(attempts(&h)[0]["plan"], PLAN_DROP_PADDING);
+    assert_eq!(attempts(&h)[0]["cost_unknown"], true, "the agent's model is not bfperf's to price");
+    let tip = branch_tip(&repo, "replay");
+    assert_eq!(git(repo.path(), &["diff", "--name-only", &base, &tip]), KNOBS);
+    assert_eq!(git(repo.path(), &["log", "-1", "--format=%s", &tip]), "lib: cgen: drop the redundant prologue padding");
+
+    // A patch outside the scope: the script refuses it in the implement step.
+    let outside = notes.path().join("outside.diff");
+    std::fs::write(&outside, "--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-x\n+y\n").unwrap();
+    let out = with(false, &outside);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "replay");
+    assert_eq!(outcomes(&h), ["kept", "model_error"], "{}", show(&out));
+    let reason = attempts(&h)[1]["outcome"]["reason"].as_str().unwrap();
+    assert!(reason.contains("README.md is outside src/libbpfilter/cgen"), "{reason}");
+    assert_eq!(branch_tip(&repo, "replay"), tip, "nothing more was kept");
+    assert_worktree_clean(&h);
+    before.assert_unchanged(&repo);
+}
+
+/// No test command, no run: "validated" must mean tested, unless the user said otherwise.
+#[test]
+fn validation_without_tests_needs_no_tests() {
+    let (repo, before) = fixture();
+    let cache = cache_dir();
+    let args = ["--run-id", "untested", "--iterations", "1", "--validate", "make -C {build}"];
+    let out = run(optimize_command(repo.path(), cache.path(), &args));
+    let line = only_line(&out);
+    assert!(line.contains("no test command") && line.contains("test:CMD") && line.contains("--no-tests"), "{line}");
+    let out = run(optimize_command(
+        repo.path(),
+        cache.path(),
+        &["--run-id", "both", "--no-tests", "--validate", "test:make test"],
+    ));
+    assert!(only_line(&out).contains("--no-tests with a test command"), "{}", show(&out));
+    assert_nothing_created(&repo, cache.path());
     before.assert_unchanged(&repo);
 }
 
@@ -831,6 +1004,17 @@ fn bad_input_gets_one_clear_error_and_leaves_nothing_behind() {
     assert_nothing_created(&repo, cache.path());
     before.assert_unchanged(&repo);
 
+    // A budget for a model bfperf has no price for.
+    let mut priced = args("unpriced");
+    priced.extend(["--model", "my-local-model", "--budget-usd", "1"]);
+    let out = run(optimize_command(repo.path(), cache.path(), &priced));
+    let line = only_line(&out);
+    assert!(
+        line.contains("no price for the model my-local-model") && line.contains("--price-per-mtok IN,OUT"),
+        "{line}"
+    );
+    assert_nothing_created(&repo, cache.path());
+
     // A branch of that name already exists.
     git(repo.path(), &["branch", "optimize/taken"]);
     let out = run(optimize_command(repo.path(), cache.path(), &args("taken")));
@@ -975,6 +1159,37 @@ fn a_run_that_fails_to_start_leaves_no_branch_nor_worktree() {
     assert_eq!(branch_tip(&repo, "late"), repo.head());
 }
 
+/// What the test build misses is named, by `doctor --sources` before the run and by the run's
+/// own error (which leaves no branch and no worktree), as cmake reports it.
+#[test]
+fn a_missing_test_dependency_is_named_by_doctor_and_by_the_start() {
+    let repo = FixtureRepo::new();
+    let lists = std::fs::read_to_string(repo.path().join("CMakeLists.txt")).unwrap();
+    // As bpfilter's tests/ needs cmocka or Google Benchmark: here, a package no host has.
+    let lists =
+        lists.replace("    enable_testing()\n", "    enable_testing()\n    find_package(bfperf_absent_pkg REQUIRED)\n");
+    assert!(lists.contains("bfperf_absent_pkg"), "the fixture's test block moved");
+    std::fs::write(repo.path().join("CMakeLists.txt"), lists).unwrap();
+    repo.commit("tests: need a package");
+    let before = Checkout::take(&repo);
+    let cache = cache_dir();
+
+    let out = run(bfperf_tests::subcommand("doctor", repo.path(), &[], cache.path()));
+    let line =
+        out.stdout.lines().find(|l| l.contains("optimize: test build")).unwrap_or_else(|| panic!("{}", show(&out)));
+    assert_eq!(line, "! optimize: test build: cmake fails: bfperf_absent_pkg is missing", "{}", show(&out));
+
+    let out =
+        run(optimize_command(repo.path(), cache.path(), &optimize_args(true, "absent", "http://127.0.0.1:9", &[])));
+    let line = error_line(&out);
+    assert!(line.contains("run absent could not start (its branch and worktree were removed)"), "{line}");
+    assert!(line.contains("cmake failed") && line.contains("bfperf_absent_pkg is missing"), "{line}");
+    assert_eq!(git(repo.path(), &["branch", "--list", "optimize/*"]), "", "a branch was left");
+    assert_eq!(git(repo.path(), &["worktree", "list", "--porcelain"]).matches("worktree ").count(), 1);
+    assert!(!run_dir(cache.path(), "absent").join("worktree").exists());
+    before.assert_unchanged(&repo);
+}
+
 #[test]
 fn scope_spellings_and_ignored_files_are_checked_like_any_change() {
     let (repo, before) = fixture();
@@ -982,7 +1197,7 @@ fn scope_spellings_and_ignored_files_are_checked_like_any_change() {
     let cgen = "src/libbpfilter/cgen";
     // Validation: fails while a marker file is in the scope; it also leaves an
     // ignored file in the worktree (as a build writing there would), which is not the model's.
-    let validate = "mkdir -p {source}/build-v && touch {source}/build-v/out \
+    let validate = "test:mkdir -p {source}/build-v && touch {source}/build-v/out \
                     && test ! -e {source}/src/libbpfilter/cgen/marker.txt \
                     && test ! -e {source}/src/libbpfilter/cgen/build-x/marker.txt";
     let plan = "TITLE: add a marker\nWHY: to test.\nHOW: write marker.txt.";
@@ -1090,6 +1305,7 @@ fn validation_runs_in_the_sandbox() {
         "xdp__prologue",
         "--validate",
         &validate,
+        "--no-tests",
         "--secret-env",
         "MY_CREDS",
     ];
@@ -1126,10 +1342,12 @@ fn validation_runs_in_the_sandbox() {
 // ---------------------------------------------------------------------------
 // The model flags, the acceptance flags and the OpenAI backend, end to end.
 
-/// `--model`, `--effort`, `--hint` and `--max-turns` reach the model: the request bodies the
-/// scripted server received name the model, ask for the effort's thinking budget and carry the
-/// hint in the proposal's prompt; an implementation still calling tools is cut after
-/// `--max-turns` requests and recorded as a model error.
+/// `--proposal-model`, `--impl-model` (over `--model`), `--effort`, repeated `--hint`s and
+/// `--max-turns` reach the model: the request bodies the scripted server received name each
+/// step's model, ask for the effort in the form its family takes (an effort level for an
+/// adaptive-thinking model, a thinking budget for the others) and carry both hints in the
+/// proposal's prompt; both models spend one budget; an implementation still calling tools is
+/// cut after `--max-turns` requests and recorded as a model error.
 #[test]
 fn model_effort_hint_and_max_turns_reach_the_model() {
     require_bpf!();
@@ -1141,11 +1359,17 @@ fn model_effort_hint_and_max_turns_reach_the_model() {
         // Never done: one more directory listing every turn.
         Phase::Implement => tool_uses(&[("list_dir", json!({"path": "src/libbpfilter/cgen"}))]),
     });
-    let extra = ["--iterations", "1", "--model", "claude-opus-4-5", "--effort", "high", "--hint", hint];
-    let out = optimize(&repo, cache.path(), &server, "flags", &[&extra[..], &["--max-turns", "2"]].concat());
+    let second = "and keep the IPv4 path as it is";
+    let models = ["--proposal-model", "claude-opus-4-8", "--impl-model", "claude-opus-4-5", "--budget-usd", "5"];
+    let extra = ["--iterations", "1", "--model", "unused-model", "--effort", "high", "--hint", hint, "--hint", second];
+    let out = optimize(&repo, cache.path(), &server, "flags", &[&extra[..], &models, &["--max-turns", "2"]].concat());
     assert_eq!(out.code, 0, "{}", show(&out));
     let h = history(cache.path(), "flags");
-    assert_eq!(h["model"], "claude-opus-4-5");
+    assert_eq!(h["model"], "claude-opus-4-8 (proposal), claude-opus-4-5 (implementation)");
+    assert_eq!(h["setup"]["proposal_model"], "claude-opus-4-8");
+    assert_eq!(h["setup"]["impl_model"], "claude-opus-4-5");
+    assert_eq!(h["setup"]["effort"], "high");
+    assert_eq!(h["setup"]["hints"], json!([hint, second]));
     assert_eq!(outcomes(&h), ["model_error"], "{}", show(&out));
     let reason = attempts(&h)[0]["outcome"]["reason"].as_str().unwrap();
     assert!(reason.contains("still calling tools after 2 turns"), "{reason}");
@@ -1153,16 +1377,23 @@ fn model_effort_hint_and_max_turns_reach_the_model() {
     let bodies = server.bodies();
     let implement: Vec<&Value> = bodies.iter().filter(|b| phase_of(b) == Phase::Implement).collect();
     assert_eq!(implement.len(), 2, "--max-turns 2: two requests in the implementation");
-    for b in &bodies {
+    for b in &implement {
         assert_eq!(b["model"], "claude-opus-4-5", "{b}");
-        // --effort high: 16,000 thinking tokens, inside max_tokens.
+        // --effort high on a budget-thinking model: 16,000 thinking tokens, inside max_tokens.
         assert_eq!(b["thinking"], json!({"type": "enabled", "budget_tokens": 16000}), "{}", b["thinking"]);
         assert!(b["max_tokens"].as_u64().unwrap() > 16000, "{}", b["max_tokens"]);
     }
     let propose = server.first_requests(Phase::Propose);
     assert_eq!(propose.len(), 1);
+    // --effort high on an adaptive-thinking model: its effort level.
+    assert_eq!(propose[0]["model"], "claude-opus-4-8");
+    assert_eq!(propose[0]["thinking"], json!({"type": "adaptive"}));
+    assert_eq!(propose[0]["output_config"], json!({"effort": "high"}));
     let prompt = format!("{}{}", propose[0]["system"], propose[0]["messages"]);
-    assert!(prompt.contains(hint), "the hint is in the proposal prompt: {prompt}");
+    assert!(prompt.contains(hint) && prompt.contains(second), "both hints are in the proposal prompt: {prompt}");
+    // Both models spent the one budget: the run's spending is the attempt's.
+    assert!(h["spent_usd"].as_f64().unwrap() > 0.0);
+    assert_spent_is_the_sum_of_attempts(&h);
     assert_worktree_clean(&h);
     before.assert_unchanged(&repo);
 }
@@ -1287,10 +1518,10 @@ fn chat_phase(body: &Value) -> Phase {
 }
 
 /// `--backend openai` runs the loop over a chat-completions server (no Anthropic key needed),
-/// with `--objective insns`: a change that only edits a comment is measured and rejected for
-/// having no fewer instructions. `--include-flagged` lets a flagged case be judged: without it,
-/// a filter of flagged cases only is one error before anything is built.
-/// `--cpu-pin 0 --no-preempt` reach the measuring thread only, as the fixture records.
+/// with `--objective insns`: a change that drops one padding instruction is kept on the
+/// instruction counts alone, nothing timed (no bfcli runs on the SCHED_FIFO measuring thread
+/// that `--cpu-pin 0 --no-preempt` would make). `--include-flagged` lets a flagged case be
+/// judged: without it, a filter of flagged cases only is one error before anything is built.
 #[test]
 fn openai_backend_objective_insns_and_include_flagged() {
     require_bpf!();
@@ -1307,7 +1538,8 @@ fn openai_backend_objective_insns_and_include_flagged() {
             "local-qwen".into(),
         ]
     };
-    let common = ["--quick", "--time-budget", "5", "--validate", "make -C {build} -j{jobs}", "--iterations", "1"];
+    let common =
+        ["--quick", "--time-budget", "5", "--validate", "make -C {build} -j{jobs}", "--no-tests", "--iterations", "1"];
 
     // Flagged cases only, without --include-flagged: one error, nothing built.
     let filter_flagged = ["--filter", flagged];
@@ -1326,17 +1558,10 @@ fn openai_backend_objective_insns_and_include_flagged() {
     );
     assert!(!cache.path().join("builds").exists() && !run_dir(cache.path(), "flagged").exists());
 
-    let comment = (
-        "replace_in_file",
-        json!({
-            "path": KNOBS,
-            "old": "/* Number of redundant ALU instructions emitted by every prologue. */",
-            "new": "/* How many redundant ALU instructions every prologue emits. */"
-        }),
-    );
+    let comment = set_padding_edit(16, 15);
     let server = ChatServer::start(move |phase, turn| match (phase, turn) {
         (Phase::Propose, _) => {
-            json!({"role": "assistant", "content": "TITLE: reword the padding comment\nWHY: clarity.\nHOW: edit knobs.h."})
+            json!({"role": "assistant", "content": "TITLE: one padding instruction less\nWHY: dead work.\nHOW: edit knobs.h."})
         }
         (Phase::Implement, 0) => json!({"role": "assistant", "content": null, "tool_calls": [{
             "id": "call_0", "type": "function",
@@ -1365,18 +1590,24 @@ fn openai_backend_objective_insns_and_include_flagged() {
     let h = history(cache.path(), "openai");
     assert_eq!(h["model"], "local-qwen");
     assert_eq!(h["objective"], "insns");
-    assert_eq!(outcomes(&h), ["rejected"], "{}", show(&out));
+    // Fewer instructions: kept on the counts alone, nothing timed.
+    assert_eq!(outcomes(&h), ["kept"], "{}", show(&out));
     let a = &attempts(&h)[0];
-    assert_eq!(a["outcome"]["reason"], "no fewer instructions (+0)", "{a:#}");
+    assert!(a["insns_delta"].as_i64().unwrap() < 0, "{a:#}");
+    assert!(a["geomean"].is_null(), "nothing was timed: {a:#}");
     let cases: Vec<&str> = a["deltas"].as_array().unwrap().iter().map(|d| d["case"].as_str().unwrap()).collect();
     assert_eq!(cases, ["xdp__prologue", flagged], "the flagged case is judged too");
+    assert!(a["deltas"].as_array().unwrap().iter().all(|d| d["verdict"] == "changed (not timed)"), "{a:#}");
     // Three chat requests: the plan, the edit, the closing line; every one for the model asked.
     let bodies = server.bodies();
     assert_eq!(bodies.len(), 3, "{bodies:#?}");
     assert!(bodies.iter().all(|b| b["model"] == "local-qwen"), "{bodies:#?}");
     assert!(out.stderr.contains("host: while measuring: SCHED_FIFO priority 1"), "{}", show(&out));
-    // The builds of optimize run in the sandbox, with a clean environment: no build lines.
-    bfperf_tests::assert_measuring_thread_isolated(&record, false);
+    // Nothing was measured: no bfcli was started by the (SCHED_FIFO) measuring thread.
+    let sched = std::fs::read_to_string(&record).unwrap();
+    let bfcli: Vec<&str> = sched.lines().filter(|l| l.starts_with("bfcli ")).collect();
+    assert!(!bfcli.is_empty(), "the programs were loaded:\n{sched}");
+    assert!(bfcli.iter().all(|l| l.ends_with("parent_fifo_threads=0")), "a bfcli was measured:\n{sched}");
     assert_worktree_clean(&h);
     before.assert_unchanged(&repo);
 }

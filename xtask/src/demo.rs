@@ -199,7 +199,7 @@ fn optimize_options(
         "--validate",
         "make -C {build} test_bin",
         "--validate",
-        "make -C {build} test",
+        "test:make -C {build} test",
         "--max-turns",
         "10",
         "--quick",
@@ -214,7 +214,7 @@ fn optimize_options(
         args.extend(["--filter".into(), f.into()]);
     }
     let Cli::Optimize(flags) = Cli::parse_from(args)? else { unreachable!("parsed as optimize") };
-    let mut opts = OptimizeOptions::from_flags(flags, cache.to_owned(), Default::default())?;
+    let mut opts = OptimizeOptions::from_flags(*flags, cache.to_owned(), Default::default())?;
     opts.api_key = crate::agent::ApiKey::new(DEMO_KEY);
     Ok(opts)
 }
@@ -270,7 +270,8 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let worktree = tempfile::tempdir().unwrap();
         let opts = optimize_options(worktree.path(), url, "test", None, cache.path()).unwrap();
-        let mut model = optimize::make_model(&opts, worktree.path(), 0.0).unwrap();
+        let mut model =
+            optimize::make_model(&opts, &opts.proposal_model, worktree.path(), &Default::default()).unwrap();
         let conv = Conversation { system: "s".into(), user: "u".into(), max_turns: 2, effort: Effort::Low };
         let mut tools = crate::agent::tools::FileTools::new(worktree.path(), None).unwrap();
         let outcome = model.converse(&conv, &mut tools).unwrap();

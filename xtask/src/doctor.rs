@@ -176,6 +176,7 @@ pub fn run(sources: Option<&Path>) -> Vec<Check> {
             Level::Advice,
         )),
     }
+    checks.extend(optimize_checks(sources));
     let ccache = which("ccache");
     checks.push(Check::new(
         "ccache",
@@ -219,6 +220,122 @@ pub fn run(sources: Option<&Path>) -> Vec<Check> {
     }
     checks.push(key_check(std::env::var_os("ANTHROPIC_API_KEY").is_some_and(|k| !k.is_empty())));
     checks
+}
+
+/// What `optimize`'s default validation needs beyond a bench build: the
+/// programs and packages of bpfilter's test build (clang-tidy, clang-format,
+/// cmocka, Google Benchmark...), each with its apt line; with the sources, a
+/// configure of their test build in a scratch directory (naming what cmake
+/// misses) and whether the installed clang-format reads their `.clang-format`.
+/// Advice: `bench` needs none of it.
+fn optimize_checks(sources: Option<&Path>) -> Vec<Check> {
+    let mut checks = vec![];
+    let basic = ["cmake", "make", "cc", "bison", "flex", "pkg-config", "libbpf"];
+    for (what, how, package) in crate::validation::BPFILTER_NEEDS.iter().filter(|(w, _, _)| !basic.contains(w)) {
+        let names: Vec<&str> = what.split('|').collect();
+        let shown = names.last().copied().unwrap_or(what);
+        let ok = match *how {
+            "pkg-config" => Command::new("pkg-config").args(["--exists", what]).status().is_ok_and(|s| s.success()),
+            _ => names.iter().any(|n| which(n)),
+        };
+        let detail = match (ok, *how) {
+            (true, "pkg-config") => "pkg-config finds it",
+            (true, _) => "found",
+            (false, "pkg-config") => "not found by pkg-config: bpfilter's tests need it",
+            (false, _) => "not on PATH: bpfilter's tests need it",
+        };
+        let name = format!("optimize: {shown}");
+        checks.push(Check::new(&name, ok, detail, Some(&format!("apt-get install -y {package}")), Level::Advice));
+    }
+    let Some(root) =
+        sources.map(Path::to_owned).or_else(|| std::env::var_os(crate::sources::SOURCES_ENV).map(Into::into))
+    else {
+        return checks;
+    };
+    if !root.join("CMakeLists.txt").is_file() {
+        return checks;
+    }
+    if which("cmake") {
+        checks.push(test_build_check(&root));
+    }
+    if let Some(c) = clang_format_check(&root) {
+        checks.push(c);
+    }
+    checks
+}
+
+/// Configure the test build of `root` in a scratch directory, as optimize does.
+fn test_build_check(root: &Path) -> Check {
+    let name = "optimize: test build";
+    let Ok(scratch) = tempfile::Builder::new().prefix("bfperf-doctor-").tempdir() else {
+        return Check::new(name, false, "cannot create a scratch directory", None, Level::Advice);
+    };
+    let out = Command::new("cmake").arg("-S").arg(root).arg("-B").arg(scratch.path()).arg("-DNO_DOCS=1").output();
+    match out {
+        Ok(o) if o.status.success() => {
+            Check::new(name, true, "cmake configures it (tests enabled)", None, Level::Advice)
+        }
+        Ok(o) => {
+            let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+            match crate::validation::missing(&text) {
+                Some((what, package)) => {
+                    let fix = package.map(|p| format!("apt-get install -y {p}"));
+                    Check::new(name, false, format!("cmake fails: {what} is missing"), fix.as_deref(), Level::Advice)
+                }
+                None => {
+                    let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned();
+                    Check::new(name, false, format!("cmake fails: {}", crate::text::line(&last)), None, Level::Advice)
+                }
+            }
+        }
+        Err(e) => Check::new(name, false, format!("cannot run cmake: {e}"), None, Level::Advice),
+    }
+}
+
+/// Whether the clang-format the tree's CMake would pick reads the tree's `.clang-format`: an
+/// older one stops at the first key it does not know (`unknown key 'InsertNewlineAtEOF'`).
+fn clang_format_check(root: &Path) -> Option<Check> {
+    let style = root.join(".clang-format");
+    if !style.is_file() {
+        return None;
+    }
+    let program = ["clang-format-18", "clang-format"].into_iter().find(|p| which(p))?;
+    let scratch = tempfile::Builder::new().prefix("bfperf-doctor-").tempdir().ok()?;
+    let probe = scratch.path().join("probe.c");
+    std::fs::write(
+        &probe, "int x;
+",
+    )
+    .ok()?;
+    let out = Command::new(program).arg(format!("--style=file:{}", style.display())).arg(&probe).output().ok()?;
+    let version = Command::new(program)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let name = "optimize: .clang-format";
+    if out.status.success() {
+        return Some(Check::new(name, true, format!("{program} reads .clang-format ({version})"), None, Level::Advice));
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let why = err
+        .lines()
+        .find(|l| l.contains("error:"))
+        .map(|l| l.split("error:").last().unwrap_or(l).trim())
+        .unwrap_or("it fails");
+    Some(Check::new(
+        name,
+        false,
+        format!(
+            "{program} is older than the tree's .clang-format needs ({why}; {version}): `make fixstyle` fails on the \
+             baseline, attempts are not reformatted"
+        ),
+        Some(
+            "apt-get install -y clang-format-19 && ln -sf /usr/bin/clang-format-19 /usr/local/bin/clang-format \
+             (Debian 12; the tree's CMake looks for clang-format-18, then clang-format)",
+        ),
+        Level::Advice,
+    ))
 }
 
 /// The API key check: says whether it is set, never what it is.

@@ -89,17 +89,19 @@ pub enum Command {
     /// Let a model propose codegen optimizations; keep only those measured faster.
     #[command(after_help = "Examples:\n  \
         ANTHROPIC_API_KEY=... cargo xtask optimize --sources ~/bpfilter --iterations 5 --budget-usd 10\n  \
-        cargo xtask optimize --hint 'look at the IPv6 prologue' --effort high --model claude-opus-4-5\n  \
+        cargo xtask optimize --hint 'look at the IPv6 prologue' --effort high --model claude-opus-4-8\n  \
+        cargo xtask optimize --proposal-model claude-opus-4-8 --impl-model claude-sonnet-4-6\n  \
+        cargo xtask optimize --validate 'build:make -C {build}' --validate 'test:make -C {build} test'\n  \
         cargo xtask optimize --resume 20261125-221500          # continue after Ctrl-C or a crash\n  \
         cargo xtask optimize --backend openai --api-base-url http://127.0.0.1:8080 --model qwen\n  \
-        cargo xtask optimize --agent-command 'my-agent --prompt-file \"$BFPERF_PROMPT_FILE\"'\n  \
+        cargo xtask optimize --agent-command ./agent.sh        # its contract: doc/optimize.md\n  \
         cargo xtask optimize --serve                           # follow it live in a browser (127.0.0.1)\n  \
         cargo xtask optimize --host root@bench-box             # build, test and measure there; the model stays here\n\n\
         The checkout must be clean. The run works in its own worktree on branch optimize/<run-id>; merge that\n\
         branch to keep the wins.\n\
         Everything is recorded in <cache>/optimize/<run-id>/history.json and report.html.\n\
         Exit codes: 0 done; 1 could not run; 130 interrupted (then --resume). See doc/exit-codes.md.")]
-    Optimize(OptimizeFlags),
+    Optimize(Box<OptimizeFlags>),
     /// Serve the optimize runs of one checkout in a browser (loopback only): list, live view, start, stop.
     #[command(after_help = "Examples:\n  cargo xtask optimize-dashboard --sources ~/bpfilter\n  \
         cargo xtask optimize-dashboard --addr 127.0.0.1:8080\n\n\
@@ -593,18 +595,31 @@ pub struct OptimizeFlags {
     /// Attempts to make.
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub iterations: usize,
-    /// A hint for the proposals.
+    /// A hint for the proposals (repeatable: each is one line of the prompt).
     #[arg(long, value_name = "TEXT")]
-    pub hint: Option<String>,
-    /// Model id.
-    #[arg(long, default_value = "claude-sonnet-4-5", value_name = "MODEL")]
-    pub model: String,
-    /// Thinking effort: low, medium, high, max.
+    pub hint: Vec<String>,
+    /// Model id of both steps [default: claude-sonnet-4-6]; --proposal-model and --impl-model
+    /// override it for one step.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Model id of the proposal (planning) step [default: --model's].
+    #[arg(long, value_name = "MODEL")]
+    pub proposal_model: Option<String>,
+    /// Model id of the implementation step [default: --model's].
+    #[arg(long, value_name = "MODEL")]
+    pub impl_model: Option<String>,
+    /// Thinking effort: low, medium, high, max (a thinking budget or an effort level,
+    /// whichever the model's API takes; doc/optimize.md).
     #[arg(long, default_value = "medium", value_name = "EFFORT")]
     pub effort: agent::Effort,
-    /// Stop the run before a model call would exceed this many USD.
+    /// Stop the run before a model call would exceed this many USD (a model bfperf has no
+    /// price for needs --price-per-mtok).
     #[arg(long, value_name = "USD")]
     pub budget_usd: Option<f64>,
+    /// The price of the run's models, in USD per million input and output tokens (e.g. 3,15;
+    /// 0,0 for a free local model), instead of bfperf's table.
+    #[arg(long, value_name = "IN,OUT", value_parser = agent::pricing::Price::parse_per_mtok)]
+    pub price_per_mtok: Option<agent::pricing::Price>,
     /// The directory the model may change, relative to the tree.
     #[arg(long, default_value = "src/libbpfilter/cgen", value_name = "DIR")]
     pub scope: String,
@@ -632,10 +647,14 @@ pub struct OptimizeFlags {
     /// Use an external coding agent run in the worktree instead (scope still enforced on its diff).
     #[arg(long, value_name = "CMD")]
     pub agent_command: Option<String>,
-    /// Validation command, repeatable; {build}, {source} and {jobs} are expanded
-    /// [default: bpfilter's: make, fixstyle, test_bin, test].
-    #[arg(long, value_name = "CMD")]
-    pub validate: Vec<String>,
+    /// Validation command ROLE:CMD, repeatable; ROLE is build, format or test (a command without
+    /// one is a build command); {build}, {source} and {jobs} are expanded. Format commands run
+    /// first [default: bpfilter's: format:fixstyle, build:make, build:test_bin, test:make test].
+    #[arg(long, value_name = "ROLE:CMD")]
+    pub validate: Vec<crate::validation::Step>,
+    /// Keep attempts that were only built: allow a validation without a test command.
+    #[arg(long)]
+    pub no_tests: bool,
     #[command(flatten)]
     pub cases: CaseFlags,
     /// Also judge cases flagged use_set, use_log or userspace_only.

@@ -96,10 +96,13 @@ impl Machine {
 
     /// Run validation `commands` in the local tree `dir` (uploaded first on a
     /// host) with build directory `build`, confined by `sandbox` there; logs
-    /// are written locally to `logs`.
+    /// are written locally to `logs`. A failing command whose `stops` entry is
+    /// true ends the list ([`crate::validation::run_all`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn run_commands(
         &self,
         commands: &[String],
+        stops: &[bool],
         dir: &Path,
         build: &Path,
         logs: &Path,
@@ -107,11 +110,12 @@ impl Machine {
         sandbox: &Policy,
     ) -> Result<Vec<CommandResult>> {
         let Machine::Remote(r) = self else {
-            return crate::validation::run_all(commands, dir, build, logs, tag, sandbox);
+            return crate::validation::run_all(commands, stops, dir, build, logs, tag, sandbox);
         };
         let tree = r.sync_tree(dir)?;
         let request = Request::Commands {
             commands: commands.to_vec(),
+            stops: stops.to_vec(),
             dir: tree,
             build: r.path_of(build),
             sandbox: sandbox.clone(),
@@ -124,7 +128,9 @@ impl Machine {
             .map(|(i, o)| {
                 let log = logs.join(format!("{tag}-{i}.log"));
                 std::fs::write(&log, &o.log_text).with_context(|| format!("cannot write {}", log.display()))?;
-                Ok(CommandResult { command: o.command, ok: o.ok, failed_tests: o.failed_tests, log, tail: o.tail })
+                // The log text is the host's log, `$ command` line first.
+                let text = o.log_text.split_once('\n').map(|(_, rest)| rest).unwrap_or("");
+                Ok(CommandResult::from_output(o.command, o.ok, text, o.seconds, log))
             })
             .collect()
     }

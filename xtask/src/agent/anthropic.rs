@@ -8,8 +8,10 @@
 //! checked before every request. Any other stop reason (`end_turn`, `max_tokens`, `refusal`...)
 //! ends the conversation with the text of that last response.
 
+use super::budget::SharedBudget;
 use super::http::{Header, HttpConfig, JsonPoster};
-use super::{dispatch, pricing, AgentError, ApiKey, Budget, Conversation, Effort, Model, Outcome, ToolHost, Usage};
+use super::pricing::{self, Price, Thinking};
+use super::{dispatch, AgentError, ApiKey, Budget, Conversation, Effort, Model, Outcome, ToolHost, Usage};
 use serde_json::{json, Value};
 
 /// Where the API is when neither `--api-base-url` nor `ANTHROPIC_BASE_URL` says otherwise.
@@ -46,6 +48,9 @@ pub struct AnthropicConfig {
     /// Output tokens allowed per request for the answer, on top of any thinking budget
     /// (the total is capped at the model's limit, see [`pricing::max_output_tokens`]).
     pub max_tokens: u32,
+    /// Prices for cost and budget; `None` looks the model up in [`pricing`] (`--price-per-mtok`
+    /// sets it; a model the table lacks then has no known cost).
+    pub price: Option<Price>,
     /// Timeout and retries.
     pub http: HttpConfig,
 }
@@ -57,15 +62,26 @@ impl AnthropicConfig {
             model: model.into(),
             base_url: resolve_base_url(base_url),
             max_tokens: 8_192,
+            price: None,
             http: HttpConfig::default(),
         }
     }
 
+    /// The prices calls are charged at, `None` when unknown.
+    pub fn price(&self) -> Option<Price> {
+        self.price.or_else(|| pricing::price_for(&self.model))
+    }
+
     /// `max_tokens` and the thinking budget to request at `effort`: `max_tokens` always exceeds
-    /// the thinking budget, and both fit the model's output limit.
+    /// the thinking budget, and both fit the model's output limit. A model with adaptive
+    /// thinking gets no budget (its effort level steers it) but room for its thinking.
     pub fn token_limits(&self, effort: Effort) -> (u32, Option<u32>) {
         let cap = pricing::max_output_tokens(&self.model);
         let answer = self.max_tokens.max(1);
+        if pricing::thinking(&self.model) == Thinking::Adaptive {
+            let room = effort.thinking_budget().map_or(8_000, |b| b * 2);
+            return (answer.saturating_add(room).min(cap), None);
+        }
         match effort.thinking_budget() {
             None => (answer.min(cap), None),
             Some(budget) => {
@@ -81,14 +97,14 @@ impl AnthropicConfig {
 pub struct Anthropic {
     config: AnthropicConfig,
     poster: JsonPoster,
-    budget: Budget,
+    budget: SharedBudget,
 }
 
 impl std::fmt::Debug for Anthropic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Anthropic")
             .field("config", &self.config)
-            .field("budget", &self.budget)
+            .field("budget", &self.budget())
             .field("key", &super::secret::REDACTED)
             .finish()
     }
@@ -109,18 +125,24 @@ impl Anthropic {
             Header { name: "anthropic-version", value: API_VERSION.to_string(), sensitive: false },
         ];
         let poster = JsonPoster::new(url, headers, Some(key), KEY_VAR, &config.http)?;
-        Ok(Anthropic { config, poster, budget: Budget::default() })
+        Ok(Anthropic { config, poster, budget: SharedBudget::default() })
     }
 
     /// Charge calls to `budget` (limit and amount already spent, e.g. from a resumed run).
-    pub fn with_budget(mut self, budget: Budget) -> Self {
+    pub fn with_budget(self, budget: Budget) -> Self {
+        self.with_shared_budget(SharedBudget::new(budget))
+    }
+
+    /// Charge calls to `budget`, which other clients may share (the proposal and implementation
+    /// models of one run spend one budget).
+    pub fn with_shared_budget(mut self, budget: SharedBudget) -> Self {
         self.budget = budget;
         self
     }
 
-    /// Money spent through this client and its limit.
-    pub fn budget(&self) -> &Budget {
-        &self.budget
+    /// Money spent through this client's budget and its limit.
+    pub fn budget(&self) -> Budget {
+        self.budget.get()
     }
 
     /// The client's settings.
@@ -148,6 +170,10 @@ impl Anthropic {
         if let Some(budget_tokens) = thinking {
             body["thinking"] = json!({"type": "enabled", "budget_tokens": budget_tokens});
         }
+        if pricing::thinking(&self.config.model) == Thinking::Adaptive {
+            body["thinking"] = json!({"type": "adaptive"});
+            body["output_config"] = json!({"effort": req.effort.as_str()});
+        }
         (body, max_tokens)
     }
 
@@ -156,7 +182,7 @@ impl Anthropic {
     fn worst_case_usd(&self, body: &Value, max_tokens: u32) -> f64 {
         let input_tokens = body.to_string().len() as u64 / 3 + 1;
         let usage = Usage { input_tokens, output_tokens: max_tokens as u64, ..Usage::default() };
-        usage.cost_usd(&self.config.model)
+        self.config.price().map_or(0.0, |p| p.cost_usd(&usage))
     }
 }
 
@@ -174,12 +200,12 @@ impl Model for Anthropic {
 
         for turn in 1..=req.max_turns {
             let (body, max_tokens) = self.request_body(req, &tools_json, &messages);
-            let estimate = self.budget.estimate_next_call(self.worst_case_usd(&body, max_tokens));
-            self.budget.check_before_call(estimate)?;
+            let budget = self.budget.get();
+            budget.check_before_call(budget.estimate_next_call(self.worst_case_usd(&body, max_tokens)))?;
 
             let reply = Reply::parse(&self.poster.post(&body).map_err(|e| e.with_usage(&usage))?)?;
             usage.add(&reply.usage);
-            self.budget.record(reply.usage.cost_usd(&self.config.model));
+            self.budget.record(self.config.price().map_or(0.0, |p| p.cost_usd(&reply.usage)));
             thinking.extend(reply.thinking.iter().cloned());
             tools.turn(&reply.thinking, &reply.text);
 
@@ -291,6 +317,26 @@ mod tests {
         let (max, think) = c.token_limits(Effort::Max);
         assert_eq!(max, 32_000);
         assert!(think.unwrap() < max && think.unwrap() >= 16_000, "{think:?}");
+        // Adaptive thinking: no budget, room for the thinking the effort level asks for.
+        c.model = "claude-opus-4-8".into();
+        assert_eq!(c.token_limits(Effort::Low), (16_192, None));
+        assert_eq!(c.token_limits(Effort::Max), (72_192, None));
+    }
+
+    #[test]
+    fn each_family_gets_its_own_effort_fields() {
+        let key = ApiKey::new("k").unwrap();
+        let req = Conversation { system: "s".into(), user: "u".into(), max_turns: 1, effort: Effort::High };
+        let body = |model: &str| {
+            let client = Anthropic::new(key.clone(), AnthropicConfig::new(model, Some("http://127.0.0.1:1"))).unwrap();
+            client.request_body(&req, &json!([]), &[]).0
+        };
+        let adaptive = body("claude-opus-4-8");
+        assert_eq!(adaptive["thinking"], json!({"type": "adaptive"}));
+        assert_eq!(adaptive["output_config"], json!({"effort": "high"}));
+        let budgeted = body("claude-sonnet-4-5");
+        assert_eq!(budgeted["thinking"], json!({"type": "enabled", "budget_tokens": 16_000}));
+        assert!(budgeted.get("output_config").is_none());
     }
 
     #[test]

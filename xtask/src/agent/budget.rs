@@ -63,9 +63,40 @@ impl Budget {
     }
 }
 
+/// A [`Budget`] several clients charge (a run's proposal and implementation models).
+#[derive(Debug, Clone, Default)]
+pub struct SharedBudget(std::sync::Arc<std::sync::Mutex<Budget>>);
+
+impl SharedBudget {
+    /// Share `budget`.
+    pub fn new(budget: Budget) -> Self {
+        SharedBudget(std::sync::Arc::new(std::sync::Mutex::new(budget)))
+    }
+
+    /// The budget as it stands.
+    pub fn get(&self) -> Budget {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Record a call that cost `cost_usd` (see [`Budget::record`]).
+    pub fn record(&self, cost_usd: f64) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).record(cost_usd);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_budget_is_one_budget() {
+        let a = SharedBudget::new(Budget::new(Some(1.0)));
+        let b = a.clone();
+        a.record(0.6);
+        b.record(0.3);
+        assert!((a.get().spent_usd - 0.9).abs() < 1e-12 && b.get().calls == 2);
+        assert!(b.get().check_before_call(0.2).is_err());
+    }
 
     #[test]
     fn unlimited_never_stops() {

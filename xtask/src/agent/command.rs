@@ -2,7 +2,10 @@
 //!
 //! The command runs as `sh -c CMD` in the given directory (the attempt's worktree) with the prompt
 //! on standard input and in a file named by `BFPERF_PROMPT_FILE` (kept outside the worktree so it
-//! never shows up in the diff). Its standard output is the answer. It gets no [`ToolHost`]: it
+//! never shows up in the diff). Its standard output is the answer. In the optimize loop
+//! ([`Model::set_step`]) it also gets `BFPERF_STEP` (`propose` or `implement`), `BFPERF_SCOPE`,
+//! `BFPERF_WORKTREE`, `BFPERF_FIX_ROUND` and, in the implement step, `BFPERF_PLAN_FILE` (the plan,
+//! a file outside the worktree too): the contract of doc/optimize.md. It gets no [`ToolHost`]: it
 //! edits files with its own tools, and the caller enforces the scope on the resulting diff.
 //! The command runs in its own process group, which is killed when the command ends, times out or
 //! is interrupted (Ctrl-C: SIGTERM, then SIGKILL a second later), and when this process is forced
@@ -15,13 +18,23 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// The environment variable naming the file that holds the prompt.
 pub const PROMPT_FILE_VAR: &str = "BFPERF_PROMPT_FILE";
+/// The environment variable naming the step: `propose` or `implement`.
+pub const STEP_VAR: &str = "BFPERF_STEP";
+/// The environment variable naming the file that holds the plan (implement step only).
+pub const PLAN_FILE_VAR: &str = "BFPERF_PLAN_FILE";
+/// The environment variable holding the scope, relative to the worktree.
+pub const SCOPE_VAR: &str = "BFPERF_SCOPE";
+/// The environment variable holding the worktree's absolute path.
+pub const WORKTREE_VAR: &str = "BFPERF_WORKTREE";
+/// The environment variable holding the fix round (0: the first implementation).
+pub const FIX_ROUND_VAR: &str = "BFPERF_FIX_ROUND";
 
 /// An external agent command run in a directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,14 +45,22 @@ pub struct AgentCommand {
     pub dir: PathBuf,
     /// How long it may run before it is killed (default 30 minutes).
     pub timeout: Duration,
-    /// Environment variables set for it besides [`PROMPT_FILE_VAR`].
+    /// Environment variables set for it besides [`PROMPT_FILE_VAR`] and the step's.
     pub env: Vec<(String, std::ffi::OsString)>,
+    /// The optimize step the next runs are for, if any ([`Model::set_step`]).
+    pub step: Option<super::StepInfo>,
 }
 
 impl AgentCommand {
     /// Run `command` in `dir` with the default timeout.
     pub fn new(command: impl Into<String>, dir: impl Into<PathBuf>) -> Self {
-        AgentCommand { command: command.into(), dir: dir.into(), timeout: Duration::from_secs(30 * 60), env: vec![] }
+        AgentCommand {
+            command: command.into(),
+            dir: dir.into(),
+            timeout: Duration::from_secs(30 * 60),
+            env: vec![],
+            step: None,
+        }
     }
 
     /// The same command with `name` set to `value` in its environment.
@@ -67,6 +88,22 @@ impl AgentCommand {
             .and_then(|_| prompt_file.flush())
             .map_err(|e| spawn_error(format!("cannot write the prompt file: {e}")))?;
 
+        // The plan, in a file of its own (outside the worktree, gone with the run).
+        let plan_file = match self.step.as_ref().and_then(|s| s.plan.as_deref()) {
+            Some(plan) => {
+                let mut f = tempfile::Builder::new()
+                    .prefix("bfperf-plan-")
+                    .suffix(".md")
+                    .tempfile()
+                    .map_err(|e| spawn_error(format!("cannot write the plan file: {e}")))?;
+                f.write_all(plan.as_bytes())
+                    .and_then(|_| f.flush())
+                    .map_err(|e| spawn_error(format!("cannot write the plan file: {e}")))?;
+                Some(f)
+            }
+            None => None,
+        };
+
         let parent = std::process::id();
         let mut command = Command::new("sh");
         command
@@ -74,11 +111,22 @@ impl AgentCommand {
             .arg(&self.command)
             .current_dir(&self.dir)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env(PROMPT_FILE_VAR, prompt_file.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+            .env(PROMPT_FILE_VAR, prompt_file.path());
+        // An agent started by another one must not mistake its parent's step for its own.
+        for var in [STEP_VAR, PLAN_FILE_VAR, SCOPE_VAR, WORKTREE_VAR, FIX_ROUND_VAR] {
+            command.env_remove(var);
+        }
+        if let Some(step) = &self.step {
+            command
+                .env(STEP_VAR, step.step)
+                .env(SCOPE_VAR, &step.scope)
+                .env(WORKTREE_VAR, &step.worktree)
+                .env(FIX_ROUND_VAR, step.fix_round.to_string());
+        }
+        if let Some(f) = &plan_file {
+            command.env(PLAN_FILE_VAR, f.path());
+        }
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
         // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
         unsafe {
             command.pre_exec(move || {
@@ -95,7 +143,8 @@ impl AgentCommand {
             });
         }
         let mut child = command.spawn().map_err(|e| spawn_error(format!("{e} (in {})", self.dir.display())))?;
-        let mut group = Group::new(Pid::from_raw(child.id() as i32), prompt_file.path().to_owned());
+        let files = std::iter::once(prompt_file.path()).chain(plan_file.as_ref().map(|f| f.path()));
+        let mut group = Group::new(Pid::from_raw(child.id() as i32), files.map(Path::to_owned).collect());
 
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let prompt_owned = prompt.to_string();
@@ -153,6 +202,10 @@ impl Model for AgentCommand {
         tools.turn(&[], std::slice::from_ref(&text));
         Ok(Outcome { text, ..Outcome::default() })
     }
+
+    fn set_step(&mut self, step: &super::StepInfo) {
+        self.step = Some(step.clone());
+    }
 }
 
 /// The running command's process group: killed on drop (every way out of [`AgentCommand::run`],
@@ -165,10 +218,12 @@ struct Group {
 }
 
 impl Group {
-    fn new(leader: Pid, prompt_file: PathBuf) -> Group {
+    fn new(leader: Pid, files: Vec<PathBuf>) -> Group {
         let forced = interrupt::on_forced_exit(move || {
             let _ = killpg(leader, Signal::SIGKILL);
-            let _ = std::fs::remove_file(&prompt_file);
+            for f in &files {
+                let _ = std::fs::remove_file(f);
+            }
         });
         Group { leader, killed: false, _forced: forced }
     }
@@ -229,8 +284,7 @@ fn tail(text: &str, lines: usize, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::{Effort, NoTools};
-    use std::path::Path;
+    use crate::agent::{Effort, NoTools, StepInfo};
 
     #[test]
     fn prompt_arrives_on_stdin_and_in_the_file() {
@@ -240,6 +294,23 @@ mod tests {
         assert_eq!(std::fs::read_to_string(dir.path().join("stdin.txt")).unwrap(), "make it faster");
         assert_eq!(std::fs::read_to_string(dir.path().join("file.txt")).unwrap(), "make it faster");
         assert_eq!(out.trim(), dir.path().canonicalize().unwrap().to_str().unwrap());
+    }
+
+    #[test]
+    fn the_step_is_in_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = r#"echo "$BFPERF_STEP|$BFPERF_SCOPE|$BFPERF_WORKTREE|$BFPERF_FIX_ROUND|${BFPERF_PLAN_FILE:-none}"; [ -z "${BFPERF_PLAN_FILE:-}" ] || cat "$BFPERF_PLAN_FILE""#;
+        let mut cmd = AgentCommand::new(script, dir.path());
+        let req = Conversation { system: "s".into(), user: "u".into(), max_turns: 1, effort: Effort::Low };
+        cmd.set_step(&StepInfo::propose(Path::new("/wt"), "src/cgen"));
+        assert_eq!(cmd.converse(&req, &mut NoTools).unwrap().text, "propose|src/cgen|/wt|0|none\n");
+        cmd.set_step(&StepInfo::implement(Path::new("/wt"), "src/cgen", "TITLE: x", 2));
+        let out = cmd.converse(&req, &mut NoTools).unwrap().text;
+        let (line, plan) = out.split_once('\n').unwrap();
+        assert!(line.starts_with("implement|src/cgen|/wt|2|/"), "{out}");
+        assert_eq!(plan, "TITLE: x");
+        let plan_file = line.rsplit('|').next().unwrap();
+        assert!(!Path::new(plan_file).exists(), "the plan file {plan_file} is left");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-pub use budget::Budget;
+pub use budget::{Budget, SharedBudget};
 pub use error::AgentError;
 pub use secret::ApiKey;
 pub use tools::FileTools;
@@ -60,6 +60,44 @@ pub trait Model {
     /// Every request to the model is one turn; a model still asking for tools after
     /// `req.max_turns` requests ends the conversation with [`AgentError::TooManyTurns`].
     fn converse(&mut self, req: &Conversation, tools: &mut dyn ToolHost) -> Result<Outcome, AgentError>;
+
+    /// Say which step of the optimize loop the next conversations are. The model APIs need not
+    /// know (the prompt says it); an external agent gets it in its environment
+    /// ([`command::AgentCommand`]).
+    fn set_step(&mut self, _step: &StepInfo) {}
+}
+
+/// Which step of the optimize loop a conversation is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepInfo {
+    /// `propose` or `implement`.
+    pub step: &'static str,
+    /// The plan to implement (the implement step).
+    pub plan: Option<String>,
+    /// The scope directory, relative to the worktree.
+    pub scope: String,
+    /// The attempt's worktree.
+    pub worktree: std::path::PathBuf,
+    /// 0 for the first implementation, then one more per fix after a failed validation.
+    pub fix_round: usize,
+}
+
+impl StepInfo {
+    /// The planning step.
+    pub fn propose(worktree: &std::path::Path, scope: &str) -> StepInfo {
+        StepInfo { step: "propose", plan: None, scope: scope.into(), worktree: worktree.into(), fix_round: 0 }
+    }
+
+    /// The implementation step of `plan`, its `fix_round`-th fix.
+    pub fn implement(worktree: &std::path::Path, scope: &str, plan: &str, fix_round: usize) -> StepInfo {
+        StepInfo {
+            step: "implement",
+            plan: Some(plan.into()),
+            scope: scope.into(),
+            worktree: worktree.into(),
+            fix_round,
+        }
+    }
 }
 
 /// What to ask the model: a system prompt, one user message and limits.
@@ -167,11 +205,10 @@ impl Usage {
         self.cache_write_tokens += other.cache_write_tokens;
     }
 
-    /// The cost of these tokens in US dollars at `model`'s prices (see [`pricing`]).
-    ///
-    /// An unknown model is charged at the most expensive known price, so a budget errs on the safe side.
-    pub fn cost_usd(&self, model: &str) -> f64 {
-        pricing::price_for(model).cost_usd(self)
+    /// The cost of these tokens in US dollars at `model`'s prices (see [`pricing`]); `None` for a
+    /// model the table does not know.
+    pub fn cost_usd(&self, model: &str) -> Option<f64> {
+        pricing::price_for(model).map(|p| p.cost_usd(self))
     }
 }
 

@@ -5,12 +5,30 @@
 //! `tool_calls`, each is run through the [`ToolHost`] and answered with a `role: "tool"` message
 //! (the format has no error flag, so failures start with `ERROR:`). A `reasoning_content` field,
 //! which several local servers send, becomes [`Outcome::thinking`]. [`Effort`](super::Effort) is
-//! not sent: compatible servers disagree on how to express it. Same retry, error and budget policy
+//! sent as `reasoning_effort` (`low`, `medium`, `high`; `max` is `high`) to OpenAI's reasoning
+//! families only (`o1`, `o3`, `o4`, `gpt-5`, see [`reasoning_effort`]): other compatible servers
+//! disagree on how to express it, and some refuse the field. Same retry, error and budget policy
 //! as the Anthropic client.
 
+use super::budget::SharedBudget;
 use super::http::{Header, HttpConfig, JsonPoster};
 use super::pricing::{self, Price};
-use super::{dispatch, AgentError, ApiKey, Budget, Conversation, Model, Outcome, ToolHost, Usage};
+use super::{dispatch, AgentError, ApiKey, Budget, Conversation, Effort, Model, Outcome, ToolHost, Usage};
+
+/// The `reasoning_effort` to send for `model` at `effort`: OpenAI's reasoning families (`o1`,
+/// `o3`, `o4`, `gpt-5`, with an optional `openai/` prefix) take `low`, `medium` or `high`;
+/// any other model gets none.
+pub fn reasoning_effort(model: &str, effort: Effort) -> Option<&'static str> {
+    let id = model.strip_prefix("openai/").unwrap_or(model);
+    let reasoning = ["o1", "o3", "o4", "gpt-5"]
+        .iter()
+        .any(|f| id.strip_prefix(f).is_some_and(|rest| rest.chars().next().is_none_or(|c| c == '-' || c == '.')));
+    reasoning.then_some(match effort {
+        Effort::Low => "low",
+        Effort::Medium => "medium",
+        Effort::High | Effort::Max => "high",
+    })
+}
 use serde_json::{json, Value};
 
 /// The environment variable holding the (optional) API key.
@@ -25,8 +43,8 @@ pub struct OpenAiConfig {
     pub base_url: String,
     /// Output tokens allowed per request.
     pub max_tokens: u32,
-    /// Prices for cost and budget; `None` looks the model up in [`pricing`] (unknown models get the
-    /// most expensive price). Use `Some(Price::ZERO)` for a local model.
+    /// Prices for cost and budget; `None` looks the model up in [`pricing`] (an unknown model has
+    /// no known cost). Use `Some(Price::ZERO)` for a local model.
     pub price: Option<Price>,
     /// Timeout and retries.
     pub http: HttpConfig,
@@ -55,8 +73,8 @@ impl OpenAiConfig {
         }
     }
 
-    fn price(&self) -> Price {
-        self.price.unwrap_or_else(|| pricing::price_for(&self.model))
+    fn price(&self) -> Option<Price> {
+        self.price.or_else(|| pricing::price_for(&self.model))
     }
 }
 
@@ -64,12 +82,12 @@ impl OpenAiConfig {
 pub struct OpenAi {
     config: OpenAiConfig,
     poster: JsonPoster,
-    budget: Budget,
+    budget: SharedBudget,
 }
 
 impl std::fmt::Debug for OpenAi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenAi").field("config", &self.config).field("budget", &self.budget).finish_non_exhaustive()
+        f.debug_struct("OpenAi").field("config", &self.config).field("budget", &self.budget()).finish_non_exhaustive()
     }
 }
 
@@ -89,18 +107,23 @@ impl OpenAi {
             .map(|k| Header { name: "authorization", value: format!("Bearer {}", k.expose()), sensitive: true })
             .collect();
         let poster = JsonPoster::new(config.endpoint(), headers, key, KEY_VAR, &config.http)?;
-        Ok(OpenAi { config, poster, budget: Budget::default() })
+        Ok(OpenAi { config, poster, budget: SharedBudget::default() })
     }
 
     /// Charge calls to `budget`.
-    pub fn with_budget(mut self, budget: Budget) -> Self {
+    pub fn with_budget(self, budget: Budget) -> Self {
+        self.with_shared_budget(SharedBudget::new(budget))
+    }
+
+    /// Charge calls to `budget`, which other clients may share.
+    pub fn with_shared_budget(mut self, budget: SharedBudget) -> Self {
         self.budget = budget;
         self
     }
 
-    /// Money spent through this client and its limit.
-    pub fn budget(&self) -> &Budget {
-        &self.budget
+    /// Money spent through this client's budget and its limit.
+    pub fn budget(&self) -> Budget {
+        self.budget.get()
     }
 
     /// The client's settings.
@@ -111,7 +134,7 @@ impl OpenAi {
     fn worst_case_usd(&self, body: &Value) -> f64 {
         let input_tokens = body.to_string().len() as u64 / 3 + 1;
         let usage = Usage { input_tokens, output_tokens: self.config.max_tokens as u64, ..Usage::default() };
-        self.config.price().cost_usd(&usage)
+        self.config.price().map_or(0.0, |p| p.cost_usd(&usage))
     }
 }
 
@@ -138,11 +161,15 @@ impl Model for OpenAi {
             if !tools_json.is_empty() {
                 body["tools"] = Value::Array(tools_json.clone());
             }
-            self.budget.check_before_call(self.budget.estimate_next_call(self.worst_case_usd(&body)))?;
+            if let Some(effort) = reasoning_effort(&self.config.model, req.effort) {
+                body["reasoning_effort"] = json!(effort);
+            }
+            let budget = self.budget.get();
+            budget.check_before_call(budget.estimate_next_call(self.worst_case_usd(&body)))?;
 
             let reply = Reply::parse(&self.poster.post(&body).map_err(|e| e.with_usage(&usage))?)?;
             usage.add(&reply.usage);
-            self.budget.record(self.config.price().cost_usd(&reply.usage));
+            self.budget.record(self.config.price().map_or(0.0, |p| p.cost_usd(&reply.usage)));
             thinking.extend(reply.reasoning.clone());
             tools.turn(reply.reasoning.as_slice(), reply.content.as_slice());
 
@@ -243,6 +270,16 @@ mod tests {
     fn endpoint_accepts_bases_with_or_without_v1() {
         assert_eq!(OpenAiConfig::new("m", "http://h:1").endpoint(), "http://h:1/v1/chat/completions");
         assert_eq!(OpenAiConfig::new("m", "http://h:1/v1/").endpoint(), "http://h:1/v1/chat/completions");
+    }
+
+    #[test]
+    fn reasoning_effort_goes_to_reasoning_families_only() {
+        assert_eq!(reasoning_effort("o3-mini", Effort::Low), Some("low"));
+        assert_eq!(reasoning_effort("gpt-5.1", Effort::Max), Some("high"));
+        assert_eq!(reasoning_effort("openai/o4-mini", Effort::Medium), Some("medium"));
+        assert_eq!(reasoning_effort("gpt-4o", Effort::High), None);
+        assert_eq!(reasoning_effort("qwen2.5-coder", Effort::High), None);
+        assert_eq!(reasoning_effort("o10-local", Effort::High), None);
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
         Command::Show(flags) => show::run(flags),
         Command::BenchHistory(flags) => history::run(flags),
         Command::BenchSelfcheck(flags) => selfcheck::run(flags),
-        Command::Optimize(flags) => optimize::run(flags),
+        Command::Optimize(flags) => optimize::run(*flags),
         Command::OptimizeDashboard(flags) => optimize_dashboard::run(flags),
         Command::Doctor(flags) => doctor::run(flags),
         Command::InstallHook(flags) => hook::run(flags),

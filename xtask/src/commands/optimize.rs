@@ -12,12 +12,12 @@ pub fn run(flags: OptimizeFlags) -> Result<i32> {
     let opts = optimize::OptimizeOptions::from_flags(flags, cache.clone(), session.machine.clone())?;
     let record = optimize::run(&opts)?;
     println!(
-        "run {}: {} attempts, {} kept, cumulative {:+.2} % vs baseline, ${:.2} spent ({})",
+        "run {}: {} attempts, {} kept, cumulative {:+.2} % vs baseline, {} spent ({})",
         record.run_id,
         record.attempts.len(),
         record.kept(),
         (record.cumulative_ratio - 1.0) * 100.0,
-        record.spent_usd,
+        optimize::record::usd(record.spent_usd, record.cost_unknown()),
         text::line(record.stopped.as_deref().unwrap_or(""))
     );
     for a in &record.attempts {

@@ -175,6 +175,7 @@ mod tests {
             spent_usd: 0.0,
             cumulative_ratio: 1.0,
             stopped: None,
+            setup: Default::default(),
         };
         let text =
             system(dir.path(), "src/cgen", &record, &[], Some("look at the prologue"), &Evidence::default()).unwrap();

@@ -197,6 +197,13 @@ pub struct Attempt {
     /// Transcript entries left out beyond [`super::transcript::MAX_ENTRIES`].
     #[serde(default)]
     pub transcript_dropped: usize,
+    /// What each validation command did, on the last validation of the attempt.
+    #[serde(default)]
+    pub validation: Vec<crate::validation::StepResult>,
+    /// Some of its tokens have no known price (an unknown model, an external agent):
+    /// `cost_usd` counts the others only.
+    #[serde(default)]
+    pub cost_unknown: bool,
 }
 
 impl Attempt {
@@ -228,6 +235,8 @@ impl Attempt {
             hints: vec![],
             transcript: vec![],
             transcript_dropped: 0,
+            validation: vec![],
+            cost_unknown: false,
         }
     }
 
@@ -275,9 +284,52 @@ pub struct RunRecord {
     pub cumulative_ratio: f64,
     /// Why the run stopped, once it did.
     pub stopped: Option<String>,
+    /// How the run was set up (models, validation) and what its baseline's validation did.
+    #[serde(default)]
+    pub setup: RunSetup,
+}
+
+/// How a run was set up: its models and its validation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunSetup {
+    /// Model id of the proposal step (empty in records older than the field).
+    #[serde(default)]
+    pub proposal_model: String,
+    /// Model id of the implementation step.
+    #[serde(default)]
+    pub impl_model: String,
+    /// `--effort`.
+    #[serde(default)]
+    pub effort: String,
+    /// `--hint`s.
+    #[serde(default)]
+    pub hints: Vec<String>,
+    /// The validation commands with their roles, in the order they run.
+    #[serde(default)]
+    pub validation: Vec<crate::validation::Step>,
+    /// The user asked for no tests.
+    #[serde(default)]
+    pub no_tests: bool,
+    /// What each validation command did on the baseline.
+    #[serde(default)]
+    pub baseline_validation: Vec<crate::validation::StepResult>,
+}
+
+/// `$1.23`, or `$1.23 + unknown` when some of the cost is not known, `unknown` when none is.
+pub fn usd(known: f64, unknown: bool) -> String {
+    match (unknown, known > 0.0) {
+        (false, _) => format!("${known:.2}"),
+        (true, true) => format!("${known:.2} + unknown"),
+        (true, false) => "unknown".into(),
+    }
 }
 
 impl RunRecord {
+    /// Some attempt's cost is not known.
+    pub fn cost_unknown(&self) -> bool {
+        self.attempts.iter().any(|a| a.cost_unknown)
+    }
+
     /// Write `history.json` atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         write_atomic(path, &serde_json::to_vec_pretty(self)?)
@@ -330,6 +382,7 @@ mod tests {
             spent_usd: 0.0,
             cumulative_ratio: 1.0,
             stopped: None,
+            setup: RunSetup::default(),
         }
     }
 

@@ -50,6 +50,9 @@ pub enum Request {
     Commands {
         /// Commands, with `{build}`, `{source}`, `{jobs}` placeholders.
         commands: Vec<String>,
+        /// Whether each command, failing, ends the list (see `validation::run_all`).
+        #[serde(default)]
+        stops: Vec<bool>,
         /// Where they run (`{source}`).
         dir: PathBuf,
         /// `{build}`.
@@ -159,6 +162,9 @@ pub struct CommandOutput {
     pub tail: String,
     /// The whole log.
     pub log_text: String,
+    /// Seconds it ran.
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 /// Serve one request from stdin; returns the exit code.
@@ -260,9 +266,9 @@ fn handle(envelope: Envelope, emit: &dyn Fn(&Event)) -> Result<serde_json::Value
         }
         Request::IsBfcli { path } => serde_json::to_value(Bfcli::new(path).is_ok())?,
         Request::ProbeBfcli { path } => serde_json::to_value(crate::machine::probe_here(&path)?)?,
-        Request::Commands { commands, dir, build, sandbox } => {
+        Request::Commands { commands, stops, dir, build, sandbox } => {
             let logs = tempfile::tempdir()?;
-            let results = validation::run_all(&commands, &dir, &build, logs.path(), "remote", &sandbox)?;
+            let results = validation::run_all(&commands, &stops, &dir, &build, logs.path(), "remote", &sandbox)?;
             let outputs: Vec<CommandOutput> = results
                 .into_iter()
                 .map(|r| CommandOutput {
@@ -271,6 +277,7 @@ fn handle(envelope: Envelope, emit: &dyn Fn(&Event)) -> Result<serde_json::Value
                     ok: r.ok,
                     failed_tests: r.failed_tests,
                     tail: r.tail,
+                    seconds: r.seconds,
                 })
                 .collect();
             serde_json::to_value(outputs)?

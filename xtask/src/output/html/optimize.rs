@@ -180,6 +180,9 @@ fn page(record: &RunRecord, generated: &str) -> Value {
         worktree => record.worktree.display().to_string(),
         scope => record.scope.clone(),
         model => record.model.clone(),
+        baseline_validation => (!record.setup.validation.is_empty())
+            .then(|| crate::validation::summary(&record.setup.baseline_validation, record.setup.validation.len())),
+        no_tests => record.setup.no_tests,
         objective => record.objective.clone(),
         kept => record.kept(),
         breakdown => breakdown.join(", "),
@@ -266,7 +269,7 @@ fn attempt(a: &Attempt) -> Value {
         fix_rounds => a.fix_rounds,
         tokens_in => fmt_count(a.tokens.0),
         tokens_out => fmt_count(a.tokens.1),
-        cost => format!("{:.2}", a.cost_usd),
+        cost => crate::optimize::record::usd(a.cost_usd, a.cost_unknown),
         cost_sort => a.cost_usd,
         time => total_secs(a).map(fmt_secs).unwrap_or_default(),
         steps => fmt_steps(a, false),
@@ -285,6 +288,7 @@ fn attempt(a: &Attempt) -> Value {
         diff_added => diff_line("+", "+++"),
         diff_removed => diff_line("-", "---"),
         deltas,
+        validation => a.validation.iter().map(|v| crate::validation::summary(std::slice::from_ref(v), 1)).collect::<Vec<_>>(),
         logs => a.logs.iter().map(|l| l.display().to_string()).collect::<Vec<_>>(),
         settings => crate::optimize::transcript::facts(a).into_iter().map(|(k, v)| vec![k, v]).collect::<Vec<_>>(),
         transcript => crate::optimize::transcript::shown(a)
@@ -366,6 +370,7 @@ mod tests {
             spent_usd: 0.0,
             cumulative_ratio: 1.0,
             stopped: None,
+            setup: Default::default(),
         }
     }
 
