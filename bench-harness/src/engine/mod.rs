@@ -169,6 +169,29 @@ pub struct CaseComparison {
 }
 
 impl CaseComparison {
+    /// A case of `flavor` before anything is loaded or measured: both sides
+    /// `ok`, in ns/pkt, no samples, no metrics, no verdict.
+    pub fn new(name: impl Into<String>, flavor: Flavor) -> Self {
+        CaseComparison {
+            name: name.into(),
+            flavor,
+            flags: Flags::default(),
+            unit: Unit::NsPerPacket,
+            base_status: Status::Ok,
+            ref_status: Status::Ok,
+            repeat: None,
+            base_samples: vec![],
+            ref_samples: vec![],
+            base_metrics: None,
+            ref_metrics: None,
+            same_program: None,
+            listing_diff: None,
+            estimate: None,
+            change: None,
+            resolution_pct: None,
+        }
+    }
+
     /// Both sides measured.
     pub fn is_ok(&self) -> bool {
         self.base_status == Status::Ok && self.ref_status == Status::Ok
@@ -383,24 +406,7 @@ pub fn run(
 }
 
 fn prepare(a: &Side, b: &Side, case: &Case, config: &CompareConfig) -> Result<Entry> {
-    let mut result = CaseComparison {
-        name: case.name.clone(),
-        flavor: case.flavor(),
-        flags: case.flags,
-        unit: Unit::NsPerPacket,
-        base_status: Status::Ok,
-        ref_status: Status::Ok,
-        repeat: None,
-        base_samples: vec![],
-        ref_samples: vec![],
-        base_metrics: None,
-        ref_metrics: None,
-        same_program: None,
-        listing_diff: None,
-        estimate: None,
-        change: None,
-        resolution_pct: None,
-    };
+    let mut result = CaseComparison { flags: case.flags, ..CaseComparison::new(case.name.clone(), case.flavor()) };
     let subject = match case.measure {
         Measure::ChainLoad => {
             result.unit = Unit::Milliseconds;

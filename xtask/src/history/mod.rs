@@ -774,28 +774,18 @@ mod tests {
 
     /// A pair of 12 rounds per case, REF = BASE × `factor` × a small uneven noise.
     fn pair(cases: &[&str], factor: f64) -> Comparison {
-        use bench_harness::results::{HostInfo, Unit};
+        use bench_harness::results::HostInfo;
         let case = |name: &str| {
             let base: Vec<f64> = (0..12).map(|i| 100.0 + (i as f64 * 1.7).sin()).collect();
             let reference: Vec<f64> =
                 base.iter().enumerate().map(|(i, b)| b * factor * (1.0 + 0.002 * (i as f64 * 2.3).sin())).collect();
             CaseComparison {
-                name: name.into(),
-                flavor: bench_harness::flavor::Flavor::Xdp,
-                flags: Default::default(),
-                unit: Unit::NsPerPacket,
-                base_status: Status::Ok,
-                ref_status: Status::Ok,
                 repeat: Some(1),
                 estimate: Some(bench_harness::stats::paired::paired_ratio(&base, &reference, LEVEL)),
                 base_samples: base,
                 ref_samples: reference,
-                base_metrics: None,
-                ref_metrics: None,
                 same_program: Some(factor == 1.0),
-                listing_diff: None,
-                change: None,
-                resolution_pct: None,
+                ..CaseComparison::new(name, bench_harness::flavor::Flavor::Xdp)
             }
         };
         let cases: Vec<CaseComparison> = cases.iter().map(|c| case(c)).collect();

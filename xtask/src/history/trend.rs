@@ -155,22 +155,10 @@ mod tests {
 
     fn case(name: &str, e: Option<RatioEstimate>, same: Option<bool>) -> CaseComparison {
         CaseComparison {
-            name: name.into(),
-            flavor: bench_harness::flavor::Flavor::Xdp,
-            flags: Default::default(),
-            unit: Unit::NsPerPacket,
-            base_status: Status::Ok,
             ref_status: if e.is_some() || same.is_some() { Status::Ok } else { Status::Failed { reason: "x".into() } },
-            repeat: None,
-            base_samples: vec![],
-            ref_samples: vec![],
-            base_metrics: None,
-            ref_metrics: None,
             same_program: same,
-            listing_diff: None,
             estimate: e,
-            change: None,
-            resolution_pct: None,
+            ..CaseComparison::new(name, bench_harness::flavor::Flavor::Xdp)
         }
     }
 

@@ -86,7 +86,7 @@ mod tests {
     use bench_harness::engine::{CaseComparison, CompareConfig, SideInfo};
     use bench_harness::flavor::Flavor;
     use bench_harness::program::ProgramMetrics;
-    use bench_harness::results::{HostInfo, Status, Unit, HARNESS_VERSION};
+    use bench_harness::results::{HostInfo, HARNESS_VERSION};
     use bench_harness::stats::paired::RatioEstimate;
     use bench_harness::suite::Flags;
 
@@ -104,22 +104,12 @@ mod tests {
     fn case(name: &str, e: RatioEstimate, threshold_pct: f64, insns: (u32, u32)) -> CaseComparison {
         let metrics = |xlated_insns| Some(ProgramMetrics { xlated_insns, jited_bytes: 0, verified_insns: 0 });
         CaseComparison {
-            name: name.into(),
-            flavor: Flavor::Xdp,
-            flags: Flags::default(),
-            unit: Unit::NsPerPacket,
-            base_status: Status::Ok,
-            ref_status: Status::Ok,
             repeat: Some(1),
-            base_samples: vec![],
-            ref_samples: vec![],
             base_metrics: metrics(insns.0),
             ref_metrics: metrics(insns.1),
-            same_program: None,
-            listing_diff: None,
             estimate: Some(e),
             change: Some(classify(&e, threshold_pct)),
-            resolution_pct: None,
+            ..CaseComparison::new(name, Flavor::Xdp)
         }
     }
 

@@ -383,7 +383,7 @@ pub fn shown(a: &super::record::Attempt) -> Vec<ShownEntry> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -454,10 +454,10 @@ mod tests {
         assert_eq!(log.snapshot().1.len(), LIVE_LINES);
     }
 
-    #[test]
-    fn the_report_gets_the_transcript_and_settings_as_data() {
+    /// An attempt with a hostile transcript and every setting, for this
+    /// module's tests and the report's.
+    pub(crate) fn sample_attempt() -> super::super::record::Attempt {
         let mut a = super::super::record::Attempt::new(2);
-        assert!(shown(&a).is_empty(), "nothing without a transcript");
         a.transcript = vec![
             Entry::Tool {
                 at: 1.5,
@@ -476,6 +476,13 @@ mod tests {
         a.hints = vec!["look at <the> prologue".into()];
         a.proposal_model = Some("m1".into());
         a.impl_model = Some("m2".into());
+        a
+    }
+
+    #[test]
+    fn the_report_gets_the_transcript_and_settings_as_data() {
+        assert!(shown(&super::super::record::Attempt::new(2)).is_empty(), "nothing without a transcript");
+        let a = sample_attempt();
         let entries = shown(&a);
         assert_eq!(entries.iter().map(|e| e.class).collect::<Vec<_>>(), ["tool", "thinking", "progress"]);
         assert_eq!(entries[0].at, "1.5");

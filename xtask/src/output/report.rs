@@ -289,28 +289,14 @@ pub fn compare_csv(c: &Comparison) -> anyhow::Result<Vec<u8>> {
 mod tests {
     use super::*;
     use bench_harness::engine::{CompareConfig, SideInfo};
-    use bench_harness::results::{HostInfo, Unit};
+    use bench_harness::results::HostInfo;
 
     /// A comparison whose every piece of outside text is hostile.
     fn hostile() -> Comparison {
         let side = |label: &str| SideInfo { label: label.into(), source: Default::default() };
         let case = |reason: &str| CaseComparison {
-            name: "xdp__prologue".into(),
-            flavor: bench_harness::flavor::Flavor::Xdp,
-            flags: Default::default(),
-            unit: Unit::NsPerPacket,
-            base_status: Status::Ok,
             ref_status: Status::Failed { reason: reason.into() },
-            repeat: None,
-            base_samples: vec![],
-            ref_samples: vec![],
-            base_metrics: None,
-            ref_metrics: None,
-            same_program: None,
-            listing_diff: None,
-            estimate: None,
-            change: None,
-            resolution_pct: None,
+            ..CaseComparison::new("xdp__prologue", bench_harness::flavor::Flavor::Xdp)
         };
         Comparison {
             schema: bench_harness::engine::SCHEMA.into(),

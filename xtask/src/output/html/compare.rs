@@ -100,27 +100,18 @@ pub fn render(c: &Comparison, templates: &Templates, generated: &str) -> Result<
 mod tests {
     use super::*;
     use bench_harness::engine::{CaseComparison, CompareConfig, SideInfo, SCHEMA};
-    use bench_harness::results::{HostInfo, Status, Unit};
+    use bench_harness::results::{HostInfo, Status};
     use bench_harness::stats::paired::RatioEstimate;
 
     fn case(name: &str, ratio: f64, half: f64, change: Change) -> CaseComparison {
         CaseComparison {
-            name: name.into(),
-            flavor: bench_harness::flavor::Flavor::Xdp,
-            flags: Default::default(),
-            unit: Unit::NsPerPacket,
-            base_status: Status::Ok,
-            ref_status: Status::Ok,
             repeat: Some(1000),
             base_samples: vec![30.0; 8],
             ref_samples: vec![30.0 * ratio; 8],
-            base_metrics: None,
-            ref_metrics: None,
             same_program: Some(ratio == 1.0),
-            resolution_pct: None,
-            listing_diff: None,
             estimate: Some(RatioEstimate { ratio, lo: ratio - half, hi: ratio + half, n: 8, level: 0.95 }),
             change: Some(change),
+            ..CaseComparison::new(name, bench_harness::flavor::Flavor::Xdp)
         }
     }
 

@@ -376,25 +376,7 @@ mod tests {
 
     #[test]
     fn the_transcript_and_the_attempt_settings_are_shown_escaped() {
-        use crate::optimize::transcript::Entry;
-        let mut a = Attempt::new(1);
-        a.transcript = vec![
-            Entry::Tool {
-                at: 1.5,
-                step: Step::Implement,
-                name: "write_file".into(),
-                summary: "write_file <script>x.c +1 −0".into(),
-                args: "{\"path\":\"<b>\"}".into(),
-                result: "wrote".into(),
-                is_error: false,
-            },
-            Entry::Thinking { at: 2.0, step: Step::Implement, text: "a & b\nmore".into() },
-            Entry::Progress { at: 9.0, step: Step::Validate, text: "validate: make ok".into() },
-        ];
-        a.transcript_dropped = 4;
-        a.hints = vec!["look at <the> prologue".into()];
-        a.proposal_model = Some("m1".into());
-        a.impl_model = Some("m2".into());
+        let a = crate::optimize::transcript::tests::sample_attempt();
         let mut record = empty();
         record.attempts.push(a);
         let page = render(&record);
