@@ -252,14 +252,16 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// Cases judged `slower`.
+    /// Cases judged `slower`. A case whose two sides load the same program
+    /// is never one: timed anyway (`--measure-identical`), its difference is
+    /// noise (the JIT is deterministic given the xlated code).
     pub fn regressions(&self) -> impl Iterator<Item = &CaseComparison> {
-        self.cases.iter().filter(|c| c.change == Some(Change::Slower))
+        self.cases.iter().filter(|c| c.change == Some(Change::Slower) && c.same_program != Some(true))
     }
 
-    /// Cases judged `faster`.
+    /// Cases judged `faster` (same rule as [`Comparison::regressions`]).
     pub fn improvements(&self) -> impl Iterator<Item = &CaseComparison> {
-        self.cases.iter().filter(|c| c.change == Some(Change::Faster))
+        self.cases.iter().filter(|c| c.change == Some(Change::Faster) && c.same_program != Some(true))
     }
 
     /// Cases that failed or were unsupported on either side.
