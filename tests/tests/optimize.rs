@@ -419,6 +419,9 @@ fn a_real_optimization_is_kept_and_committed() {
     let edit = format!("attempt 1: replace_in_file {KNOBS} +1 −1");
     assert!(out.stderr.contains(&edit), "{}", show(&out));
     assert!(out.stderr.contains("attempt 1: validate: make -C"), "{}", show(&out));
+    // Each command is announced as it starts, with its place in the list.
+    assert!(out.stderr.contains("attempt 1: validate: running make -C"), "{}", show(&out));
+    assert!(out.stderr.contains(" (1/"), "{}", show(&out));
     assert!(out.stderr.contains("attempt 1: measuring: loading xdp__prologue"), "{}", show(&out));
     let transcript = a["transcript"].as_array().unwrap();
     let call = transcript.iter().find(|e| e["kind"] == "tool").expect("the edit is in the transcript");
@@ -426,7 +429,10 @@ fn a_real_optimization_is_kept_and_committed() {
     assert!(call["args"].as_str().unwrap().contains("MF_PROLOGUE_PADDING 0"), "{call}");
     assert!(transcript.iter().any(|e| e["kind"] == "text" && e["step"] == "propose"), "the plan's turn");
     assert_eq!(a["parent"], base.as_str());
-    assert_eq!((a["proposal_model"].as_str(), a["effort"].as_str()), (Some(MODEL), Some("medium")));
+    // No --model given: both steps record the default.
+    let default = Some(xtask::optimize::DEFAULT_MODEL);
+    assert_eq!((a["proposal_model"].as_str(), a["impl_model"].as_str()), (default, default));
+    assert_eq!(a["effort"].as_str(), Some("medium"));
     for when in ["started_at", "ended_at"] {
         assert!(a[when].as_str().is_some_and(|t| t.ends_with('Z')), "{when}: {a}");
     }

@@ -108,10 +108,13 @@ impl Machine {
         logs: &Path,
         tag: &str,
         sandbox: &Policy,
+        on_start: &mut dyn FnMut(usize, &str),
     ) -> Result<Vec<CommandResult>> {
         let Machine::Remote(r) = self else {
-            return crate::validation::run_all(commands, stops, dir, build, logs, tag, sandbox);
+            return crate::validation::run_all(commands, stops, dir, build, logs, tag, sandbox, on_start);
         };
+        // The host runs them all in one request: say so once.
+        on_start(0, &format!("{} command(s) on the host", commands.len()));
         let tree = r.sync_tree(dir)?;
         let request = Request::Commands {
             commands: commands.to_vec(),

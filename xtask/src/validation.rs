@@ -321,6 +321,7 @@ pub fn missing(output: &str) -> Option<(String, Option<&'static str>)> {
 /// `dir` and `build` (see [`crate::sandbox`]). A command whose `stops` entry
 /// is true and that fails ends the list (a build that failed makes the later
 /// steps meaningless); the others never stop it.
+#[allow(clippy::too_many_arguments)]
 pub fn run_all(
     commands: &[String],
     stops: &[bool],
@@ -329,6 +330,7 @@ pub fn run_all(
     logs: &Path,
     tag: &str,
     sandbox: &Policy,
+    on_start: &mut dyn FnMut(usize, &str),
 ) -> Result<Vec<CommandResult>> {
     std::fs::create_dir_all(logs).with_context(|| format!("cannot create {}", logs.display()))?;
     std::fs::create_dir_all(build).with_context(|| format!("cannot create {}", build.display()))?;
@@ -340,6 +342,7 @@ pub fn run_all(
     for (i, raw) in commands.iter().enumerate() {
         bench_harness::interrupt::check()?;
         let command = expand(raw, build, dir);
+        on_start(i, raw);
         let mut sh = std::process::Command::new("sh");
         sh.arg("-c").arg(&command).current_dir(dir);
         let started = Instant::now();

@@ -218,8 +218,9 @@ pub fn gather(opts: &super::OptimizeOptions, base: &Baseline<'_>) -> Result<Evid
     ev.shown_cases = prologues.clone();
     ev.shown_cases.extend(base.cases.iter().map(|c| c.name.clone()).filter(|n| !prologues.contains(n)));
 
-    // The run's build directory holds what the last validation built: bring it back to the baseline.
-    let build = base.run_dir.join("build");
+    // A build directory of its own (bfcli only, incremental from one kept state to the next): the
+    // run's build directory is configured for validation (tests included) and must stay so.
+    let build = dir(base.run_dir).join("build");
     let bfcli = opts.machine.build_confined(base.worktree, &build, Some(&opts.sandbox));
     bench_harness::interrupt::check()?;
     let bfcli = match bfcli {
@@ -232,7 +233,12 @@ pub fn gather(opts: &super::OptimizeOptions, base: &Baseline<'_>) -> Result<Evid
 
     let numbers_path = dir(base.run_dir).join("numbers.json");
     ev.numbers = read_json::<Numbers>(&numbers_path).filter(|n| n.commit == base.commit);
-    if ev.numbers.is_none() {
+    // `--objective insns` times nothing, the baseline included: the listings carry the counts.
+    let timed = opts.objective != super::Objective::Insns;
+    if !timed {
+        ev.notes.push("--objective insns: nothing is timed; each listing's header gives its counts".into());
+    }
+    if ev.numbers.is_none() && timed {
         let spin = crate::progress::spinner("measuring the baseline for the model (ns/pkt, counts)");
         let mut measured: Vec<&Case> = base.cases.to_vec();
         measured

@@ -607,7 +607,10 @@ fn baseline(opts: &OptimizeOptions, mut record: RunRecord) -> Result<RunRecord> 
     let commands: Vec<String> = opts.validate.iter().map(|s| s.command.clone()).collect();
     let stops = validation::stops(&opts.validate);
     let results = configured.and_then(|()| {
-        opts.machine.run_commands(&commands, &stops, &worktree, &build, &logs, "baseline", &opts.sandbox)
+        let total = commands.len();
+        let mut started =
+            |i: usize, c: &str| spin.set_message(format!("baseline: {} ({}/{total})", crate::text::line(c), i + 1));
+        opts.machine.run_commands(&commands, &stops, &worktree, &build, &logs, "baseline", &opts.sandbox, &mut started)
     });
     spin.finish_and_clear();
     let results = results?;
@@ -744,7 +747,8 @@ fn configure(opts: &OptimizeOptions, worktree: &Path, build: &Path, logs: &Path)
         b.unmark_configured()?;
     }
     let cmake = ["cmake -S {source} -B {build} -DNO_DOCS=1".to_owned()];
-    let results = machine.run_commands(&cmake, &[true], worktree, build, logs, "configure", &opts.sandbox)?;
+    let results =
+        machine.run_commands(&cmake, &[true], worktree, build, logs, "configure", &opts.sandbox, &mut |_, _| {})?;
     if let Some(r) = results.iter().find(|r| !r.ok) {
         let missing = r.missing.as_ref().map(|m| format!(": {m}")).unwrap_or_default();
         bail!(
@@ -1142,7 +1146,15 @@ fn attempt_once(
         let commands: Vec<String> = opts.validate.iter().map(|s| s.command.clone()).collect();
         log.progress(&echo, Some(&spin), Step::Validate, format!("validating: {}", commands.join(" · ")));
         let stops = validation::stops(&opts.validate);
-        let results = opts.machine.run_commands(&commands, &stops, &worktree, &build, &logs, &tag, &opts.sandbox);
+        let total = commands.len();
+        // Each command as it starts: a test run can take minutes.
+        let mut started = |i: usize, c: &str| {
+            let what = format!("validate: running {} ({}/{total})", crate::text::line(c), i + 1);
+            spin.set_message(format!("attempt {n}: {what}"));
+            log.progress(&echo, Some(&spin), Step::Validate, what);
+        };
+        let results =
+            opts.machine.run_commands(&commands, &stops, &worktree, &build, &logs, &tag, &opts.sandbox, &mut started);
         let results = results?;
         for r in &results {
             let how = if r.ok { "ok".to_owned() } else { format!("FAILED (log {})", r.log.display()) };
@@ -1165,6 +1177,10 @@ fn attempt_once(
                 &logs,
                 &format!("{tag}-rerun"),
                 &opts.sandbox,
+                &mut |_, c| {
+                    let what = format!("validate: running {} again (a test failed once)", crate::text::line(c));
+                    log.progress(&echo, Some(&spin), Step::Validate, what)
+                },
             )?;
             attempt.logs.extend(rerun.iter().map(|r| r.log.clone()));
             let again = &rerun[0];

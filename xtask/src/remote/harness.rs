@@ -268,7 +268,8 @@ fn handle(envelope: Envelope, emit: &dyn Fn(&Event)) -> Result<serde_json::Value
         Request::ProbeBfcli { path } => serde_json::to_value(crate::machine::probe_here(&path)?)?,
         Request::Commands { commands, stops, dir, build, sandbox } => {
             let logs = tempfile::tempdir()?;
-            let results = validation::run_all(&commands, &stops, &dir, &build, logs.path(), "remote", &sandbox)?;
+            let results =
+                validation::run_all(&commands, &stops, &dir, &build, logs.path(), "remote", &sandbox, &mut |_, _| {})?;
             let outputs: Vec<CommandOutput> = results
                 .into_iter()
                 .map(|r| CommandOutput {
