@@ -16,16 +16,9 @@
 //!
 //! Pure functions: no I/O, randomness only from an explicit seed.
 
+use super::paired::{paired_log_ratios, signed_rank_counts};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-/// Per-round `ln(reference / base)`, leaving out rounds without a ratio (as
-/// [`paired_ratio`](super::paired::paired_ratio) does).
-fn log_ratios(base: &[f64], reference: &[f64]) -> Vec<f64> {
-    assert_eq!(base.len(), reference.len(), "paired samples must have as many base as reference values");
-    let usable = |v: f64| v.is_finite() && v > 0.0;
-    base.iter().zip(reference).filter(|(b, r)| usable(**b) && usable(**r)).map(|(b, r)| (r / b).ln()).collect()
-}
 
 /// Two-sided p-value of the Wilcoxon signed-rank test of "REF/BASE = 1" on
 /// paired rounds (values in ns/pkt; rounds without a ratio are left out).
@@ -36,7 +29,7 @@ fn log_ratios(base: &[f64], reference: &[f64]) -> Vec<f64> {
 /// approximation with continuity correction and the tie-corrected variance.
 /// With no usable round the p-value is 1.
 pub fn signed_rank_p(base: &[f64], reference: &[f64]) -> f64 {
-    let d: Vec<f64> = log_ratios(base, reference).into_iter().filter(|x| *x != 0.0).collect();
+    let d: Vec<f64> = paired_log_ratios(base, reference).into_iter().filter(|x| *x != 0.0).collect();
     let n = d.len();
     if n == 0 {
         return 1.0;
@@ -67,14 +60,7 @@ pub fn signed_rank_p(base: &[f64], reference: &[f64]) -> f64 {
     let w_plus: f64 = (0..n).filter(|&k| d[k] > 0.0).map(|k| ranks[k]).sum();
     if n <= 30 && !ties {
         let w = w_plus.round() as usize;
-        let max_sum = n * (n + 1) / 2;
-        let mut counts = vec![0u64; max_sum + 1];
-        counts[0] = 1;
-        for rank in 1..=n {
-            for s in (rank..=rank * (rank + 1) / 2).rev() {
-                counts[s] += counts[s - rank];
-            }
-        }
+        let counts = signed_rank_counts(n);
         let total = (1u64 << n) as f64;
         let below: u64 = counts[..=w].iter().sum();
         let above: u64 = counts[w..].iter().sum();
@@ -113,7 +99,7 @@ fn upper_normal_tail(z: f64) -> f64 {
 /// usual `+1` so that a p-value is never 0. Cases without a usable round are
 /// left out; with none the p-value is 1.
 pub fn geometric_mean_p(cases: &[(&[f64], &[f64])], iterations: usize, seed: u64) -> f64 {
-    let logs: Vec<Vec<f64>> = cases.iter().map(|(b, r)| log_ratios(b, r)).filter(|l| !l.is_empty()).collect();
+    let logs: Vec<Vec<f64>> = cases.iter().map(|(b, r)| paired_log_ratios(b, r)).filter(|l| !l.is_empty()).collect();
     if logs.is_empty() || iterations == 0 {
         return 1.0;
     }

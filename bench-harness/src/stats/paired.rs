@@ -195,7 +195,7 @@ fn check_level(level: f64) {
 }
 
 /// Per-round `ln(reference / base)`, leaving out rounds without a ratio.
-fn paired_log_ratios(base: &[f64], reference: &[f64]) -> Vec<f64> {
+pub(crate) fn paired_log_ratios(base: &[f64], reference: &[f64]) -> Vec<f64> {
     assert_eq!(base.len(), reference.len(), "paired samples must have as many base as reference values");
     base.iter().zip(reference).filter(|(b, r)| usable(**b) && usable(**r)).map(|(b, r)| (r / b).ln()).collect()
 }
@@ -249,15 +249,7 @@ fn wilcoxon_critical(n: usize, level: f64) -> Option<usize> {
         return None;
     }
     if n <= 30 {
-        let max_sum = n * (n + 1) / 2;
-        let mut counts = vec![0u64; max_sum + 1];
-        counts[0] = 1;
-        for rank in 1..=n {
-            // Descending so that each rank is used at most once (0/1 knapsack).
-            for s in (rank..=rank * (rank + 1) / 2).rev() {
-                counts[s] += counts[s - rank];
-            }
-        }
+        let counts = signed_rank_counts(n);
         // Tolerance so that a level meant to land exactly on a tail
         // probability is not lost to the rounding of 1 - level.
         let budget = half_alpha * (1u64 << n) as f64 * (1.0 + 1e-9);
@@ -277,6 +269,23 @@ fn wilcoxon_critical(n: usize, level: f64) -> Option<usize> {
         let sd = (n * (n + 1.0) * (2.0 * n + 1.0) / 24.0).sqrt();
         non_negative_floor(mean - 0.5 - z_two_sided(level) * sd)
     }
+}
+
+/// The exact null distribution of the signed-rank sum for `n` untied ranks:
+/// `counts[s]` is the number of subsets of `{1, …, n}` whose ranks sum to `s`
+/// (of `2ⁿ`), by dynamic programming. `n ≤ 30` keeps every count in a `u64`.
+pub(crate) fn signed_rank_counts(n: usize) -> Vec<u64> {
+    assert!(n <= 30, "exact signed-rank counts up to n = 30, got {n}");
+    let max_sum = n * (n + 1) / 2;
+    let mut counts = vec![0u64; max_sum + 1];
+    counts[0] = 1;
+    for rank in 1..=n {
+        // Descending so that each rank is used at most once (0/1 knapsack).
+        for s in (rank..=rank * (rank + 1) / 2).rev() {
+            counts[s] += counts[s - rank];
+        }
+    }
+    counts
 }
 
 /// `floor(x)` as an index, `None` if negative.
