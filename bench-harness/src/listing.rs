@@ -20,7 +20,7 @@ use crate::code::{
     Insn, MapInfo, ProgramCode, LD_IMM64, PSEUDO_MAP_FD, PSEUDO_MAP_IDX, PSEUDO_MAP_IDX_VALUE, PSEUDO_MAP_VALUE,
 };
 use crate::error::Result;
-use crate::program::{Bfcli, ProgramMetrics};
+use crate::program::ProgramMetrics;
 use crate::suite::Case;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -701,10 +701,10 @@ pub fn diff(base: &Listing, reference: &Listing) -> ListingDiff {
     ListingDiff { unified, added, removed }
 }
 
-/// Load `case` with `bfcli` in a private bpffs, and return its normalised
-/// listing (with the machine code when `jited`). Nothing stays loaded.
-pub fn load_listing(bfcli: &Bfcli, case: &Case, jited: bool) -> Result<Listing> {
-    let side = crate::suite_run::Side::new(bfcli.clone())?;
+/// Load `case` on `side` (a build's bfcli and its private bpffs: make one per
+/// build, not per case), and return its normalised listing (with the machine
+/// code when `jited`). Nothing stays loaded.
+pub fn load_listing(side: &crate::suite_run::Side, case: &Case, jited: bool) -> Result<Listing> {
     let loaded = side.load(case)?;
     let program = loaded.program();
     let code = program.code()?;

@@ -11,6 +11,7 @@ use bench_harness::engine::Comparison;
 use bench_harness::listing::{self, Listing};
 use bench_harness::program::Bfcli;
 use bench_harness::suite::{self, Case};
+use bench_harness::suite_run::Side;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -100,7 +101,8 @@ pub fn add_listing_diffs(comparison: &mut Comparison, base: &Path, reference: &P
     } else {
         cases_named(&cases, names)?.into_iter().map(|c| c.name.clone()).collect()
     };
-    let (base, reference) = (Bfcli::new(base)?, Bfcli::new(reference)?);
+    let base = Side::new(Bfcli::new(base)?)?;
+    let reference = Side::new(Bfcli::new(reference)?)?;
     for name in wanted {
         let case = cases.iter().find(|c| c.name == name).expect("a suite case");
         let Some(result) = comparison.cases.iter_mut().find(|c| c.name == name) else {

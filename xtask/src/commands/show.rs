@@ -16,10 +16,11 @@ pub fn run(flags: ShowFlags) -> Result<i32> {
     let selected = show::cases_named(&cases, &flags.cases)?;
     let session = Session::local(&HostFlags::default(), &flags.common, "show")?;
     let (bfcli, source) = show::bfcli(&flags, &session)?;
+    let side = bench_harness::suite_run::Side::new(bfcli.clone())?;
     let mut shown = Vec::new();
     for case in selected {
         let spin = progress::spinner(format!("loading {}", case.name));
-        let loaded = listing::load_listing(&bfcli, case, flags.jited);
+        let loaded = listing::load_listing(&side, case, flags.jited);
         spin.finish_and_clear();
         let listing = loaded.with_context(|| format!("cannot show {}", case.name))?;
         human.line(show::header(&case.name, &listing));

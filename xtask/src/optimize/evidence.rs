@@ -25,6 +25,7 @@ use bench_harness::listing::{self, Listing};
 use bench_harness::program::{Bfcli, ProgramMetrics};
 use bench_harness::results::RunResults;
 use bench_harness::suite::{self, Case};
+use bench_harness::suite_run::Side;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -273,10 +274,10 @@ pub fn gather(opts: &super::OptimizeOptions, base: &Baseline<'_>) -> Result<Evid
         ev.notes.push("listings are not available with --host (the programs are built and loaded there)".into());
         return Ok(ev);
     }
-    let bfcli = Bfcli::new(&bfcli)?;
+    let side = Side::new(Bfcli::new(&bfcli)?)?;
     for name in &ev.shown_cases {
         let Some(case) = all.iter().find(|c| &c.name == name) else { continue };
-        match listing::load_listing(&bfcli, case, false) {
+        match listing::load_listing(&side, case, false) {
             Ok(l) => {
                 if let Err(e) = write_json(&listing_path(base.run_dir, name), &l) {
                     eprintln!("warning: {e:#}");
@@ -388,8 +389,8 @@ pub fn show(ctx: &ShowContext, case: &str) -> std::result::Result<String, String
         ),
         None => format!("the build failed: {e:#}"),
     })?;
-    let bfcli = Bfcli::new(&bfcli).map_err(|e| format!("{e:#}"))?;
-    let new = listing::load_listing(&bfcli, &case, false)
+    let side = Bfcli::new(&bfcli).and_then(Side::new).map_err(|e| format!("{e:#}"))?;
+    let new = listing::load_listing(&side, &case, false)
         .map_err(|e| format!("the tree built, but {} could not be loaded: {e:#}", case.name))?;
     let base: Option<Listing> = read_json(&listing_path(&ctx.run_dir, &case.name));
     let mut out = format!("{} with the attempt's changes:\n", case.name);
