@@ -178,14 +178,7 @@ fn listing_path(run_dir: &Path, case: &str) -> PathBuf {
 
 /// Read a JSON file the run wrote: not through a link, bounded.
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
-    use std::io::Read as _;
-    let (file, meta) = crate::planted::open(path, std::fs::OpenOptions::new().read(true)).ok()?;
-    if meta.len() > MAX_EVIDENCE_BYTES {
-        return None;
-    }
-    let mut text = String::new();
-    file.take(MAX_EVIDENCE_BYTES).read_to_string(&mut text).ok()?;
-    serde_json::from_str(&text).ok()
+    serde_json::from_str(&crate::planted::read(path, MAX_EVIDENCE_BYTES).ok()?).ok()
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {

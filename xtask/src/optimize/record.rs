@@ -17,28 +17,22 @@ pub const MAX_HISTORY_BYTES: u64 = 64 << 20;
 
 /// The text of `path`: a regular file, not a symlink, at most [`MAX_HISTORY_BYTES`].
 fn read_untrusted(path: &Path) -> Result<String> {
-    use crate::planted::{self, Refused};
-    use std::io::Read as _;
+    use crate::planted::{self, Refused, Unread};
     let shown = path.display();
-    let (file, meta) = planted::open(path, std::fs::OpenOptions::new().read(true)).map_err(|why| match why {
-        Refused::Link => anyhow::anyhow!("{shown} is a symbolic link: refusing to follow it; remove it"),
-        Refused::NotRegular => anyhow::anyhow!("{shown} is not a regular file: remove it"),
-        Refused::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            anyhow::anyhow!("no optimize run at {shown}: check the run id")
+    planted::read(path, MAX_HISTORY_BYTES).map_err(|why| match why {
+        _ if why.is_missing() => anyhow::anyhow!("no optimize run at {shown}: check the run id"),
+        Unread::Refused(Refused::Link) => {
+            anyhow::anyhow!("{shown} is a symbolic link: refusing to follow it; remove it")
         }
-        Refused::Io(e) => anyhow::anyhow!("cannot open {shown}: {e}"),
-    })?;
-    anyhow::ensure!(
-        meta.len() <= MAX_HISTORY_BYTES,
-        "{shown} is {} MiB, more than a run writes ({} MiB at most): it cannot be resumed; start a new run",
-        meta.len() >> 20,
-        MAX_HISTORY_BYTES >> 20
-    );
-    let mut bytes = Vec::new();
-    file.take(MAX_HISTORY_BYTES + 1).read_to_end(&mut bytes).with_context(|| format!("cannot read {shown}"))?;
-    anyhow::ensure!(bytes.len() as u64 <= MAX_HISTORY_BYTES, "{shown} grew while being read: try again");
-    String::from_utf8(bytes)
-        .map_err(|_| anyhow::anyhow!("{shown} is corrupt (not UTF-8): it cannot be resumed; start a new run"))
+        Unread::Refused(Refused::NotRegular) => anyhow::anyhow!("{shown} is not a regular file: remove it"),
+        Unread::Refused(Refused::Io(e)) => anyhow::anyhow!("cannot open {shown}: {e}"),
+        Unread::TooLarge => anyhow::anyhow!(
+            "{shown} is larger than a run writes ({} MiB at most): it cannot be resumed; start a new run",
+            MAX_HISTORY_BYTES >> 20
+        ),
+        Unread::Io(e) => anyhow::anyhow!("cannot read {shown}: {e}"),
+        Unread::NotText => anyhow::anyhow!("{shown} is corrupt (not UTF-8): it cannot be resumed; start a new run"),
+    })
 }
 
 /// Where an attempt is.
@@ -422,7 +416,7 @@ mod tests {
         let huge = dir.path().join("huge.json");
         std::fs::File::create(&huge).unwrap().set_len(MAX_HISTORY_BYTES + 1).unwrap();
         let err = RunRecord::load(&huge).unwrap_err().to_string();
-        assert!(err.contains("more than a run writes"), "{err}");
+        assert!(err.contains("larger than a run writes"), "{err}");
         assert_eq!(RunRecord::load(&real).unwrap(), record());
     }
 

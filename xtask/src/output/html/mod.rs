@@ -16,10 +16,9 @@ pub mod compare;
 pub mod history;
 pub mod optimize;
 
-use crate::planted::{self, Refused};
+use crate::planted::{self, Refused, Unread};
 use anyhow::{Context as _, Result};
 use minijinja::{Environment, UndefinedBehavior, Value};
-use std::io::Read as _;
 use std::path::Path;
 
 /// Escape text for HTML element content and (double- or single-quoted)
@@ -117,25 +116,19 @@ impl Templates {
 /// A template file of `--template DIR`, when it exists.
 fn read_override(path: &Path) -> Result<Option<String>> {
     let shown = path.display();
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    let (file, meta) = match planted::open(path, &mut options) {
-        Ok(opened) => opened,
-        Err(Refused::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(Refused::Link) => {
+    match planted::read(path, MAX_TEMPLATE) {
+        Ok(text) => Ok(Some(text)),
+        Err(why) if why.is_missing() => Ok(None),
+        Err(Unread::Refused(Refused::Link)) => {
             anyhow::bail!("template {shown} is a symbolic link: refusing to follow it; copy the file instead")
         }
-        Err(Refused::NotRegular) => {
+        Err(Unread::Refused(Refused::NotRegular)) => {
             anyhow::bail!("template {shown} is not a regular file: remove it or replace it by a file")
         }
-        Err(Refused::Io(e)) => anyhow::bail!("cannot read template {shown}: {e}"),
-    };
-    anyhow::ensure!(meta.len() <= MAX_TEMPLATE, "template {shown} is larger than 1 MiB: is it a template?");
-    let mut text = String::new();
-    file.take(MAX_TEMPLATE + 1)
-        .read_to_string(&mut text)
-        .with_context(|| format!("cannot read template {shown} (is it UTF-8 text?)"))?;
-    Ok(Some(text))
+        Err(Unread::TooLarge) => anyhow::bail!("template {shown} is larger than 1 MiB: is it a template?"),
+        Err(Unread::Refused(Refused::Io(e)) | Unread::Io(e)) => anyhow::bail!("cannot read template {shown}: {e}"),
+        Err(Unread::NotText) => anyhow::bail!("cannot read template {shown} (is it UTF-8 text?)"),
+    }
 }
 
 /// Markup made here (an SVG plot, a coloured diff), inserted as is.
