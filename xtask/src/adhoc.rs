@@ -69,7 +69,7 @@ pub fn with_suite<'a>(
 /// name, and the ad-hoc case is not among them.
 pub fn check_machine(flags: &AdhocFlags, machine: &Machine) -> Result<()> {
     anyhow::ensure!(
-        flags.rule.is_none() || matches!(machine, Machine::Local),
+        flags.rule.is_none() || machine.is_local(),
         "--rule runs on this host only: drop --host, or run the command on {}",
         machine.name()
     );

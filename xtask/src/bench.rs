@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub fn prepare(tree: &TreeFlags, bfcli: &BfcliFlags, session: &Session) -> Result<(PathBuf, SourceInfo)> {
     if let Some(path) = &bfcli.bfcli {
         let path = match &session.machine {
-            Machine::Local => bench_harness::program::Bfcli::new(path)?.path().to_owned(),
+            Machine::Local(_) => bench_harness::program::Bfcli::new(path)?.path().to_owned(),
             Machine::Remote(r) => {
                 anyhow::ensure!(
                     path.is_absolute(),

@@ -91,7 +91,7 @@ pub fn run(flags: &CompareFlags, session: &Session) -> Result<Comparison> {
     let mut comparison = comparison.context("comparison aborted")?;
     if let Some(names) = &flags.show_diff {
         match machine {
-            crate::machine::Machine::Local => {
+            crate::machine::Machine::Local(_) => {
                 let spin = progress::spinner("loading listings for --show-diff");
                 let added = crate::show::add_listing_diffs(&mut comparison, &base_bfcli, &ref_bfcli, names);
                 spin.finish_and_clear();

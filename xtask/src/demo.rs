@@ -150,7 +150,7 @@ pub fn run(session: &Session, keep: bool) -> Result<DemoOutcome> {
     let filter = flags.cases.filter;
 
     let (url, _server, _seen) = serve(script(64))?;
-    let opts = optimize_options(&repo, url, &stamp, filter, cache)?;
+    let opts = optimize_options(&repo, url, &stamp, filter, cache, session.machine.clone())?;
     let run = optimize::run(&opts)?;
     if !keep {
         // The reports stay; the demo repository and its worktrees are removed.
@@ -176,6 +176,7 @@ fn optimize_options(
     stamp: &str,
     filter: Option<String>,
     cache: &Path,
+    machine: crate::machine::Machine,
 ) -> Result<OptimizeOptions> {
     let run_id = format!("demo-{stamp}");
     let mut args: Vec<std::ffi::OsString> = [
@@ -214,7 +215,7 @@ fn optimize_options(
         args.extend(["--filter".into(), f.into()]);
     }
     let Cli::Optimize(flags) = Cli::parse_from(args)? else { unreachable!("parsed as optimize") };
-    let mut opts = OptimizeOptions::from_flags(*flags, cache.to_owned(), Default::default())?;
+    let mut opts = OptimizeOptions::from_flags(*flags, cache.to_owned(), machine)?;
     opts.api_key = crate::agent::ApiKey::new(DEMO_KEY);
     Ok(opts)
 }
@@ -223,6 +224,10 @@ fn optimize_options(
 mod tests {
     use super::*;
     use crate::agent::{Conversation, Effort};
+
+    fn local() -> crate::machine::Machine {
+        crate::machine::Machine::Local(Default::default())
+    }
 
     /// The real key a user may have exported; [`model_call_child`] runs with it set.
     const REAL_KEY: &str = "sk-ant-REAL-SECRET-never-sent";
@@ -237,7 +242,8 @@ mod tests {
         assert_eq!(flags.tree.sources.as_deref(), Some(repo));
         assert_eq!(compare::config(&flags).unwrap(), expected);
         let filter = flags.cases.filter.clone();
-        let opts = optimize_options(repo, "http://127.0.0.1:9".into(), "t", filter.clone(), Path::new("/c")).unwrap();
+        let opts =
+            optimize_options(repo, "http://127.0.0.1:9".into(), "t", filter.clone(), Path::new("/c"), local()).unwrap();
         assert_eq!((opts.config, opts.filter, opts.iterations, opts.max_fix_attempts), (expected, filter, 2, 1));
         assert_eq!(opts.validate.len(), 3);
         assert!(opts.sandbox.confine, "the demo's attempts run in the sandbox");
@@ -269,7 +275,7 @@ mod tests {
         let (url, _server, seen) = serve(script(64)).unwrap();
         let cache = tempfile::tempdir().unwrap();
         let worktree = tempfile::tempdir().unwrap();
-        let opts = optimize_options(worktree.path(), url, "test", None, cache.path()).unwrap();
+        let opts = optimize_options(worktree.path(), url, "test", None, cache.path(), local()).unwrap();
         let mut model =
             optimize::make_model(&opts, &opts.proposal_model, worktree.path(), &Default::default()).unwrap();
         let conv = Conversation { system: "s".into(), user: "u".into(), max_turns: 2, effort: Effort::Low };

@@ -3,15 +3,14 @@
 //! applied for real, or fails with a message saying why this host cannot.
 //!
 //! Pin, FIFO and node binding apply to the measuring thread only and only while
-//! it measures ([`Isolation::scope`], [`measuring`]), here and on `--host`
-//! alike: cmake, make, the compiler and the tests run unpinned under the normal
+//! it measures ([`Isolation::scope`], taken by [`crate::machine::Machine::measuring`]
+//! here and by the harness on `--host`): cmake, make, the compiler and the tests run unpinned under the normal
 //! policy (a `make -jN` at real-time priority could starve the host).
 
 use anyhow::{bail, Context as _, Result};
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 use std::path::Path;
-use std::sync::Mutex;
 
 /// Environment marker telling a re-executed process it already runs in the slice.
 const IN_SLICE_ENV: &str = "BFPERF_IN_SLICE";
@@ -29,17 +28,12 @@ pub struct Isolation {
     pub slice: Option<String>,
 }
 
-/// The isolation measurements of this process run under, set once at start-up by [`Isolation::install`].
-static INSTALLED: Mutex<Option<Isolation>> = Mutex::new(None);
-
 impl Isolation {
-    /// Check at start-up that this host can apply the isolation (it is applied to the calling
-    /// thread and undone at once, so a refusal comes before any build), and make it the one every
-    /// measurement of this process runs under ([`measuring`]). Returns what will be applied.
-    pub fn install(&self) -> Result<Vec<String>> {
-        let applied = self.scope()?.applied.clone();
-        *INSTALLED.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.clone());
-        Ok(applied)
+    /// Check at start-up that this host can apply the isolation: it is applied to the calling
+    /// thread and undone at once, so a refusal comes before any build. Returns what will be
+    /// applied. The session then hands it to every local measurement ([`crate::machine::Machine::Local`]).
+    pub fn check(&self) -> Result<Vec<String>> {
+        Ok(self.scope()?.applied.clone())
     }
 
     /// Apply everything but the slice (which needs a re-exec, see [`reexec_in_slice`]) to the
@@ -75,16 +69,6 @@ impl Isolation {
             scope.applied.push("SCHED_FIFO priority 1".into());
         }
         Ok(scope)
-    }
-}
-
-/// The isolation of [`Isolation::install`] applied to the calling thread until the guard is
-/// dropped (nothing when none was installed). Wrapped around every local measurement.
-pub fn measuring() -> Result<Scope> {
-    let installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    match installed {
-        Some(isolation) => isolation.scope(),
-        None => Ok(Scope::default()),
     }
 }
 

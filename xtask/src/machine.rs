@@ -3,6 +3,7 @@
 //! is the same run with its slow steps done elsewhere.
 
 use crate::build::Build;
+use crate::host::{Isolation, Scope};
 use crate::remote::harness::{CommandOutput, Event, Request};
 use crate::remote::Remote;
 use crate::sandbox::Policy;
@@ -27,20 +28,34 @@ pub fn probe_here(bfcli: &Path) -> Result<Option<String>> {
 
 /// This machine or a remote host. Paths of bfclis and build directories
 /// returned by a machine are paths *on* it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub enum Machine {
-    /// Here.
-    #[default]
-    Local,
-    /// Over ssh.
+    /// Here, measuring under this isolation (the session checked that this host can apply it).
+    Local(Isolation),
+    /// Over ssh (the host applies the isolation to each of its measurements).
     Remote(Arc<Remote>),
 }
 
 impl Machine {
+    /// Whether builds and measurements run here.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Machine::Local(_))
+    }
+
+    /// The isolation of a measurement made on the calling thread, undone when
+    /// the scope is dropped: this machine's, or nothing for a remote host (which
+    /// applies its own to each request). Wrapped around every local measurement.
+    pub fn measuring(&self) -> Result<Scope> {
+        match self {
+            Machine::Local(isolation) => isolation.scope(),
+            Machine::Remote(_) => Ok(Scope::default()),
+        }
+    }
+
     /// For messages: `this host` or `user@host`.
     pub fn name(&self) -> String {
         match self {
-            Machine::Local => "this host".into(),
+            Machine::Local(_) => "this host".into(),
             Machine::Remote(r) => r.host().to_string(),
         }
     }
@@ -54,7 +69,7 @@ impl Machine {
     /// [`Machine::build`], confined by `sandbox` when given (a tree with model-written code).
     pub fn build_confined(&self, sources: &Path, dir: &Path, sandbox: Option<&Policy>) -> Result<PathBuf> {
         match self {
-            Machine::Local => Build::new(sources, dir).confined(sandbox.cloned()).bfcli_built(),
+            Machine::Local(_) => Build::new(sources, dir).confined(sandbox.cloned()).bfcli_built(),
             Machine::Remote(r) => {
                 let request =
                     Request::Build { sources: r.sync_tree(sources)?, dir: r.path_of(dir), sandbox: sandbox.cloned() };
@@ -67,7 +82,7 @@ impl Machine {
     pub fn built_bfcli(&self, dir: &Path) -> Result<Option<PathBuf>> {
         let path = self.bfcli_of(dir);
         let built = match self {
-            Machine::Local => path.is_file(),
+            Machine::Local(_) => path.is_file(),
             Machine::Remote(r) => serde_json::from_value(r.request(Request::IsBfcli { path: path.clone() }, |_| {})?)?,
         };
         Ok(built.then_some(path))
@@ -78,7 +93,7 @@ impl Machine {
     /// from before bpfilter's daemon removal).
     pub fn probe(&self, bfcli: &Path) -> Result<Option<String>> {
         match self {
-            Machine::Local => probe_here(bfcli),
+            Machine::Local(_) => probe_here(bfcli),
             Machine::Remote(r) => {
                 Ok(serde_json::from_value(r.request(Request::ProbeBfcli { path: bfcli.to_owned() }, |_| {})?)?)
             }
@@ -89,7 +104,7 @@ impl Machine {
     pub fn bfcli_of(&self, dir: &Path) -> PathBuf {
         let local = crate::build::bfcli_in(dir);
         match self {
-            Machine::Local => local,
+            Machine::Local(_) => local,
             Machine::Remote(r) => r.path_of(&local),
         }
     }
@@ -149,8 +164,8 @@ impl Machine {
         mut on_result: impl FnMut(&CaseResult),
     ) -> Result<RunResults> {
         match self {
-            Machine::Local => {
-                let _isolated = crate::host::measuring()?;
+            Machine::Local(_) => {
+                let _isolated = self.measuring()?;
                 let mut bench = bench_harness::suite_run::Bench::new(Bfcli::new(bfcli)?, sampling)
                     .context("cannot start the benchmark")?;
                 Ok(bench.run(cases, source, |_, c| on_case(&c.name), on_result)?)
@@ -182,8 +197,8 @@ impl Machine {
         mut progress: impl FnMut(Progress<'_>),
     ) -> Result<Comparison> {
         match self {
-            Machine::Local => {
-                let _isolated = crate::host::measuring()?;
+            Machine::Local(_) => {
+                let _isolated = self.measuring()?;
                 let side = |(p, i): (PathBuf, SideInfo)| -> Result<(Bfcli, SideInfo)> { Ok((Bfcli::new(p)?, i)) };
                 Ok(engine::run(side(base)?, side(reference)?, cases, config, progress)?)
             }

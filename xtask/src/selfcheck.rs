@@ -4,6 +4,7 @@
 //! build), and the smallest slowdown of generated programs a comparison
 //! detects 9 times out of 10.
 
+use crate::host::Isolation;
 use crate::revisions::select_cases;
 use anyhow::Result;
 use bench_harness::engine::Change;
@@ -92,16 +93,23 @@ fn side(bfcli: &Bfcli) -> (Bfcli, SideInfo) {
 }
 
 /// One A/A comparison of `bfcli` with itself, identical programs timed,
-/// REF's samples scaled by `1 + inject_pct / 100`.
-fn compare(bfcli: &Bfcli, selected: &[&Case], inject_pct: f64, config: CompareConfig) -> Result<engine::Comparison> {
+/// REF's samples scaled by `1 + inject_pct / 100`, measured on this thread under `isolation`.
+fn compare(
+    bfcli: &Bfcli,
+    selected: &[&Case],
+    inject_pct: f64,
+    config: CompareConfig,
+    isolation: &Isolation,
+) -> Result<engine::Comparison> {
     let config = CompareConfig { measure_identical: true, inject_pct, ..config };
-    let _isolated = crate::host::measuring()?;
+    let _isolated = isolation.scope()?;
     Ok(engine::run(side(bfcli), side(bfcli), selected, config, |_| {})?)
 }
 
 /// Run `runs` A/A comparisons of `bfcli` over the selected cases (identical
-/// programs are always timed here: that is the point).
+/// programs are always timed here: that is the point), under `isolation`.
 pub fn aa(
+    isolation: &Isolation,
     bfcli: &Bfcli,
     filter: Option<&str>,
     runs: usize,
@@ -113,7 +121,7 @@ pub fn aa(
     let mut widths = vec![];
     let mut out = AaOutcome { runs: 0, verdicts: 0, false_verdicts: 0, median_ci_width_pct: 0.0 };
     for run in 0..runs {
-        let c = compare(bfcli, &selected, 0.0, config)?;
+        let c = compare(bfcli, &selected, 0.0, config, isolation)?;
         for case in c.cases.iter().filter(|x| x.is_ok()) {
             if let (Some(est), Some(change)) = (case.estimate, case.change) {
                 out.verdicts += 1;
@@ -134,7 +142,9 @@ pub fn aa(
 /// comparisons of `bfcli` with itself with that slowdown injected into REF's
 /// samples. Each case keeps its own noise, so its detection rate is what
 /// `bench-compare` would achieve on a real change of that size in it.
+/// Measured under `isolation`.
 pub fn injected(
+    isolation: &Isolation,
     bfcli: &Bfcli,
     filter: Option<&str>,
     sizes: &[f64],
@@ -148,7 +158,7 @@ pub fn injected(
     for &size in sizes {
         let mut point = InjectedPoint { inject_pct: size, runs: 0, cases: vec![], mean_wall_time_s: 0.0 };
         for _ in 0..runs {
-            let c = compare(bfcli, &selected, size, config)?;
+            let c = compare(bfcli, &selected, size, config, isolation)?;
             point.mean_wall_time_s += c.wall_time_s / runs as f64;
             for case in c.cases.iter().filter(|x| x.is_ok() && x.change.is_some()) {
                 let i = match point.cases.iter().position(|r| r.case == case.name) {
@@ -178,10 +188,15 @@ pub fn injected(
     Ok(points)
 }
 
-/// The power part: see [`bench_harness::power::power`].
-pub fn power(reps: usize, config: CompareConfig, on_point: impl FnMut(&PowerPoint)) -> Result<Vec<PowerPoint>> {
+/// The power part, measured under `isolation`: see [`bench_harness::power::power`].
+pub fn power(
+    isolation: &Isolation,
+    reps: usize,
+    config: CompareConfig,
+    on_point: impl FnMut(&PowerPoint),
+) -> Result<Vec<PowerPoint>> {
     // Extra instructions on top of a 64-instruction base: from well under 1 %
     // of the program's cost to several %.
-    let _isolated = crate::host::measuring()?;
+    let _isolated = isolation.scope()?;
     Ok(bench_harness::power::power(64, &[1, 2, 4, 8, 16, 32], reps, &config, on_point)?)
 }

@@ -59,7 +59,7 @@ impl Session {
         let cache = workspace::cache_dir(common.cache_dir.as_deref())?;
         let Some(spec) = &remote.host else {
             let lock = enter_here(host, &cache, what)?;
-            return Ok(Session { machine: Machine::Local, cache, _lock: Some(lock) });
+            return Ok(Session { machine: Machine::Local(host.isolation()), cache, _lock: Some(lock) });
         };
         let spec = HostSpec::parse(spec)?;
         anyhow::ensure!(
@@ -91,7 +91,7 @@ impl Session {
     pub fn local(host: &HostFlags, common: &CommonFlags, what: &str) -> Result<Session> {
         let cache = workspace::cache_dir(common.cache_dir.as_deref())?;
         let lock = enter_here(host, &cache, what)?;
-        Ok(Session { machine: Machine::Local, cache, _lock: Some(lock) })
+        Ok(Session { machine: Machine::Local(host.isolation()), cache, _lock: Some(lock) })
     }
 }
 
@@ -100,7 +100,8 @@ pub fn sources(tree: &TreeFlags) -> Result<Sources> {
     Sources::from_arg_or_env(tree.sources.as_deref())
 }
 
-/// Enter the slice (re-exec), take the host lock, check and install the measuring isolation.
+/// Enter the slice (re-exec), take the host lock, check the measuring isolation (the
+/// session's [`Machine::Local`] then carries it to every measurement).
 fn enter_here(host: &HostFlags, cache: &Path, what: &str) -> Result<lock::RunLock> {
     // Privileges first: an unprivileged user gets the one line that says what to do,
     // not an error about a lock file owned by root.
@@ -111,7 +112,7 @@ fn enter_here(host: &HostFlags, cache: &Path, what: &str) -> Result<lock::RunLoc
         }
     }
     let held = lock::RunLock::acquire(&lock::default_path(cache), host.wait(), what)?;
-    for line in host.isolation().install()? {
+    for line in host.isolation().check()? {
         crate::progress::info(format!("host: while measuring: {line}"));
     }
     Ok(held)

@@ -11,12 +11,14 @@ use xtask::{bench, exit, progress, selfcheck};
 pub fn run(flags: SelfcheckFlags) -> Result<i32> {
     let human = Human::new(&[("--json-output", flags.json.json_output.as_deref())])?;
     let session = Session::local(&flags.host, &flags.common, "bench-selfcheck")?;
+    // Checked by the session: every measurement below runs under it.
+    let isolation = flags.host.isolation();
     let config = flags.quick.base(CompareConfig::default());
     let mut json = serde_json::Map::new();
     if !flags.power_only {
         let bfcli = bench_harness::program::Bfcli::new(bench::prepare(&flags.tree, &flags.bfcli, &session)?.0)?;
         progress::info(format!("A/A: {} comparisons of {} with itself", flags.aa_runs, bfcli.path().display()));
-        let aa = selfcheck::aa(&bfcli, flags.cases.filter.as_deref(), flags.aa_runs, config, |run, o| {
+        let aa = selfcheck::aa(&isolation, &bfcli, flags.cases.filter.as_deref(), flags.aa_runs, config, |run, o| {
             progress::info(format!("  run {}: {} false verdicts of {} so far", run + 1, o.false_verdicts, o.verdicts))
         })?;
         human.line(format!(
@@ -33,7 +35,7 @@ pub fn run(flags: SelfcheckFlags) -> Result<i32> {
             flags.power_reps
         ));
         let filter = flags.cases.filter.as_deref();
-        let points = selfcheck::injected(&bfcli, filter, &flags.inject, flags.power_reps, config, |p| {
+        let points = selfcheck::injected(&isolation, &bfcli, filter, &flags.inject, flags.power_reps, config, |p| {
             human.line(format!(
                 "  injected +{:.1} %: called slower in {:.0} % of case verdicts; {} of {} cases 9 times in 10 or more; {:.0} s per comparison",
                 p.inject_pct,
@@ -55,7 +57,7 @@ pub fn run(flags: SelfcheckFlags) -> Result<i32> {
         "power: {} comparisons per slowdown ({} to {} adaptive rounds each, as the engine does per case)",
         flags.power_reps, config.min_rounds, config.max_rounds
     ));
-    let points = selfcheck::power(flags.power_reps, config, |p| {
+    let points = selfcheck::power(&isolation, flags.power_reps, config, |p| {
         human.line(format!(
             "  +{:>2} insns: true slowdown {:+.2} %: detected {}/{} (wrong direction {})",
             p.extra_insns, p.true_delta_pct, p.detected, p.reps, p.wrong

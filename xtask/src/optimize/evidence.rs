@@ -263,7 +263,7 @@ pub fn gather(opts: &super::OptimizeOptions, base: &Baseline<'_>) -> Result<Evid
         }
     }
 
-    if !matches!(opts.machine, crate::machine::Machine::Local) {
+    if !opts.machine.is_local() {
         ev.notes.push("listings are not available with --host (the programs are built and loaded there)".into());
         return Ok(ev);
     }

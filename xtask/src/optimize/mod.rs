@@ -297,7 +297,7 @@ pub fn make_model(
         Backend::Command(cmd) => {
             let agent = agent::command::AgentCommand::new(cmd.clone(), worktree);
             // The explorer's script ($BFPERF_SHOW), beside the worktree in the run's directory.
-            Box::new(match worktree.parent().filter(|_| matches!(opts.machine, Machine::Local)) {
+            Box::new(match worktree.parent().filter(|_| opts.machine.is_local()) {
                 Some(run_dir) => agent.with_env(evidence::SHOW_VAR, evidence::ShowContext::script(run_dir)),
                 None => agent,
             })
@@ -738,7 +738,7 @@ fn kept_tip(record: &RunRecord) -> Result<Oid> {
 /// succeeded (see [`Build::is_configured`]); a host is always configured again.
 fn configure(opts: &OptimizeOptions, worktree: &Path, build: &Path, logs: &Path) -> Result<()> {
     let machine = &opts.machine;
-    let local = matches!(machine, Machine::Local).then(|| Build::new(worktree, build));
+    let local = machine.is_local().then(|| Build::new(worktree, build));
     if local.as_ref().is_some_and(Build::is_configured) {
         return Ok(());
     }
@@ -1033,7 +1033,7 @@ fn attempt_once(
     let base = evidence::Baseline { worktree: &worktree, run_dir: dir, scope: &scope, commit: &tip, cases };
     let evidence = evidence::gather(opts, &base)?;
     // The explorer builds the attempt's tree here: a --host run builds and loads on the host only.
-    let explore = matches!(opts.machine, Machine::Local).then(|| evidence::ShowContext {
+    let explore = opts.machine.is_local().then(|| evidence::ShowContext {
         worktree: worktree.clone(),
         build: dir.join("explore"),
         run_dir: dir.to_owned(),
@@ -1260,7 +1260,7 @@ fn attempt_once(
     // The code first, untimed: an attempt that changed no program is not measured, and
     // `--objective insns` needs the counts only. (Here only: on a --host, the comparison
     // below tells the same from its `same_program`.)
-    if matches!(opts.machine, Machine::Local) {
+    if opts.machine.is_local() {
         let spin = progress::spinner(format!("attempt {n}: comparing the generated code with its parent's"));
         let compared = code::compare(&parent_bfcli, &attempt_bfcli, cases);
         spin.finish_and_clear();
