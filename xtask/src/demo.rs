@@ -7,7 +7,7 @@
 
 use crate::compare;
 use crate::flags::{Command as Cli, CompareFlags};
-use crate::optimize::{self, OptimizeOptions};
+use crate::optimize;
 use crate::session::Session;
 use anyhow::{Context as _, Result};
 use serde_json::json;
@@ -150,8 +150,8 @@ pub fn run(session: &Session, keep: bool) -> Result<DemoOutcome> {
     let filter = flags.cases.filter;
 
     let (url, _server, _seen) = serve(script(64))?;
-    let opts = optimize_options(&repo, url, &stamp, filter, cache, session.machine.clone())?;
-    let run = optimize::run(&opts)?;
+    let cx = optimize_context(&repo, url, &stamp, filter, cache, session.machine.clone())?;
+    let run = optimize::run(&cx)?;
     if !keep {
         // The reports stay; the demo repository and its worktrees are removed.
         let _ = git(&repo, &["worktree", "prune"]);
@@ -168,16 +168,17 @@ fn compare_flags(repo: &Path) -> Result<CompareFlags> {
     Ok(flags)
 }
 
-/// The demo's optimize run, from its command line: two attempts against the
-/// scripted server at `url`, with [`DEMO_KEY`] (never the environment's key).
-fn optimize_options(
+/// The demo's optimize run, from its command line parsed as a user's would
+/// be: two attempts against the scripted server at `url`, with [`DEMO_KEY`]
+/// (never the environment's key).
+fn optimize_context(
     repo: &Path,
     url: String,
     stamp: &str,
     filter: Option<String>,
     cache: &Path,
     machine: crate::machine::Machine,
-) -> Result<OptimizeOptions> {
+) -> Result<optimize::Context> {
     let run_id = format!("demo-{stamp}");
     let mut args: Vec<std::ffi::OsString> = [
         "optimize",
@@ -215,9 +216,9 @@ fn optimize_options(
         args.extend(["--filter".into(), f.into()]);
     }
     let Cli::Optimize(flags) = Cli::parse_from(args)? else { unreachable!("parsed as optimize") };
-    let mut opts = OptimizeOptions::from_flags(*flags, cache.to_owned(), machine)?;
-    opts.api_key = crate::agent::ApiKey::new(DEMO_KEY);
-    Ok(opts)
+    let mut cx = optimize::Context::new(*flags, cache.to_owned(), machine)?;
+    cx.api_key = crate::agent::ApiKey::new(DEMO_KEY);
+    Ok(cx)
 }
 
 #[cfg(test)]
@@ -242,12 +243,14 @@ mod tests {
         assert_eq!(flags.tree.sources.as_deref(), Some(repo));
         assert_eq!(compare::config(&flags).unwrap(), expected);
         let filter = flags.cases.filter.clone();
-        let opts =
-            optimize_options(repo, "http://127.0.0.1:9".into(), "t", filter.clone(), Path::new("/c"), local()).unwrap();
-        assert_eq!((opts.config, opts.filter, opts.iterations, opts.max_fix_attempts), (expected, filter, 2, 1));
-        assert_eq!(opts.validate.len(), 3);
-        assert!(opts.sandbox.confine, "the demo's attempts run in the sandbox");
-        assert_eq!(opts.api_key.as_ref().map(|k| k.expose()), Some(DEMO_KEY));
+        let cx =
+            optimize_context(repo, "http://127.0.0.1:9".into(), "t", filter.clone(), Path::new("/c"), local()).unwrap();
+        let f = &cx.flags;
+        assert_eq!((cx.config, &f.cases.filter, f.iterations, f.max_fix_attempts), (expected, &filter, 2, 1));
+        assert_eq!(f.tree.sources.as_deref(), Some(repo));
+        assert_eq!(cx.validate.len(), 3);
+        assert!(cx.sandbox.confine, "the demo's attempts run in the sandbox");
+        assert_eq!(cx.api_key.as_ref().map(|k| k.expose()), Some(DEMO_KEY));
     }
 
     #[test]
@@ -275,9 +278,8 @@ mod tests {
         let (url, _server, seen) = serve(script(64)).unwrap();
         let cache = tempfile::tempdir().unwrap();
         let worktree = tempfile::tempdir().unwrap();
-        let opts = optimize_options(worktree.path(), url, "test", None, cache.path(), local()).unwrap();
-        let mut model =
-            optimize::make_model(&opts, &opts.proposal_model, worktree.path(), &Default::default()).unwrap();
+        let cx = optimize_context(worktree.path(), url, "test", None, cache.path(), local()).unwrap();
+        let mut model = optimize::make_model(&cx, &cx.proposal_model, worktree.path(), &Default::default()).unwrap();
         let conv = Conversation { system: "s".into(), user: "u".into(), max_turns: 2, effort: Effort::Low };
         let mut tools = crate::agent::tools::FileTools::new(worktree.path(), None).unwrap();
         let outcome = model.converse(&conv, &mut tools).unwrap();

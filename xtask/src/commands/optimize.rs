@@ -9,8 +9,8 @@ use xtask::{exit, optimize, text};
 pub fn run(flags: OptimizeFlags) -> Result<i32> {
     let session = Session::enter(&flags.host, &flags.remote, &flags.common, "optimize", true)?;
     let cache = session.cache.clone();
-    let opts = optimize::OptimizeOptions::from_flags(flags, cache.clone(), session.machine.clone())?;
-    let record = optimize::run(&opts)?;
+    let cx = optimize::Context::new(flags, cache.clone(), session.machine.clone())?;
+    let record = optimize::run(&cx)?;
     println!(
         "run {}: {} attempts, {} kept, cumulative {:+.2} % vs baseline, {} spent ({})",
         record.run_id,

@@ -205,7 +205,7 @@ pub struct Baseline<'a> {
 /// Gather the evidence for a proposal: the tree's knowledge, the baseline's
 /// numbers (measured when the kept state changed) and listings (loaded with
 /// the rebuilt bfcli). What cannot be had becomes a note; only Ctrl-C is an error.
-pub fn gather(opts: &super::OptimizeOptions, base: &Baseline<'_>) -> Result<Evidence> {
+pub fn gather(cx: &super::Context, base: &Baseline<'_>) -> Result<Evidence> {
     let mut ev = Evidence { knowledge: knowledge::gather(base.worktree, base.scope), ..Evidence::default() };
     let all = suite::suite();
     let prologues = prologue_cases();
@@ -215,7 +215,7 @@ pub fn gather(opts: &super::OptimizeOptions, base: &Baseline<'_>) -> Result<Evid
     // A build directory of its own (bfcli only, incremental from one kept state to the next): the
     // run's build directory is configured for validation (tests included) and must stay so.
     let build = dir(base.run_dir).join("build");
-    let bfcli = opts.machine.build_confined(base.worktree, &build, Some(&opts.sandbox));
+    let bfcli = cx.machine.build_confined(base.worktree, &build, Some(&cx.sandbox));
     bench_harness::interrupt::check()?;
     let bfcli = match bfcli {
         Ok(b) => b,
@@ -228,7 +228,7 @@ pub fn gather(opts: &super::OptimizeOptions, base: &Baseline<'_>) -> Result<Evid
     let numbers_path = dir(base.run_dir).join("numbers.json");
     ev.numbers = read_json::<Numbers>(&numbers_path).filter(|n| n.commit == base.commit);
     // `--objective insns` times nothing, the baseline included: the listings carry the counts.
-    let timed = opts.objective != super::Objective::Insns;
+    let timed = cx.flags.objective != super::Objective::Insns;
     if !timed {
         ev.notes.push("--objective insns: nothing is timed; each listing's header gives its counts".into());
     }
@@ -238,9 +238,9 @@ pub fn gather(opts: &super::OptimizeOptions, base: &Baseline<'_>) -> Result<Evid
         measured
             .extend(all.iter().filter(|c| prologues.contains(&c.name) && !base.cases.iter().any(|b| b.name == c.name)));
         let sampling = bench_harness::runner::SamplingConfig {
-            sample_ms: opts.config.sample_ms,
+            sample_ms: cx.config.sample_ms,
             samples: 10,
-            warmup: opts.config.warmup,
+            warmup: cx.config.warmup,
             load_samples: 3,
         };
         let source = bench_harness::results::SourceInfo {
@@ -248,7 +248,7 @@ pub fn gather(opts: &super::OptimizeOptions, base: &Baseline<'_>) -> Result<Evid
             commit: Some(base.commit.to_owned()),
             dirty: false,
         };
-        let results = opts.machine.bench(&bfcli, &measured, sampling, source, |_| {}, |_| {});
+        let results = cx.machine.bench(&bfcli, &measured, sampling, source, |_| {}, |_| {});
         spin.finish_and_clear();
         bench_harness::interrupt::check()?;
         match results {
@@ -263,7 +263,7 @@ pub fn gather(opts: &super::OptimizeOptions, base: &Baseline<'_>) -> Result<Evid
         }
     }
 
-    if !opts.machine.is_local() {
+    if !cx.machine.is_local() {
         ev.notes.push("listings are not available with --host (the programs are built and loaded there)".into());
         return Ok(ev);
     }

@@ -18,13 +18,12 @@ pub mod record;
 pub mod serve;
 pub mod transcript;
 
-use crate::agent::{self, AgentError, Conversation, Effort, FileTools, Model};
+use crate::agent::{self, AgentError, Conversation, FileTools, Model};
 use crate::build::Build;
 use crate::flags::OptimizeFlags;
 use crate::machine::Machine;
 use crate::progress;
 use crate::revisions::{build_rev, select_cases, RepoCache};
-use crate::sources::Sources;
 use crate::validation;
 use crate::worktree::{Repo, Rev};
 use anyhow::{bail, Context as _, Result};
@@ -56,74 +55,41 @@ pub enum Backend {
     Command(String),
 }
 
-/// Everything `cargo xtask optimize` takes.
-#[derive(Debug, Clone)]
-pub struct OptimizeOptions {
-    /// The user's checkout.
-    pub sources: Option<PathBuf>,
-    /// Attempts to make (in this invocation).
-    pub iterations: usize,
-    /// Hints for the proposals, one line each.
-    pub hints: Vec<String>,
-    /// Model id of the proposal step.
-    pub proposal_model: String,
-    /// Model id of the implementation step.
-    pub impl_model: String,
-    /// The models' price instead of the table's (`--price-per-mtok`).
-    pub price: Option<agent::pricing::Price>,
-    /// Thinking effort.
-    pub effort: Effort,
-    /// Stop before a call would exceed this.
-    pub budget_usd: Option<f64>,
-    /// Scope directory, relative to the tree.
-    pub scope: String,
-    /// Objective.
-    pub objective: Objective,
-    /// Largest per-case significant slowdown accepted, in %.
-    pub max_regression_pct: f64,
-    /// Continue this run.
-    pub resume: Option<String>,
-    /// Name of a new run (default: a timestamp).
-    pub run_id: Option<String>,
-    /// Fix rounds after a validation failure.
-    pub max_fix_attempts: usize,
-    /// API base URL.
-    pub api_base_url: Option<String>,
-    /// Backend.
-    pub backend: Backend,
-    /// Validation commands with their roles, in the order they run
-    /// (`{build}`, `{source}`, `{jobs}` expanded).
-    pub validate: Vec<validation::Step>,
-    /// The user asked for no tests (`--no-tests`).
-    pub no_tests: bool,
-    /// Case filter.
-    pub filter: Option<String>,
-    /// Also judge cases flagged use_set / use_log / userspace_only.
-    pub include_flagged: bool,
-    /// Comparison settings for evaluations.
-    pub config: CompareConfig,
-    /// Cache directory.
+/// A run of `cargo xtask optimize`: its flags, and what they and the session
+/// resolve to, made once by [`Context::new`]. Nothing here copies a flag: a
+/// setting given on the command line is read from [`Context::flags`].
+#[derive(Debug)]
+pub struct Context {
+    /// The command line.
+    pub flags: OptimizeFlags,
+    /// The session's cache (per host with `--host`).
     pub cache: PathBuf,
-    /// Where to build, validate and measure.
+    /// Where to build, validate and measure (the session's).
     pub machine: Machine,
-    /// Model requests allowed per conversation.
-    pub max_turns: usize,
-    /// Serve a live dashboard on this (loopback) address.
-    pub serve: Option<std::net::SocketAddr>,
-    /// How validation commands and attempt builds are confined.
+    /// `--agent-command`, else `--backend`.
+    pub backend: Backend,
+    /// Model id of the proposal step: `--proposal-model`, else `--model`, else [`DEFAULT_MODEL`].
+    pub proposal_model: String,
+    /// Model id of the implementation step: `--impl-model`, else `--model`, else [`DEFAULT_MODEL`].
+    pub impl_model: String,
+    /// The validation commands with their roles, in the order they run
+    /// (`--validate`, else bpfilter's; `{build}`, `{source}`, `{jobs}` expanded when run).
+    pub validate: Vec<validation::Step>,
+    /// The engine's settings of the evaluations (`--quick`, `--threshold`, ...).
+    pub config: CompareConfig,
+    /// How validation commands and attempt builds are confined (`--no-sandbox`, `--secret-env`).
     pub sandbox: crate::sandbox::Policy,
     /// The model API key to use instead of the backend's environment variable
     /// (the demo's fixed key: a real key must never reach its scripted server).
     pub api_key: Option<agent::ApiKey>,
-    /// Show the model's whole thinking live, not its first line (`-v`).
-    pub verbose: bool,
 }
 
-impl OptimizeOptions {
-    /// The run `cargo xtask optimize` was asked for: the flags resolved
-    /// (backend, default validation commands, sandbox policy, comparison
-    /// settings), to run on `machine` with `cache`.
-    pub fn from_flags(flags: OptimizeFlags, cache: PathBuf, machine: Machine) -> Result<Self> {
+impl Context {
+    /// The run `flags` ask for, on the session's `machine` with its `cache`:
+    /// the backend, the models, the validation commands (bpfilter's by default),
+    /// the comparison settings and the sandbox policy resolved, and the flags
+    /// checked against each other.
+    pub fn new(flags: OptimizeFlags, cache: PathBuf, machine: Machine) -> Result<Self> {
         let config = flags.measure.config(CompareConfig::default(), None)?;
         let backend = match (&flags.agent_command, flags.backend.as_str()) {
             (Some(cmd), _) => Backend::Command(cmd.clone()),
@@ -136,12 +102,12 @@ impl OptimizeOptions {
             steps.retain(|s| !(flags.no_tests && s.role == validation::Role::Test));
             steps
         } else {
-            flags.validate
+            flags.validate.clone()
         };
         let validate = validation::plan(given, flags.no_tests)?;
-        let model = flags.model.unwrap_or_else(|| DEFAULT_MODEL.to_owned());
-        let proposal_model = flags.proposal_model.unwrap_or_else(|| model.clone());
-        let impl_model = flags.impl_model.unwrap_or(model);
+        let model = flags.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_owned());
+        let proposal_model = flags.proposal_model.clone().unwrap_or_else(|| model.clone());
+        let impl_model = flags.impl_model.clone().unwrap_or(model);
         if flags.budget_usd.is_some() && flags.price_per_mtok.is_none() && !matches!(backend, Backend::Command(_)) {
             for m in [&proposal_model, &impl_model] {
                 anyhow::ensure!(
@@ -151,39 +117,19 @@ impl OptimizeOptions {
                 );
             }
         }
-        Ok(OptimizeOptions {
-            sources: flags.tree.sources,
-            iterations: flags.iterations,
-            hints: flags.hint,
-            proposal_model,
-            impl_model,
-            price: flags.price_per_mtok,
-            effort: flags.effort,
-            budget_usd: flags.budget_usd,
-            scope: flags.scope,
-            objective: flags.objective,
-            max_regression_pct: flags.max_regression,
-            resume: flags.resume,
-            run_id: flags.run_id,
-            max_fix_attempts: flags.max_fix_attempts,
-            api_base_url: flags.api_base_url,
-            backend,
-            validate,
-            no_tests: flags.no_tests,
-            filter: flags.cases.filter,
-            include_flagged: flags.include_flagged,
-            config,
+        let sandbox =
+            crate::sandbox::Policy { confine: !flags.no_sandbox, secret_names: flags.secret_env.clone(), helper: None };
+        Ok(Context {
+            flags,
             cache,
             machine,
-            max_turns: flags.max_turns,
-            serve: flags.serve,
-            sandbox: crate::sandbox::Policy {
-                confine: !flags.no_sandbox,
-                secret_names: flags.secret_env,
-                helper: None,
-            },
+            backend,
+            proposal_model,
+            impl_model,
+            validate,
+            config,
+            sandbox,
             api_key: None,
-            verbose: flags.verbose,
         })
     }
 }
@@ -261,34 +207,30 @@ pub fn normalize_scope(root: &Path, scope: &str) -> Result<String> {
     Ok(resolved.rel.to_str().expect("built from UTF-8").to_owned())
 }
 
-/// The model backend of `model` for `opts`, charging `budget` (shared by the run's
+/// The model backend of `model` for `cx`, charging `budget` (shared by the run's
 /// models; a resumed run's budget covers the whole run). The key is read here and
 /// never stored elsewhere.
-pub fn make_model(
-    opts: &OptimizeOptions,
-    model: &str,
-    worktree: &Path,
-    budget: &agent::SharedBudget,
-) -> Result<Box<dyn Model>> {
+pub fn make_model(cx: &Context, model: &str, worktree: &Path, budget: &agent::SharedBudget) -> Result<Box<dyn Model>> {
     let budget = budget.clone();
-    Ok(match &opts.backend {
+    Ok(match &cx.backend {
         Backend::Anthropic => {
-            let mut config = agent::anthropic::AnthropicConfig::new(model, opts.api_base_url.as_deref());
-            config.price = opts.price;
-            let client = match &opts.api_key {
+            let mut config = agent::anthropic::AnthropicConfig::new(model, cx.flags.api_base_url.as_deref());
+            config.price = cx.flags.price_per_mtok;
+            let client = match &cx.api_key {
                 Some(key) => agent::anthropic::Anthropic::new(key.clone(), config)?,
                 None => agent::anthropic::Anthropic::from_env(config)?,
             };
             Box::new(client.with_shared_budget(budget))
         }
         Backend::OpenAi => {
-            let base = opts
+            let base = cx
+                .flags
                 .api_base_url
                 .clone()
                 .context("--backend openai needs --api-base-url (e.g. http://127.0.0.1:8080)")?;
             let mut config = agent::openai::OpenAiConfig::new(model, base);
-            config.price = opts.price;
-            let client = match &opts.api_key {
+            config.price = cx.flags.price_per_mtok;
+            let client = match &cx.api_key {
                 Some(key) => agent::openai::OpenAi::new(Some(key.clone()), config)?,
                 None => agent::openai::OpenAi::from_env(config)?,
             };
@@ -297,7 +239,7 @@ pub fn make_model(
         Backend::Command(cmd) => {
             let agent = agent::command::AgentCommand::new(cmd.clone(), worktree);
             // The explorer's script ($BFPERF_SHOW), beside the worktree in the run's directory.
-            Box::new(match worktree.parent().filter(|_| opts.machine.is_local()) {
+            Box::new(match worktree.parent().filter(|_| cx.machine.is_local()) {
                 Some(run_dir) => agent.with_env(evidence::SHOW_VAR, evidence::ShowContext::script(run_dir)),
                 None => agent,
             })
@@ -305,18 +247,18 @@ pub fn make_model(
     })
 }
 
-/// Start or resume a run and make `opts.iterations` attempts.
-pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
-    for (flag, id) in [("--resume", &opts.resume), ("--run-id", &opts.run_id)] {
+/// Start or resume a run and make `cx.flags.iterations` attempts.
+pub fn run(cx: &Context) -> Result<RunRecord> {
+    for (flag, id) in [("--resume", &cx.flags.resume), ("--run-id", &cx.flags.run_id)] {
         if let Some(id) = id {
             check_run_id(id).context(flag)?;
         }
     }
-    let sources = Sources::from_arg_or_env(opts.sources.as_deref())?;
+    let sources = crate::session::sources(&cx.flags.tree)?;
     let repo = Repo::open(sources.root())?;
     let all_cases = suite::suite();
-    let mut selected: Vec<&Case> = select_cases(&all_cases, opts.filter.as_deref())?;
-    selected.retain(|c| keep::judges(c, opts.include_flagged));
+    let mut selected: Vec<&Case> = select_cases(&all_cases, cx.flags.cases.filter.as_deref())?;
+    selected.retain(|c| keep::judges(c, cx.flags.include_flagged));
     anyhow::ensure!(
         !selected.is_empty(),
         "no case left to judge (the selected ones are all flagged; see --include-flagged)"
@@ -324,60 +266,62 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
 
     // Check model access before any slow step (worktree, baseline build).
     // Where the key would go is checked here too, before anything connects anywhere.
-    match &opts.backend {
+    match &cx.backend {
         Backend::Anthropic => {
-            if opts.api_key.is_none() {
+            if cx.api_key.is_none() {
                 agent::ApiKey::from_env("ANTHROPIC_API_KEY").ok_or(AgentError::MissingApiKey)?;
             }
-            agent::http::check_url(&agent::anthropic::resolve_base_url(opts.api_base_url.as_deref()))?;
+            agent::http::check_url(&agent::anthropic::resolve_base_url(cx.flags.api_base_url.as_deref()))?;
         }
         Backend::OpenAi => {
-            if let Some(base) = &opts.api_base_url {
+            if let Some(base) = &cx.flags.api_base_url {
                 agent::http::check_url(base)?;
             }
         }
         Backend::Command(_) => {}
     }
-    let live = opts.serve.map(serve::Dashboard::start).transpose()?;
+    let live = cx.flags.serve.map(serve::Dashboard::start).transpose()?;
     if let Some(d) = &live {
         eprintln!("dashboard: {} (stop token: {})", d.url(), d.token());
     }
-    let mut record = match &opts.resume {
-        Some(id) => resume(&repo, opts, id)?,
-        None => start(&repo, opts)?,
+    let mut record = match &cx.flags.resume {
+        Some(id) => resume(&repo, cx, id)?,
+        None => start(&repo, cx)?,
     };
-    let dir = run_dir(&opts.cache, &record.run_id);
-    let history = history_path(&opts.cache, &record.run_id);
+    let dir = run_dir(&cx.cache, &record.run_id);
+    let history = history_path(&cx.cache, &record.run_id);
     let worktree = record.worktree.clone();
-    let budget =
-        agent::SharedBudget::new(agent::Budget { spent_usd: record.spent_usd, ..agent::Budget::new(opts.budget_usd) });
+    let budget = agent::SharedBudget::new(agent::Budget {
+        spent_usd: record.spent_usd,
+        ..agent::Budget::new(cx.flags.budget_usd)
+    });
     let mut models = Models {
-        propose: make_model(opts, &opts.proposal_model, &worktree, &budget)?,
-        implement: make_model(opts, &opts.impl_model, &worktree, &budget)?,
+        propose: make_model(cx, &cx.proposal_model, &worktree, &budget)?,
+        implement: make_model(cx, &cx.impl_model, &worktree, &budget)?,
     };
-    let earlier = earlier_runs(&opts.cache, &record);
+    let earlier = earlier_runs(&cx.cache, &record);
     let publish = |r: &RunRecord| live.iter().for_each(|d| d.publish(r));
     publish(&record);
 
     let first = record.attempts.len() + 1;
-    for index in first..first + opts.iterations {
+    for index in first..first + cx.flags.iterations {
         let mut attempt = Attempt::new(index);
         attempt.started_at = Some(now());
         attempt.parent = kept_tip(&record).ok().map(|c| c.to_string());
-        let model_name = |model: &str| match &opts.backend {
+        let model_name = |model: &str| match &cx.backend {
             Backend::Command(c) => format!("command: {c}"),
             _ => model.to_owned(),
         };
-        attempt.proposal_model = Some(model_name(&opts.proposal_model));
-        attempt.impl_model = Some(model_name(&opts.impl_model));
-        attempt.effort = Some(opts.effort.to_string());
-        attempt.hints = opts.hints.clone();
+        attempt.proposal_model = Some(model_name(&cx.proposal_model));
+        attempt.impl_model = Some(model_name(&cx.impl_model));
+        attempt.effort = Some(cx.flags.effort.to_string());
+        attempt.hints = cx.flags.hint.clone();
         let started = Instant::now();
         let dash = live.as_ref();
         let mut log = transcript::Transcript::new();
         let result = attempt_once(
             &repo,
-            opts,
+            cx,
             &selected,
             &mut record,
             &earlier,
@@ -458,7 +402,7 @@ pub fn run(opts: &OptimizeOptions) -> Result<RunRecord> {
         }
     }
     if record.stopped.is_none() {
-        record.stopped = Some(format!("{} attempts done", opts.iterations));
+        record.stopped = Some(format!("{} attempts done", cx.flags.iterations));
     }
     record.save(&history)?;
     write_report(&dir, &record);
@@ -492,24 +436,24 @@ fn earlier_runs(cache: &Path, current: &RunRecord) -> Vec<RunRecord> {
 
 /// A new run: refuse a dirty tree, create the branch and its worktree,
 /// configure, validate the baseline.
-fn start(repo: &Repo, opts: &OptimizeOptions) -> Result<RunRecord> {
+fn start(repo: &Repo, cx: &Context) -> Result<RunRecord> {
     let dirty = repo.dirty_files()?;
     if !dirty.is_empty() {
         let shown: Vec<&str> = dirty.iter().take(10).map(String::as_str).collect();
         let more = if dirty.len() > 10 { format!(" and {} more", dirty.len() - 10) } else { String::new() };
         bail!("the source tree has uncommitted changes ({}{more}): commit or stash them first", shown.join(", "));
     }
-    let scope = normalize_scope(repo.root(), &opts.scope)?;
-    let run_id = opts.run_id.clone().unwrap_or_else(|| chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string());
+    let scope = normalize_scope(repo.root(), &cx.flags.scope)?;
+    let run_id = cx.flags.run_id.clone().unwrap_or_else(|| chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string());
     check_run_id(&run_id)?;
     let branch = branch_name(&run_id);
     let git = repo.git();
     if git.find_branch(&branch, git2::BranchType::Local).is_ok() {
         bail!("the branch {branch} already exists: pass another --run-id, or delete it (git branch -D {branch})");
     }
-    let dir = run_dir(&opts.cache, &run_id);
-    let worktree = worktree_path(&opts.cache, &run_id);
-    let history = history_path(&opts.cache, &run_id);
+    let dir = run_dir(&cx.cache, &run_id);
+    let worktree = worktree_path(&cx.cache, &run_id);
+    let history = history_path(&cx.cache, &run_id);
     // A run that failed to start leaves its logs only: that does not count.
     anyhow::ensure!(
         std::fs::symlink_metadata(&history).is_err() && std::fs::symlink_metadata(&worktree).is_err(),
@@ -525,7 +469,7 @@ fn start(repo: &Repo, opts: &OptimizeOptions) -> Result<RunRecord> {
             .with_context(|| format!("cannot create the worktree {}", worktree.display()))?;
         progress::info(format!("optimize run {run_id}: branch {branch}, worktree {}", worktree.display()));
         baseline(
-            opts,
+            cx,
             RunRecord {
                 schema: record::SCHEMA.into(),
                 run_id: run_id.clone(),
@@ -534,21 +478,21 @@ fn start(repo: &Repo, opts: &OptimizeOptions) -> Result<RunRecord> {
                 worktree: worktree.clone(),
                 base_commit: head.to_string(),
                 scope,
-                model: match &opts.backend {
+                model: match &cx.backend {
                     Backend::Command(c) => format!("command: {c}"),
-                    _ if opts.proposal_model == opts.impl_model => opts.proposal_model.clone(),
-                    _ => format!("{} (proposal), {} (implementation)", opts.proposal_model, opts.impl_model),
+                    _ if cx.proposal_model == cx.impl_model => cx.proposal_model.clone(),
+                    _ => format!("{} (proposal), {} (implementation)", cx.proposal_model, cx.impl_model),
                 },
                 setup: record::RunSetup {
-                    proposal_model: opts.proposal_model.clone(),
-                    impl_model: opts.impl_model.clone(),
-                    effort: opts.effort.to_string(),
-                    hints: opts.hints.clone(),
-                    validation: opts.validate.clone(),
-                    no_tests: opts.no_tests,
+                    proposal_model: cx.proposal_model.clone(),
+                    impl_model: cx.impl_model.clone(),
+                    effort: cx.flags.effort.to_string(),
+                    hints: cx.flags.hint.clone(),
+                    validation: cx.validate.clone(),
+                    no_tests: cx.flags.no_tests,
                     baseline_validation: vec![],
                 },
-                objective: format!("{:?}", opts.objective).to_lowercase(),
+                objective: format!("{:?}", cx.flags.objective).to_lowercase(),
                 baseline_failures: vec![],
                 baseline_failed_commands: vec![],
                 attempts: vec![],
@@ -560,7 +504,7 @@ fn start(repo: &Repo, opts: &OptimizeOptions) -> Result<RunRecord> {
     });
     started.map_err(|e| {
         // Nothing to resume yet: a run that fails to start leaves no branch and no worktree.
-        remove_failed_start(repo, &opts.cache, &run_id);
+        remove_failed_start(repo, &cx.cache, &run_id);
         e.context(format!("run {run_id} could not start (its branch and worktree were removed)"))
     })
 }
@@ -595,31 +539,31 @@ fn remove_failed_start(repo: &Repo, cache: &Path, run_id: &str) {
 }
 
 /// Configure the new run's build and validate the baseline in its worktree.
-fn baseline(opts: &OptimizeOptions, mut record: RunRecord) -> Result<RunRecord> {
+fn baseline(cx: &Context, mut record: RunRecord) -> Result<RunRecord> {
     let (run_id, worktree) = (record.run_id.clone(), record.worktree.clone());
-    let dir = run_dir(&opts.cache, &run_id);
-    let history = history_path(&opts.cache, &run_id);
+    let dir = run_dir(&cx.cache, &run_id);
+    let history = history_path(&cx.cache, &run_id);
     record.save(&history)?;
 
-    let spin = progress::spinner(format!("baseline: configuring and validating ({})", roles(&opts.validate)));
+    let spin = progress::spinner(format!("baseline: configuring and validating ({})", roles(&cx.validate)));
     let (build, logs) = (dir.join("build"), dir.join("logs"));
-    let configured = configure(opts, &worktree, &build, &logs);
-    let commands: Vec<String> = opts.validate.iter().map(|s| s.command.clone()).collect();
-    let stops = validation::stops(&opts.validate);
+    let configured = configure(cx, &worktree, &build, &logs);
+    let commands: Vec<String> = cx.validate.iter().map(|s| s.command.clone()).collect();
+    let stops = validation::stops(&cx.validate);
     let results = configured.and_then(|()| {
         let total = commands.len();
         let mut started =
             |i: usize, c: &str| spin.set_message(format!("baseline: {} ({}/{total})", crate::text::line(c), i + 1));
-        opts.machine.run_commands(&commands, &stops, &worktree, &build, &logs, "baseline", &opts.sandbox, &mut started)
+        cx.machine.run_commands(&commands, &stops, &worktree, &build, &logs, "baseline", &cx.sandbox, &mut started)
     });
     spin.finish_and_clear();
     let results = results?;
-    let (tests, failed) = validation::baseline_known(&opts.validate, &results)?;
+    let (tests, failed) = validation::baseline_known(&cx.validate, &results)?;
     record.baseline_failures = tests;
     record.baseline_failed_commands = failed;
     let known = validation::Known { tests: &record.baseline_failures, commands: &record.baseline_failed_commands };
-    record.setup.baseline_validation = validation::judge(&opts.validate, &results, known).0;
-    eprintln!("baseline: {}", validation::summary(&record.setup.baseline_validation, opts.validate.len()));
+    record.setup.baseline_validation = validation::judge(&cx.validate, &results, known).0;
+    eprintln!("baseline: {}", validation::summary(&record.setup.baseline_validation, cx.validate.len()));
     if !record.baseline_failures.is_empty() || !record.baseline_failed_commands.is_empty() {
         progress::info(format!(
             "baseline: already failing (ignored for attempts): {}",
@@ -637,10 +581,10 @@ fn baseline(opts: &OptimizeOptions, mut record: RunRecord) -> Result<RunRecord> 
     Ok(record)
 }
 
-fn resume(repo: &Repo, opts: &OptimizeOptions, run_id: &str) -> Result<RunRecord> {
-    let history = history_path(&opts.cache, run_id);
+fn resume(repo: &Repo, cx: &Context, run_id: &str) -> Result<RunRecord> {
+    let history = history_path(&cx.cache, run_id);
     let mut record = RunRecord::load(&history)?;
-    check_resumable(repo, &opts.cache, run_id, &record)?;
+    check_resumable(repo, &cx.cache, run_id, &record)?;
     // An attempt cut short leaves changes or a commit under evaluation: back to the branch's last kept state.
     reset_worktree(&record.worktree, Some(kept_tip(&record)?))?;
     record.stopped = None;
@@ -736,8 +680,8 @@ fn kept_tip(record: &RunRecord) -> Result<Oid> {
 /// `bench` builds leave them out).
 /// Locally, a directory counts as configured only after a configure that
 /// succeeded (see [`Build::is_configured`]); a host is always configured again.
-fn configure(opts: &OptimizeOptions, worktree: &Path, build: &Path, logs: &Path) -> Result<()> {
-    let machine = &opts.machine;
+fn configure(cx: &Context, worktree: &Path, build: &Path, logs: &Path) -> Result<()> {
+    let machine = &cx.machine;
     let local = machine.is_local().then(|| Build::new(worktree, build));
     if local.as_ref().is_some_and(Build::is_configured) {
         return Ok(());
@@ -748,7 +692,7 @@ fn configure(opts: &OptimizeOptions, worktree: &Path, build: &Path, logs: &Path)
     }
     let cmake = ["cmake -S {source} -B {build} -DNO_DOCS=1".to_owned()];
     let results =
-        machine.run_commands(&cmake, &[true], worktree, build, logs, "configure", &opts.sandbox, &mut |_, _| {})?;
+        machine.run_commands(&cmake, &[true], worktree, build, logs, "configure", &cx.sandbox, &mut |_, _| {})?;
     if let Some(r) = results.iter().find(|r| !r.ok) {
         let missing = r.missing.as_ref().map(|m| format!(": {m}")).unwrap_or_default();
         bail!(
@@ -958,22 +902,22 @@ pub struct Models {
 }
 
 /// The price `model`'s tokens are charged at: `--price-per-mtok`, else the table's.
-fn price(opts: &OptimizeOptions, model: &str) -> Option<agent::pricing::Price> {
-    match &opts.backend {
+fn price(cx: &Context, model: &str) -> Option<agent::pricing::Price> {
+    match &cx.backend {
         // An external agent pays its own model: bfperf sees no tokens and knows no price.
         Backend::Command(_) => None,
-        _ => opts.price.or_else(|| agent::pricing::price_for(model)),
+        _ => cx.flags.price_per_mtok.or_else(|| agent::pricing::price_for(model)),
     }
 }
 
-fn account(attempt: &mut Attempt, outcome: &agent::Outcome, opts: &OptimizeOptions, model: &str) {
-    charge(attempt, &outcome.usage, opts, model);
+fn account(attempt: &mut Attempt, outcome: &agent::Outcome, cx: &Context, model: &str) {
+    charge(attempt, &outcome.usage, cx, model);
 }
 
-fn charge(attempt: &mut Attempt, usage: &agent::Usage, opts: &OptimizeOptions, model: &str) {
+fn charge(attempt: &mut Attempt, usage: &agent::Usage, cx: &Context, model: &str) {
     attempt.tokens.0 += usage.input_tokens;
     attempt.tokens.1 += usage.output_tokens;
-    match price(opts, model) {
+    match price(cx, model) {
         Some(p) => attempt.cost_usd += p.cost_usd(usage),
         None => attempt.cost_unknown = true,
     }
@@ -983,11 +927,11 @@ fn charge(attempt: &mut Attempt, usage: &agent::Usage, opts: &OptimizeOptions, m
 fn charge_interrupted<T>(
     attempt: &mut Attempt,
     result: &std::result::Result<T, AgentError>,
-    opts: &OptimizeOptions,
+    cx: &Context,
     model: &str,
 ) {
     if let Err(AgentError::Interrupted { usage }) = result {
-        charge(attempt, usage, opts, model);
+        charge(attempt, usage, cx, model);
     }
 }
 
@@ -998,7 +942,7 @@ fn model_error(e: AgentError) -> Outcome {
 #[allow(clippy::too_many_arguments)]
 fn attempt_once(
     repo: &Repo,
-    opts: &OptimizeOptions,
+    cx: &Context,
     cases: &[&Case],
     record: &mut RunRecord,
     earlier: &[RunRecord],
@@ -1013,7 +957,7 @@ fn attempt_once(
     let scope = record.scope.clone();
     let n = attempt.index;
     let label = format!("attempt {n}");
-    let echo = transcript::Echo { label: &label, verbose: opts.verbose, log: live.map(|d| d.log()) };
+    let echo = transcript::Echo { label: &label, verbose: cx.flags.verbose, log: live.map(|d| d.log()) };
     let old_lines = |p: &str| transcript::file_lines(&worktree, p);
     let step_start = |a: &mut Attempt, step: Step, rec: &RunRecord, log: &transcript::Transcript| -> Result<Instant> {
         a.step = step;
@@ -1031,19 +975,19 @@ fn attempt_once(
     // The evidence: the baseline (the branch's last kept state, which the worktree is at) measured and listed.
     let tip = kept_tip(record)?.to_string();
     let base = evidence::Baseline { worktree: &worktree, run_dir: dir, scope: &scope, commit: &tip, cases };
-    let evidence = evidence::gather(opts, &base)?;
+    let evidence = evidence::gather(cx, &base)?;
     // The explorer builds the attempt's tree here: a --host run builds and loads on the host only.
-    let explore = opts.machine.is_local().then(|| evidence::ShowContext {
+    let explore = cx.machine.is_local().then(|| evidence::ShowContext {
         worktree: worktree.clone(),
         build: dir.join("explore"),
         run_dir: dir.to_owned(),
-        sandbox: opts.sandbox.clone(),
+        sandbox: cx.sandbox.clone(),
     });
     if let Some(ctx) = &explore {
         ctx.install()?;
     }
     let spin = progress::spinner(format!("attempt {n}: proposing"));
-    let hints = opts.hints.join("\n");
+    let hints = cx.flags.hint.join("\n");
     let system =
         prompt::system(&worktree, &scope, record, earlier, (!hints.is_empty()).then_some(hints.as_str()), &evidence)?;
     let mut read_tools = evidence::Tools::propose(FileTools::read_only(&worktree)?, &evidence);
@@ -1051,8 +995,8 @@ fn attempt_once(
     let conv = Conversation {
         system: system.clone(),
         user: prompt::propose(&scope)?,
-        max_turns: opts.max_turns,
-        effort: opts.effort,
+        max_turns: cx.flags.max_turns,
+        effort: cx.flags.effort,
     };
     models.propose.set_step(&agent::StepInfo::propose(&worktree, &scope));
     let proposed = {
@@ -1060,7 +1004,7 @@ fn attempt_once(
         models.propose.converse(&conv, &mut rec)
     };
     spin.finish_and_clear();
-    charge_interrupted(attempt, &proposed, opts, &opts.proposal_model);
+    charge_interrupted(attempt, &proposed, cx, &cx.proposal_model);
     bench_harness::interrupt::check()?;
     attempt.refusals.extend(read_tools.refusals().iter().cloned());
     // Proposing is read-only. Our tools cannot write, but an agent command can: what it
@@ -1069,7 +1013,7 @@ fn attempt_once(
     let touched = union(changed_files(&worktree)?, ignored_changes(&worktree, &before)?);
     if !touched.is_empty() {
         if let Ok(o) = &proposed {
-            account(attempt, o, opts, &opts.proposal_model);
+            account(attempt, o, cx, &cx.proposal_model);
             attempt.plan = o.text.trim().to_owned();
         }
         attempt.diff = worktree_diff(&worktree, &ignored_changes(&worktree, &before)?)?;
@@ -1080,7 +1024,7 @@ fn attempt_once(
         Ok(o) => o,
         Err(e) => return Ok(model_error(e)),
     };
-    account(attempt, &proposed, opts, &opts.proposal_model);
+    account(attempt, &proposed, cx, &cx.proposal_model);
     attempt.plan = proposed.text.trim().to_owned();
     attempt.thinking = proposed.thinking.clone();
     attempt.timings.push((Step::Propose, t.elapsed().as_secs_f64()));
@@ -1107,19 +1051,20 @@ fn attempt_once(
             failure.as_ref().map(|f| (f.command.as_str(), f.tail.as_str())),
             explore.is_some(),
         )?;
-        let conv = Conversation { system: system.clone(), user, max_turns: opts.max_turns, effort: opts.effort };
+        let conv =
+            Conversation { system: system.clone(), user, max_turns: cx.flags.max_turns, effort: cx.flags.effort };
         models.implement.set_step(&agent::StepInfo::implement(&worktree, &scope, &attempt.plan, attempt.fix_rounds));
         let implemented = {
             let mut rec = transcript::Recorder::new(&mut tools, &old_lines, log, echo, Some(&spin), Step::Implement);
             models.implement.converse(&conv, &mut rec)
         };
         spin.finish_and_clear();
-        charge_interrupted(attempt, &implemented, opts, &opts.impl_model);
+        charge_interrupted(attempt, &implemented, cx, &cx.impl_model);
         bench_harness::interrupt::check()?;
         attempt.refusals.extend(tools.refusals().iter().cloned());
         attempt.timings.push((Step::Implement, t.elapsed().as_secs_f64()));
         match implemented {
-            Ok(o) => account(attempt, &o, opts, &opts.impl_model),
+            Ok(o) => account(attempt, &o, cx, &cx.impl_model),
             Err(e) => {
                 reset_worktree(&worktree, None)?;
                 return Ok(model_error(e));
@@ -1140,12 +1085,12 @@ fn attempt_once(
         attempt.diff = worktree_diff(&worktree, &ignored)?;
 
         let t = step_start(attempt, Step::Validate, record, log)?;
-        let spin = progress::spinner(format!("attempt {n}: validating ({})", roles(&opts.validate)));
+        let spin = progress::spinner(format!("attempt {n}: validating ({})", roles(&cx.validate)));
         let tag = format!("attempt{n}-try{}", attempt.fix_rounds);
         let (build, logs) = (dir.join("build"), dir.join("logs"));
-        let commands: Vec<String> = opts.validate.iter().map(|s| s.command.clone()).collect();
+        let commands: Vec<String> = cx.validate.iter().map(|s| s.command.clone()).collect();
         log.progress(&echo, Some(&spin), Step::Validate, format!("validating: {}", commands.join(" · ")));
-        let stops = validation::stops(&opts.validate);
+        let stops = validation::stops(&cx.validate);
         let total = commands.len();
         // Each command as it starts: a test run can take minutes.
         let mut started = |i: usize, c: &str| {
@@ -1154,7 +1099,7 @@ fn attempt_once(
             log.progress(&echo, Some(&spin), Step::Validate, what);
         };
         let results =
-            opts.machine.run_commands(&commands, &stops, &worktree, &build, &logs, &tag, &opts.sandbox, &mut started);
+            cx.machine.run_commands(&commands, &stops, &worktree, &build, &logs, &tag, &cx.sandbox, &mut started);
         let results = results?;
         for r in &results {
             let how = if r.ok { "ok".to_owned() } else { format!("FAILED (log {})", r.log.display()) };
@@ -1164,19 +1109,19 @@ fn attempt_once(
         attempt.logs.extend(results.iter().map(|r| r.log.clone()));
         attempt.timings.push((Step::Validate, t.elapsed().as_secs_f64()));
         let known = validation::Known { tests: &record.baseline_failures, commands: &record.baseline_failed_commands };
-        let (mut recorded, mut failure_now) = validation::judge(&opts.validate, &results, known);
+        let (mut recorded, mut failure_now) = validation::judge(&cx.validate, &results, known);
         // Tests that fail now and then (bpfilter's e2e tests, in namespaces) must not reject a
         // good attempt: a test counts as newly failing only if it fails again when its command
         // is run a second time.
         if let Some(f) = failure_now.as_ref().filter(|f| f.role == validation::Role::Test && !f.new_tests.is_empty()) {
-            let rerun = opts.machine.run_commands(
+            let rerun = cx.machine.run_commands(
                 std::slice::from_ref(&f.command),
                 &[false],
                 &worktree,
                 &build,
                 &logs,
                 &format!("{tag}-rerun"),
-                &opts.sandbox,
+                &cx.sandbox,
                 &mut |_, c| {
                     let what = format!("validate: running {} again (a test failed once)", crate::text::line(c));
                     log.progress(&echo, Some(&spin), Step::Validate, what)
@@ -1199,24 +1144,24 @@ fn attempt_once(
                 );
                 let tests: Vec<String> = record.baseline_failures.iter().cloned().chain(flaky).collect();
                 let known = validation::Known { tests: &tests, commands: &record.baseline_failed_commands };
-                (recorded, failure_now) = validation::judge(&opts.validate, &results, known);
+                (recorded, failure_now) = validation::judge(&cx.validate, &results, known);
             }
         }
         log.progress(
             &echo,
             None,
             Step::Validate,
-            format!("validation: {}", validation::summary(&recorded, opts.validate.len())),
+            format!("validation: {}", validation::summary(&recorded, cx.validate.len())),
         );
         attempt.validation = recorded;
         match failure_now {
             None => break,
-            Some(f) if attempt.fix_rounds < opts.max_fix_attempts => {
+            Some(f) if attempt.fix_rounds < cx.flags.max_fix_attempts => {
                 progress::info(format!(
                     "attempt {n}: {} failed, asking for a fix ({}/{})",
                     f.command,
                     attempt.fix_rounds + 1,
-                    opts.max_fix_attempts
+                    cx.flags.max_fix_attempts
                 ));
                 attempt.fix_rounds += 1;
                 failure = Some(f);
@@ -1245,10 +1190,10 @@ fn attempt_once(
 
     // Evaluate against the parent, interleaved.
     let t = step_start(attempt, Step::Evaluate, record, log)?;
-    let attempt_bfcli = opts.machine.bfcli_of(&dir.join("build"));
+    let attempt_bfcli = cx.machine.bfcli_of(&dir.join("build"));
     let layout = RepoCache { worktrees: dir.join("slots"), builds: dir.join("builds") };
     let parent_rev = Rev::Commit { oid: parent, spec: parent.to_string() };
-    let parent_bfcli = match build_rev(&opts.machine, repo, &layout, "parent", &parent_rev, Some(&opts.sandbox)) {
+    let parent_bfcli = match build_rev(&cx.machine, repo, &layout, "parent", &parent_rev, Some(&cx.sandbox)) {
         Ok(p) => p,
         Err(e) => {
             bench_harness::interrupt::check()?;
@@ -1260,7 +1205,7 @@ fn attempt_once(
     // The code first, untimed: an attempt that changed no program is not measured, and
     // `--objective insns` needs the counts only. (Here only: on a --host, the comparison
     // below tells the same from its `same_program`.)
-    if opts.machine.is_local() {
+    if cx.machine.is_local() {
         let spin = progress::spinner(format!("attempt {n}: comparing the generated code with its parent's"));
         let compared = code::compare(&parent_bfcli, &attempt_bfcli, cases);
         spin.finish_and_clear();
@@ -1276,7 +1221,7 @@ fn attempt_once(
         let delta: i64 = compared.iter().filter_map(|c| c.insns_delta).sum();
         let decided = if code::unchanged(&compared) {
             Some(Outcome::Rejected { reason: keep::NO_CODE_CHANGE.to_owned() })
-        } else if opts.objective == Objective::Insns {
+        } else if cx.flags.objective == Objective::Insns {
             Some(match compared.iter().find_map(|c| c.error.as_ref().map(|e| (&c.case, e))) {
                 Some((case, e)) => Outcome::BenchmarkFailed { reason: format!("{case} did not load on one side: {e}") },
                 None => match keep::accept_insns(delta) {
@@ -1309,34 +1254,37 @@ fn attempt_once(
             return Ok(outcome);
         }
     }
-    let evaluated = {
-        let side = |bfcli: PathBuf, label: String, commit: Oid| {
-            let source =
-                SourceInfo { bfcli: bfcli.display().to_string(), commit: Some(commit.to_string()), dirty: false };
-            (bfcli, SideInfo { label, source })
-        };
-        let attempt_side = side(attempt_bfcli.clone(), format!("attempt {n}"), commit);
-        let bar = progress::spinner(format!("attempt {n}: measuring against its parent"));
-        let mut loaded = 0;
-        let c =
-            opts.machine.compare(side(parent_bfcli, "parent".into(), parent), attempt_side, cases, opts.config, |p| {
-                match p {
-                    bench_harness::engine::Progress::Loading(case) => {
-                        loaded += 1;
-                        let what = format!("measuring: loading {case} ({loaded}/{})", cases.len());
-                        log.progress(&echo, Some(&bar), Step::Evaluate, what);
-                    }
-                    bench_harness::engine::Progress::Round { case, done, .. } => {
-                        bar.set_message(format!("attempt {n}: measuring against its parent ({done} rounds; {case})"));
-                        if done % 20 == 0 {
-                            log.progress(&echo, Some(&bar), Step::Evaluate, format!("measuring: {done} rounds"));
+    let evaluated =
+        {
+            let side = |bfcli: PathBuf, label: String, commit: Oid| {
+                let source =
+                    SourceInfo { bfcli: bfcli.display().to_string(), commit: Some(commit.to_string()), dirty: false };
+                (bfcli, SideInfo { label, source })
+            };
+            let attempt_side = side(attempt_bfcli.clone(), format!("attempt {n}"), commit);
+            let bar = progress::spinner(format!("attempt {n}: measuring against its parent"));
+            let mut loaded = 0;
+            let c =
+                cx.machine.compare(side(parent_bfcli, "parent".into(), parent), attempt_side, cases, cx.config, |p| {
+                    match p {
+                        bench_harness::engine::Progress::Loading(case) => {
+                            loaded += 1;
+                            let what = format!("measuring: loading {case} ({loaded}/{})", cases.len());
+                            log.progress(&echo, Some(&bar), Step::Evaluate, what);
+                        }
+                        bench_harness::engine::Progress::Round { case, done, .. } => {
+                            bar.set_message(format!(
+                                "attempt {n}: measuring against its parent ({done} rounds; {case})"
+                            ));
+                            if done % 20 == 0 {
+                                log.progress(&echo, Some(&bar), Step::Evaluate, format!("measuring: {done} rounds"));
+                            }
                         }
                     }
-                }
-            });
-        bar.finish_and_clear();
-        c
-    };
+                });
+            bar.finish_and_clear();
+            c
+        };
     attempt.timings.push((Step::Evaluate, t.elapsed().as_secs_f64()));
     let comparison = match evaluated {
         Ok(c) => c,
@@ -1361,7 +1309,7 @@ fn attempt_once(
     let verdict = if comparison.cases.iter().all(|c| c.same_program == Some(true)) {
         Err(keep::NO_CODE_CHANGE.to_owned())
     } else {
-        keep::accept(&comparison, opts.objective, opts.max_regression_pct)
+        keep::accept(&comparison, cx.flags.objective, cx.flags.max_regression)
     };
     if verdict.is_err() || comparison.errors().next().is_some() {
         reset_worktree(&worktree, Some(parent))?;
