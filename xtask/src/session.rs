@@ -4,7 +4,7 @@
 use crate::exit;
 use crate::flags::{CommonFlags, HostFlags, RemoteFlags, TreeFlags};
 use crate::machine::Machine;
-use crate::remote::{HostSpec, Remote, RemoteOptions, SshOptions};
+use crate::remote::{HostSpec, Remote};
 use crate::sources::Sources;
 use crate::{host, lock, workspace};
 use anyhow::{Context as _, Result};
@@ -66,17 +66,8 @@ impl Session {
             host.slice.is_none(),
             "--slice is not supported with --host: run bfperf on the host itself for that"
         );
-        let opts = RemoteOptions {
-            host: spec.clone(),
-            ssh: SshOptions { key: remote.ssh_key.clone(), options: remote.ssh_option.clone() },
-            remote_dir: remote.remote_dir.clone(),
-            isolation: host.isolation(),
-            wait: host.wait() == lock::Wait::Yes,
-            builds,
-            what: what.to_owned(),
-        };
         let host_cache = cache.join("hosts").join(spec.cache_key());
-        let connected = Remote::connect(&opts, &host_cache)?;
+        let connected = Remote::connect(&spec, remote, host, builds, what, &host_cache)?;
         std::fs::create_dir_all(&host_cache).with_context(|| format!("cannot create {}", host_cache.display()))?;
         let held = lock::RunLock::acquire(&host_cache.join("bfperf.lock"), host.wait(), what)?;
         crate::progress::info(format!(

@@ -19,8 +19,8 @@ mod sync;
 pub mod trust;
 
 pub use spec::HostSpec;
-pub use ssh::SshOptions;
 
+use crate::flags::{HostFlags, RemoteFlags};
 use crate::host::Isolation;
 use anyhow::{bail, Context as _, Result};
 use harness::{Envelope, Event, Request};
@@ -33,25 +33,6 @@ use std::time::Duration;
 
 /// Default remote directory, relative to the login's home there.
 pub const DEFAULT_REMOTE_DIR: &str = ".cache/bfperf";
-
-/// Everything `--host` and its companions say.
-#[derive(Debug, Clone)]
-pub struct RemoteOptions {
-    /// The host.
-    pub host: HostSpec,
-    /// Key and extra ssh options.
-    pub ssh: SshOptions,
-    /// The directory on the host (relative: to the login's home).
-    pub remote_dir: String,
-    /// Isolation applied on the host while measuring.
-    pub isolation: Isolation,
-    /// Wait for the host's benchmark lock.
-    pub wait: bool,
-    /// Whether this run builds on the host (else missing build tools are fine).
-    pub builds: bool,
-    /// Shown to another run waiting for the host's lock.
-    pub what: String,
-}
 
 /// Harness uploads older than this are removed by the next upload (another
 /// client may still use a recent one).
@@ -87,8 +68,13 @@ pub struct Remote {
     local_cache: PathBuf,
     /// The host's kernel release.
     kernel: String,
+    // What every request's envelope tells the host: resolved once from the
+    // host flags and the command, not copies of flags.
+    /// `--cpu-pin`, `--no-preempt`, `--bind-node`: applied there while measuring.
     isolation: Isolation,
+    /// Queue behind another run on the host (else `--no-wait`: fail at once).
     wait: bool,
+    /// The command, shown to another run waiting for the host's lock.
     what: String,
 }
 
@@ -101,12 +87,23 @@ fn client_key(local_cache: &Path) -> String {
 }
 
 impl Remote {
-    /// Connect, check the host can build and measure, and upload the harness.
+    /// Connect to `host` (`--host`, parsed) as `flags` say (key, ssh options,
+    /// `--remote-dir`), check it can measure (and build, when the command
+    /// `builds`), and upload the harness. `isolation` (`--cpu-pin` & co.) and
+    /// `--no-wait` of `host_flags` apply there to each measurement; `what` is
+    /// the command, shown to a run waiting for the host's lock.
     /// On any failure nothing bfperf created stays on the host.
-    pub fn connect(opts: &RemoteOptions, local_cache: &Path) -> Result<Self> {
-        check_remote_dir(&opts.remote_dir)?;
-        let conn = Connection::open(&opts.host, &opts.ssh)?;
-        let host = &opts.host;
+    pub fn connect(
+        host: &HostSpec,
+        flags: &RemoteFlags,
+        host_flags: &HostFlags,
+        builds: bool,
+        what: &str,
+        local_cache: &Path,
+    ) -> Result<Self> {
+        let remote_dir = flags.remote_dir.as_str();
+        check_remote_dir(remote_dir)?;
+        let conn = Connection::open(host, flags)?;
         let exe = std::env::current_exe().context("cannot find the bfperf binary to upload")?;
         let meta = exe.metadata()?;
         let mtime = meta.modified()?.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
@@ -114,7 +111,7 @@ impl Remote {
         // One round trip for the survey: every ssh session costs the login's shell start-up.
         // It also lists the remote directory's chain: nothing runs or is removed there before
         // that chain is found to be the login's own (trust.rs).
-        let survey = conn.run(&trust::survey_script(&opts.remote_dir, &format!("bin/{harness_name}")))?;
+        let survey = conn.run(&trust::survey_script(remote_dir, &format!("bin/{harness_name}")))?;
         let Some(survey) = trust::Survey::parse(&survey) else {
             bail!("{host} answered the survey with {survey:?}: is the login shell a POSIX shell?");
         };
@@ -130,21 +127,20 @@ impl Remote {
             home.starts_with('/'),
             "{host} has no home directory ($HOME is {home:?}): pass --remote-dir /ABSOLUTE/PATH"
         );
-        survey.check(&opts.remote_dir, &host.to_string())?;
+        survey.check(remote_dir, &host.to_string())?;
         let existed = survey.exists();
         if !existed {
             // Made here, one component at a time, and judged again: see trust.rs.
-            let made = conn.run(&trust::create_script(&opts.remote_dir, &survey))?;
+            let made = conn.run(&trust::create_script(remote_dir, &survey))?;
             let made = trust::Survey::parse(&made)
                 .with_context(|| format!("{host} answered the creation of --remote-dir with {made:?}"))?;
-            made.check(&opts.remote_dir, &host.to_string())?;
+            made.check(remote_dir, &host.to_string())?;
             anyhow::ensure!(
                 made.exists(),
-                "--remote-dir {} on {host}: cannot create it: give a directory this login may create",
-                opts.remote_dir
+                "--remote-dir {remote_dir} on {host}: cannot create it: give a directory this login may create"
             );
         }
-        let root = Path::new(home).join(&opts.remote_dir);
+        let root = Path::new(home).join(remote_dir);
         let mut remote = Remote {
             conn,
             harness: root.join("bin").join(&harness_name),
@@ -152,13 +148,13 @@ impl Remote {
             root,
             local_cache: local_cache.to_owned(),
             kernel: String::new(),
-            isolation: opts.isolation.clone(),
-            wait: opts.wait,
-            what: opts.what.clone(),
+            isolation: host_flags.isolation(),
+            wait: host_flags.wait() == crate::lock::Wait::Yes,
+            what: what.to_owned(),
         };
         let uploaded = !survey.installed;
         let ready = if uploaded { remote.upload_harness(&exe) } else { Ok(()) };
-        match ready.and_then(|()| remote.probe(opts.builds)) {
+        match ready.and_then(|()| remote.probe(builds)) {
             Ok(()) => Ok(remote),
             Err(e) => {
                 // Leave the host as it was: drop the directory if it is ours, else our upload.

@@ -3,20 +3,12 @@
 //! a channel, not a handshake, and nothing stays behind when bfperf exits.
 
 use super::HostSpec;
+use crate::flags::RemoteFlags;
 use anyhow::{bail, Context as _, Result};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// How to reach the host, beyond its name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SshOptions {
-    /// `--ssh-key`: the identity to log in with (and only that one).
-    pub key: Option<PathBuf>,
-    /// `--ssh-option`: extra `-o` options, e.g. `UserKnownHostsFile=...` or `ProxyJump=...`.
-    pub options: Vec<String>,
-}
 
 /// How long the first connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -68,9 +60,10 @@ pub fn quote(s: &str) -> String {
 }
 
 impl Connection {
-    /// Connect (authenticate once) or explain, in one line, why not.
-    pub fn open(host: &HostSpec, opts: &SshOptions) -> Result<Self> {
-        if let Some(key) = &opts.key {
+    /// Connect (authenticate once) to `host` with `--ssh-key` and
+    /// `--ssh-option` of `flags`, or explain, in one line, why not.
+    pub fn open(host: &HostSpec, flags: &RemoteFlags) -> Result<Self> {
+        if let Some(key) = &flags.ssh_key {
             std::fs::File::open(key).with_context(|| {
                 format!(
                     "--ssh-key {}: cannot read the key (give the private key file, e.g. ~/.ssh/id_ed25519)",
@@ -78,7 +71,7 @@ impl Connection {
                 )
             })?;
         }
-        for o in &opts.options {
+        for o in &flags.ssh_option {
             if !o.contains('=') || o.starts_with('-') {
                 bail!("--ssh-option {o:?}: give it as NAME=VALUE, e.g. --ssh-option UserKnownHostsFile=~/.ssh/bench_hosts");
             }
@@ -91,7 +84,7 @@ impl Connection {
             .context("cannot create a temporary directory")?;
         let socket = dir.path().join("s");
         let errors = dir.path().join("err");
-        let mut cmd = base_command(host, opts, &socket);
+        let mut cmd = base_command(host, flags, &socket);
         cmd.args(["-M", "-N", "-o", "ControlPersist=no"])
             .arg(host.destination())
             .stdin(Stdio::null())
@@ -109,7 +102,7 @@ impl Connection {
         loop {
             if let Some(status) = conn.master.try_wait()? {
                 let text = std::fs::read_to_string(&errors).unwrap_or_default();
-                return Err(explain(host, opts, status.code(), &text));
+                return Err(explain(host, flags, status.code(), &text));
             }
             if conn.control(&["-O", "check"]).is_ok_and(|o| o.status.success()) {
                 return Ok(conn);
@@ -209,7 +202,7 @@ impl Drop for Connection {
     }
 }
 
-fn base_command(host: &HostSpec, opts: &SshOptions, socket: &Path) -> Command {
+fn base_command(host: &HostSpec, flags: &RemoteFlags, socket: &Path) -> Command {
     let mut cmd = Command::new("ssh");
     // Never prompt (a prompt would hang a benchmark), give up on a dead link.
     cmd.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15"]);
@@ -218,10 +211,10 @@ fn base_command(host: &HostSpec, opts: &SshOptions, socket: &Path) -> Command {
     if let Some(p) = host.port {
         cmd.args(["-p", &p.to_string()]);
     }
-    if let Some(key) = &opts.key {
+    if let Some(key) = &flags.ssh_key {
         cmd.arg("-i").arg(key).args(["-o", "IdentitiesOnly=yes"]);
     }
-    for o in &opts.options {
+    for o in &flags.ssh_option {
         cmd.args(["-o", o]);
     }
     detach_but_die_with_parent(&mut cmd);
@@ -239,7 +232,7 @@ fn last_line(stderr: &str) -> &str {
 }
 
 /// One line saying why ssh could not connect and what to do.
-fn explain(host: &HostSpec, opts: &SshOptions, code: Option<i32>, stderr: &str) -> anyhow::Error {
+fn explain(host: &HostSpec, flags: &RemoteFlags, code: Option<i32>, stderr: &str) -> anyhow::Error {
     let last = stderr
         .lines()
         .rev()
@@ -251,7 +244,7 @@ fn explain(host: &HostSpec, opts: &SshOptions, code: Option<i32>, stderr: &str) 
     let port = host.port.map(|p| format!(" -p {p}")).unwrap_or_default();
     let has = |s: &str| stderr.contains(s);
     if has("Permission denied") {
-        let key = match &opts.key {
+        let key = match &flags.ssh_key {
             Some(k) => format!("the key {}", k.display()),
             None => "every key ssh offered".to_owned(),
         };
@@ -302,7 +295,12 @@ mod tests {
     #[test]
     fn connection_errors_say_what_to_do() {
         let h = HostSpec::parse("root@127.0.0.1:2222").unwrap();
-        let o = SshOptions { key: Some("/k".into()), options: vec![] };
+        let o = RemoteFlags {
+            host: Some(h.to_string()),
+            ssh_key: Some("/k".into()),
+            ssh_option: vec![],
+            remote_dir: crate::remote::DEFAULT_REMOTE_DIR.into(),
+        };
         let e = explain(&h, &o, Some(255), "root@127.0.0.1: Permission denied (publickey).\n").to_string();
         assert!(e.contains("refused the key /k") && e.contains("authorized_keys"), "{e}");
         let e = explain(&h, &o, Some(255), "Host key verification failed.\n").to_string();
