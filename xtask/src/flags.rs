@@ -699,6 +699,15 @@ pub struct OptimizeDashboardFlags {
     #[arg(long, value_name = "ADDR", default_value = optimize::serve::DEFAULT_ADDR,
           value_parser = optimize::serve::parse_addr)]
     pub addr: std::net::SocketAddr,
+    #[command(flatten)]
+    pub runs: DashboardRunFlags,
+    #[command(flatten)]
+    pub common: CommonFlags,
+}
+
+/// What every run `optimize-dashboard` starts is given (never set from the page).
+#[derive(Args, Debug, Clone, Default)]
+pub struct DashboardRunFlags {
     /// Every run started from the page uses this external agent (never set from the page).
     #[arg(long, value_name = "CMD")]
     pub agent_command: Option<String>,
@@ -709,8 +718,6 @@ pub struct OptimizeDashboardFlags {
     /// (e.g. --run-arg=--validate --run-arg='make -C {build}'); never set from the page.
     #[arg(long = "run-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub run_args: Vec<String>,
-    #[command(flatten)]
-    pub common: CommonFlags,
 }
 
 /// `cargo xtask doctor`.

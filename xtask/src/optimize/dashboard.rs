@@ -47,7 +47,8 @@ pub const MAX_HINT_CHARS: usize = 500;
 /// Largest form body read.
 const MAX_BODY: u64 = 16 * 1024;
 
-/// What the server is fixed to when it starts.
+/// What the server is fixed to when it starts: the resolved checkout, cache
+/// and program, and the flags every run it starts gets.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The checkout (its root, as `optimize` records it).
@@ -56,12 +57,9 @@ pub struct Config {
     pub cache: PathBuf,
     /// The program run as `PROGRAM optimize ...` (this executable).
     pub program: PathBuf,
-    /// `--agent-command` for every run started.
-    pub agent_command: Option<String>,
-    /// `--api-base-url` for every run started.
-    pub api_base_url: Option<String>,
-    /// More arguments for every run started (`--validate ...`, `--filter ...`).
-    pub run_args: Vec<String>,
+    /// `--agent-command`, `--api-base-url` and the `--run-arg`s (`--validate ...`,
+    /// `--filter ...`) of every run started.
+    pub runs: crate::flags::DashboardRunFlags,
 }
 
 /// The run settings a start form may choose, validated.
@@ -201,13 +199,13 @@ impl StartRequest {
         }
         // `--hint=TEXT`, one argument: a hint that reads like a flag stays a hint.
         args.extend(self.hints.iter().map(|h| format!("--hint={h}")));
-        if let Some(cmd) = &config.agent_command {
+        if let Some(cmd) = &config.runs.agent_command {
             args.extend(["--agent-command".into(), cmd.clone()]);
         }
-        if let Some(url) = &config.api_base_url {
+        if let Some(url) = &config.runs.api_base_url {
             args.extend(["--api-base-url".into(), url.clone()]);
         }
-        args.extend(config.run_args.iter().cloned());
+        args.extend(config.runs.run_args.iter().cloned());
         args
     }
 }
@@ -647,14 +645,14 @@ fn index_page(state: &State) -> String {
     let fixed = {
         let c = &state.config;
         let mut parts = vec![];
-        if let Some(a) = &c.agent_command {
+        if let Some(a) = &c.runs.agent_command {
             parts.push(format!("agent command <code>{}</code>", escape(a)));
         }
-        if let Some(u) = &c.api_base_url {
+        if let Some(u) = &c.runs.api_base_url {
             parts.push(format!("API <code>{}</code>", escape(u)));
         }
-        if !c.run_args.is_empty() {
-            parts.push(format!("arguments <code>{}</code>", escape(&c.run_args.join(" "))));
+        if !c.runs.run_args.is_empty() {
+            parts.push(format!("arguments <code>{}</code>", escape(&c.runs.run_args.join(" "))));
         }
         if parts.is_empty() {
             String::new()
@@ -893,9 +891,11 @@ mod tests {
             sources: "/src".into(),
             cache: "/cache".into(),
             program: "/bin/xtask".into(),
-            agent_command: Some("agent --go".into()),
-            api_base_url: None,
-            run_args: vec!["--filter".into(), "xdp".into()],
+            runs: crate::flags::DashboardRunFlags {
+                agent_command: Some("agent --go".into()),
+                api_base_url: None,
+                run_args: vec!["--filter".into(), "xdp".into()],
+            },
         };
         let req = StartRequest {
             model: "claude-haiku-4-5".into(),
