@@ -15,6 +15,7 @@
 pub mod compare;
 pub mod history;
 pub mod optimize;
+pub mod run;
 
 use crate::planted::{self, Refused};
 use anyhow::{Context as _, Result};
@@ -46,6 +47,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("compare.html", include_str!("../../../templates/compare.html")),
     ("history.html", include_str!("../../../templates/history.html")),
     ("optimize.html", include_str!("../../../templates/optimize.html")),
+    ("run.html", include_str!("../../../templates/run.html")),
 ];
 
 /// The largest template file `--template DIR` may hold.
