@@ -48,6 +48,11 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("history.html", include_str!("../../../templates/history.html")),
     ("optimize.html", include_str!("../../../templates/optimize.html")),
     ("run.html", include_str!("../../../templates/run.html")),
+    ("dashboard.html", include_str!("../../../templates/dashboard.html")),
+    ("dashboard_message.html", include_str!("../../../templates/dashboard_message.html")),
+    ("dashboard_run.html", include_str!("../../../templates/dashboard_run.html")),
+    ("dashboard_live.html", include_str!("../../../templates/dashboard_live.html")),
+    ("dashboard_poll.html", include_str!("../../../templates/dashboard_poll.html")),
 ];
 
 /// The largest template file `--template DIR` may hold.

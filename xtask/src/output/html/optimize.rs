@@ -151,8 +151,8 @@ fn cumulative(record: &RunRecord) -> Vec<f64> {
     c
 }
 
-/// The page's context.
-fn page(record: &RunRecord, generated: &str) -> Value {
+/// The `optimize.html` context of `record` (also the base of the dashboard's run page).
+pub fn page(record: &RunRecord, generated: &str) -> Value {
     let mut counts: Vec<(&str, usize)> = vec![];
     for a in &record.attempts {
         let word = outcome_class(a.outcome.as_ref()).1;
