@@ -372,12 +372,23 @@ fn a_real_optimization_is_kept_and_committed() {
     let cache = cache_dir();
     let server = ModelServer::start(scripted(PLAN_DROP_PADDING, vec![set_padding_edit(128, 0)]));
 
-    let out = optimize(&repo, cache.path(), &server, "fast", &["--iterations", "1"]);
+    // The run's outputs go through the output layer as every command's do.
+    let outputs = tempfile::tempdir().unwrap();
+    let (md, csv_path) = (outputs.path().join("run.md"), outputs.path().join("run.csv"));
+    let extra = ["--iterations", "1", "--markdown", md.to_str().unwrap(), "--csv", csv_path.to_str().unwrap()];
+    let out = optimize(&repo, cache.path(), &server, "fast", &extra);
     assert_eq!(out.code, 0, "{}", show(&out));
     let h = history(cache.path(), "fast");
     assert_eq!(outcomes(&h), ["kept"], "{}", show(&out));
     assert!(out.stdout.contains("1 attempts, 1 kept"), "{}", show(&out));
     assert!(out.stdout.contains("branch to merge: optimize/fast"), "{}", show(&out));
+    let markdown = std::fs::read_to_string(&md).unwrap();
+    assert!(markdown.contains("1 attempt(s), 1 kept: cumulative **-"), "{markdown}");
+    assert!(markdown.contains("| 1 | kept | "), "{markdown}");
+    let mut rows = csv::Reader::from_path(&csv_path).unwrap();
+    let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert_eq!((rows.len(), &rows[0][1]), (1, "kept"), "{rows:?}");
+    assert!(rows[0][3].parse::<f64>().unwrap() < 0.0, "faster: {rows:?}");
 
     // The branch advanced by one commit, which touches knobs.h only.
     let tip = branch_tip(&repo, "fast");

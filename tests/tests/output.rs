@@ -1,6 +1,8 @@
 //! The output flags every result-producing command shares: `--json-output`
-//! and `--markdown` to `-` (stdout), `$GITHUB_STEP_SUMMARY`, `--csv`. Against
-//! the minifilter test double and the real kernel; every run is a cheap A/A.
+//! and `--markdown` to `-` (stdout), `$GITHUB_STEP_SUMMARY`, `--csv`,
+//! `--html` and `--template DIR` (an override used, a bad one refused before
+//! anything runs). Against the minifilter test double and the real kernel;
+//! every comparison is a cheap A/A.
 
 use bfperf_tests::COMPARE_CHEAP as CHEAP;
 use bfperf_tests::{require_bpf, run_leaving_no_mount, show, FixtureRepo, Run};
@@ -189,4 +191,99 @@ fn bench_compare_saves_its_json_and_a_self_contained_html_report_by_default() {
     let stripped = page.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
     assert!(!stripped.contains("http://") && !stripped.contains("https://"), "an external URL");
     assert!(!page.contains("<link") && !page.contains("src=") && !page.contains("<script src"), "a fetched resource");
+}
+
+/// The output of a command run with `cmd`.
+fn output_of(mut cmd: std::process::Command) -> Run {
+    let out = cmd.output().expect("xtask runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn bench_writes_every_format_and_template_overrides_are_used() {
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let templates = tempfile::tempdir().unwrap();
+    // A run page of our own, extending the built-in base page, and a stylesheet of our own.
+    std::fs::write(
+        templates.path().join("run.html"),
+        "{% extends \"base.html\" %}{% block body %}<p id=\"ours\">our page: {{ counts }}</p>\
+         {% for c in cases %}<i>{{ c.name }}</i>{% endfor %}{% endblock %}",
+    )
+    .unwrap();
+    std::fs::write(templates.path().join("style.css"), "body { --ours: 1 }").unwrap();
+    let (html, md, summary) = (out.path().join("run.html"), out.path().join("run.md"), out.path().join("summary"));
+    std::fs::write(&summary, "# an earlier step\n").unwrap();
+    let src = repo.path().to_str().unwrap();
+    let args = [
+        "bench",
+        "--sources",
+        src,
+        "--filter",
+        "xdp__prologue",
+        "--samples",
+        "3",
+        "--sample-ms",
+        "2",
+        "--html",
+        html.to_str().unwrap(),
+        "--template",
+        templates.path().to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+    ];
+    let mut cmd = bfperf_tests::xtask_command(&args, cache.path());
+    cmd.env("GITHUB_STEP_SUMMARY", &summary);
+    let run = output_of(cmd);
+    assert_eq!(run.code, 0, "{}", show(&run));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<p id=\"ours\">our page: 1 ok, 0 failed, 0 unsupported</p>"), "{page}");
+    assert!(page.contains("<i>xdp__prologue</i>") && page.contains("body { --ours: 1 }"), "{page}");
+    assert!(!page.contains("--slower"), "the built-in stylesheet was replaced: {page}");
+    assert!(run.stdout.contains(&format!("HTML: {}", html.display())), "{}", show(&run));
+    // The Markdown: to the file and appended to the job summary, as every command does.
+    let markdown = std::fs::read_to_string(&md).unwrap();
+    assert!(markdown.contains("| `xdp__prologue` |"), "{markdown}");
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert_eq!(text, format!("# an earlier step\n{markdown}"), "appended, not truncated");
+    assert!(run.stdout.contains("Markdown appended to $GITHUB_STEP_SUMMARY"), "{}", show(&run));
+}
+
+#[test]
+fn a_bad_template_is_one_error_before_anything_runs() {
+    let repo = FixtureRepo::new();
+    let cache = tempfile::tempdir().unwrap();
+    let templates = tempfile::tempdir().unwrap();
+    let html = templates.path().join("out.html");
+    let args = ["HEAD", "HEAD", "--template", templates.path().to_str().unwrap(), "--html", html.to_str().unwrap()];
+    let fails_with = |why: &str| {
+        let run = run_leaving_no_mount("bench-compare", repo.path(), &args, cache.path());
+        assert_eq!(run.code, 1, "{}", show(&run));
+        let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert_eq!(errors.len(), 1, "{}", show(&run));
+        assert!(errors[0].contains(why), "{}", show(&run));
+        // Checked before the builds and the measuring: nothing built, nothing written.
+        assert!(!run.stderr.contains("building"), "{}", show(&run));
+        assert!(!cache.path().join("runs").exists() && !html.exists(), "{}", show(&run));
+    };
+    // A syntax error: the file is named.
+    let compare = templates.path().join("compare.html");
+    std::fs::write(&compare, "{% extends \"base.html\" %}{% block body %}{% for c in cases %}{% endblock %}").unwrap();
+    fails_with(&format!("template {} does not parse", compare.display()));
+    // A link planted in the directory is not followed.
+    std::fs::remove_file(&compare).unwrap();
+    let secret = templates.path().join("secret");
+    std::fs::write(&secret, "not a template").unwrap();
+    std::os::unix::fs::symlink(&secret, templates.path().join("base.html")).unwrap();
+    fails_with("base.html is a symbolic link");
+    // Nor is a file that cannot be a template read whole.
+    std::fs::remove_file(templates.path().join("base.html")).unwrap();
+    std::fs::write(templates.path().join("style.css"), vec![b'a'; (1 << 20) + 1]).unwrap();
+    fails_with("style.css is larger than 1 MiB");
 }

@@ -4,7 +4,9 @@
 //! [`TreeFlags`] (`--sources`), [`BfcliFlags`] (`--bfcli`), [`CaseFlags`]
 //! (`--filter`), [`MeasureFlags`] and [`RoundFlags`] (the comparison
 //! settings; [`MeasureFlags::config`] turns them into the engine's
-//! [`CompareConfig`]), [`JsonFlags`] (`--json-output`), [`RemoteFlags`]
+//! [`CompareConfig`]), [`OutputFlags`] (`--json-output`, `--markdown`,
+//! `--csv`, `--html`, `--template`: every result-producing command; `show`
+//! and `bench-selfcheck` take [`JsonFlags`] alone), [`RemoteFlags`]
 //! (`--host` and its ssh settings), [`HostFlags`] (the host lock and
 //! isolation) and [`CommonFlags`] (`--cache-dir`, `-q`, `--color`). A command's own options
 //! are in its struct. Parsing only: what a flag does is in the command
@@ -286,6 +288,54 @@ pub struct JsonFlags {
     pub json_output: Option<PathBuf>,
 }
 
+/// The outputs of a command that produces a result (`bench`, `bench-compare`,
+/// `bench-history`, `optimize`): every format, each a PATH or `-` for stdout,
+/// through the output layer ([`crate::output::Outputs`]).
+#[derive(Args, Debug, Clone, Default)]
+pub struct OutputFlags {
+    #[command(flatten)]
+    pub json: JsonFlags,
+    /// Write the result as Markdown, for a pull-request comment (`-`: stdout); it is also
+    /// appended to $GITHUB_STEP_SUMMARY when that is set.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Write the result as CSV, one row per case (and commit, or attempt), with a header row
+    /// (`-`: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Write the HTML report here (`-`: stdout) [default: bench-compare, bench-history and
+    /// optimize write one under the cache and print its path; bench only when asked].
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    #[command(flatten)]
+    pub templates: TemplateFlags,
+}
+
+impl OutputFlags {
+    /// The outputs to write: these flags, with `json` and `html` as the
+    /// command's default files for the outputs it always writes.
+    pub fn outputs(&self, json: Option<PathBuf>, html: Option<PathBuf>) -> crate::output::Outputs {
+        crate::output::Outputs {
+            json: self.json.json_output.clone().or(json),
+            markdown: self.markdown.clone(),
+            csv: self.csv.clone(),
+            html: self.html.clone().or(html),
+            templates: self.templates.template.clone(),
+            ..crate::output::Outputs::default()
+        }
+    }
+
+    /// The flags as they name the outputs, for [`crate::output::Human::new`].
+    pub fn named(&self) -> [(&'static str, Option<&std::path::Path>); 4] {
+        [
+            ("--json-output", self.json.json_output.as_deref()),
+            ("--markdown", self.markdown.as_deref()),
+            ("--csv", self.csv.as_deref()),
+            ("--html", self.html.as_deref()),
+        ]
+    }
+}
+
 /// `--fail-on` and `--fail-on-benchmark-error`: which outcomes fail the
 /// command, with exit code 2 or 3 (doc/exit-codes.md). `bench-compare` and
 /// `bench-history`.
@@ -308,7 +358,7 @@ pub struct FailFlags {
 #[derive(Args, Debug, Clone, Default)]
 pub struct TemplateFlags {
     /// Render the HTML report with the templates of DIR: each file named like a built-in one
-    /// (base.html, style.css, compare.html, history.html, optimize.html) replaces it.
+    /// (base.html, style.css, run.html, compare.html, history.html, optimize.html) replaces it.
     #[arg(long, value_name = "DIR")]
     pub template: Option<PathBuf>,
 }
@@ -421,10 +471,7 @@ pub struct BenchFlags {
     #[arg(long, short)]
     pub list: bool,
     #[command(flatten)]
-    pub json: JsonFlags,
-    /// Write one row per case as CSV, with a header row (`-`: stdout).
-    #[arg(long, value_name = "FILE")]
-    pub csv: Option<PathBuf>,
+    pub output: OutputFlags,
     #[command(flatten)]
     pub sampling: SamplingFlags,
     #[command(flatten)]
@@ -453,19 +500,7 @@ pub struct CompareFlags {
     #[command(flatten)]
     pub rounds: RoundFlags,
     #[command(flatten)]
-    pub json: JsonFlags,
-    /// Write a Markdown table ready to paste as a pull-request comment (`-`: stdout); it is also
-    /// appended to $GITHUB_STEP_SUMMARY when that is set.
-    #[arg(long, value_name = "FILE")]
-    pub markdown: Option<PathBuf>,
-    /// Write one row per case as CSV, with a header row (`-`: stdout).
-    #[arg(long, value_name = "FILE")]
-    pub csv: Option<PathBuf>,
-    /// Write the HTML report here [default: <cache>/runs/compare-<time>.html, next to its JSON].
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
-    #[command(flatten)]
-    pub templates: TemplateFlags,
+    pub output: OutputFlags,
     #[command(flatten)]
     pub fail: FailFlags,
     /// Add the diff of BASE's and REF's program listings of these cases (after BASE REF);
@@ -531,17 +566,8 @@ pub struct HistoryFlags {
     /// False discovery rate of the change list, over every case at every commit (Benjamini–Hochberg).
     #[arg(long, value_name = "RATE", default_value_t = history::DEFAULT_FDR, value_parser = history::parse_fdr)]
     pub fdr: f64,
-    /// Write the HTML report here [default: <cache>/reports/history-<time>.html].
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
     #[command(flatten)]
-    pub templates: TemplateFlags,
-    #[command(flatten)]
-    pub json: JsonFlags,
-    /// Write the significant changes with their commits and intervals as Markdown (`-`: stdout);
-    /// also appended to $GITHUB_STEP_SUMMARY when that is set.
-    #[arg(long, value_name = "FILE")]
-    pub markdown: Option<PathBuf>,
+    pub output: OutputFlags,
     #[command(flatten)]
     pub fail: FailFlags,
     /// Exit with 3 when the newest commit failed to build (old flag, kept for existing CI recipes).
@@ -682,6 +708,8 @@ pub struct OptimizeFlags {
     /// with network access and a writable file system. For hosts that refuse namespaces.
     #[arg(long)]
     pub no_sandbox: bool,
+    #[command(flatten)]
+    pub output: OutputFlags,
     #[command(flatten)]
     pub remote: RemoteFlags,
     #[command(flatten)]

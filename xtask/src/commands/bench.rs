@@ -17,24 +17,18 @@ pub fn run(flags: BenchFlags) -> Result<i32> {
         }
         return Ok(exit::OK);
     }
-    let human = Human::new(&[("--json-output", flags.json.json_output.as_deref()), ("--csv", flags.csv.as_deref())])?;
+    let human = Human::new(&flags.output.named())?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let mut outputs = flags.output.outputs(None, None);
+    outputs.check()?;
     let session = Session::enter(&flags.host, &flags.remote, &flags.common, "bench", flags.bfcli.bfcli.is_none())?;
     let results = bench::run(&flags, &session)?;
-    let export = |format: Format| exporter(format).export(&Results::Run(&results));
-    human.line(String::from_utf8_lossy(&export(Format::Terminal { color: output::color() })?));
-    let path = match flags.json.json_output.clone() {
-        Some(p) => p,
-        None => {
-            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-            session.cache.join("runs").join(format!("bench-{stamp}.json"))
-        }
-    };
-    output::write_output(&path, &export(Format::Json)?)?;
-    human.wrote("results", &path);
-    if let Some(path) = &flags.csv {
-        output::write_output(path, &export(Format::Csv)?)?;
-        human.wrote("CSV", path);
-    }
+    let results_kind = Results::Run(&results);
+    human.line(String::from_utf8_lossy(&exporter(Format::Terminal { color: output::color() }).export(&results_kind)?));
+    // The JSON is always saved: by default under <cache>/runs/.
+    outputs.json.get_or_insert_with(|| session.cache.join("runs").join(format!("bench-{stamp}.json")));
+    outputs.json_label = "results";
+    outputs.write(&results_kind, &human)?;
     let failed = results.cases.iter().filter(|c| matches!(c.status, Status::Failed { .. })).count();
     anyhow::ensure!(failed == 0, "{failed} case(s) failed: their programs returned the wrong verdict or could not run");
     Ok(exit::OK)

@@ -108,9 +108,10 @@ pub struct Point {
     pub status: PointStatus,
     /// The run, when measured.
     pub results: Option<RunResults>,
-    /// This commit against the previous one that built (the paired
-    /// comparison the verdicts come from); none for the first commit and a
-    /// commit that did not build. The report chains these ratios.
+    /// This commit against its base (the previous commit that built; with
+    /// `--all-parents` its first parent): the paired comparison the verdicts
+    /// come from; none for the first commit and a commit that did not build.
+    /// Data for readers of the JSON: the report draws [`History::trend`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pair: Option<Pair>,
 }

@@ -24,12 +24,17 @@
 //!   recorded `interrupted`, and `--resume` continues the run.
 //! * The `Host` check, hardening headers and Content-Security-Policy of
 //!   `optimize --serve` ([`super::serve`]).
+//! * **Pages are templates** (`xtask/templates/dashboard*.html`, extending
+//!   `base.html` with the one `style.css`; a run's page extends its report's
+//!   `optimize.html`): every variable is escaped by minijinja, so a run id, a
+//!   model's title, a log line or a server setting is text, never markup.
 
 use super::record::{Outcome, RunRecord};
 use super::serve::{self, TOKEN_HEADER};
 use super::transcript::LiveLog;
 use crate::output::html::escape;
 use anyhow::{Context as _, Result};
+use minijinja::{context, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, Read as _};
 use std::net::SocketAddr;
@@ -395,14 +400,18 @@ fn form_and_token(request: &mut tiny_http::Request) -> std::result::Result<(Vec<
 fn forbidden() -> String {
     message_page(
         "Wrong or missing token",
-        "The token is printed in the terminal where <code>cargo xtask optimize-dashboard</code> runs. \
-         <a href=\"/\">Back to the runs</a>",
+        &[
+            text("The token is printed in the terminal where "),
+            code("cargo xtask optimize-dashboard"),
+            text(" runs. "),
+            link("/", "Back to the runs"),
+        ],
     )
 }
 
 /// `POST /start`: (status, page, Location).
 fn start(state: &State, request: &mut tiny_http::Request) -> (u16, String, Option<String>) {
-    let bad = |why: &str| (400, message_page("Refused", &format!("{} <a href=\"/\">Back</a>", escape(why))), None);
+    let bad = |why: &str| (400, message_page("Refused", &[text(why), text(" "), link("/", "Back")]), None);
     let (fields, token) = match form_and_token(request) {
         Ok(f) => f,
         Err(why) => return bad(&why),
@@ -419,7 +428,7 @@ fn start(state: &State, request: &mut tiny_http::Request) -> (u16, String, Optio
     if let Some(id) = going {
         let page = message_page(
             "A run is already going",
-            &format!("Run <a href=\"/runs/{0}/\">{0}</a> is still going: stop it first.", escape(&id)),
+            &[text("Run "), link(&format!("/runs/{id}/"), &id), text(" is still going: stop it first.")],
         );
         return (409, page, None);
     }
@@ -435,7 +444,7 @@ fn start(state: &State, request: &mut tiny_http::Request) -> (u16, String, Optio
         Ok(c) => c,
         Err(e) => {
             let why = format!("cannot start {}: {e}", state.config.program.display());
-            return (500, message_page("Could not start", &escape(&why)), None);
+            return (500, message_page("Could not start", &[text(&why)]), None);
         }
     };
     let log = Arc::new(LiveLog::default());
@@ -457,7 +466,7 @@ fn start(state: &State, request: &mut tiny_http::Request) -> (u16, String, Optio
     crate::progress::info(format!("optimize-dashboard: started run {run_id} (pid {})", child.id()));
     started.insert(run_id.clone(), Started { child, log, exit: None, stop_sent: false });
     let location = format!("/runs/{run_id}/");
-    let page = message_page("Started", &format!("Run <a href=\"{0}\">{1}</a> started.", location, escape(&run_id)));
+    let page = message_page("Started", &[text("Run "), link(&location, &run_id), text(" started.")]);
     (303, page, Some(location))
 }
 
@@ -479,17 +488,23 @@ fn run_dir(config: &Config, id: &str) -> PathBuf {
 fn stop(state: &State, request: &mut tiny_http::Request, id: &str) -> (u16, String) {
     let token = match form_and_token(request) {
         Ok((_, t)) => t,
-        Err(why) => return (400, message_page("Refused", &escape(&why))),
+        Err(why) => return (400, message_page("Refused", &[text(&why)])),
     };
     if !serve::same_token(&token, &state.token) {
         return (403, forbidden());
     }
     let mut started = state.started.lock().unwrap_or_else(|e| e.into_inner());
     let Some(run) = started.get_mut(id) else {
-        return (404, message_page("Not a run of this dashboard", "Only runs started here can be stopped here."));
+        return (
+            404,
+            message_page("Not a run of this dashboard", &[text("Only runs started here can be stopped here.")]),
+        );
     };
     if !run.running() {
-        return (409, message_page("Already ended", &format!("<a href=\"/runs/{0}/\">Run {0}</a> has ended.", id)));
+        return (
+            409,
+            message_page("Already ended", &[link(&format!("/runs/{id}/"), &format!("Run {id}")), text(" has ended.")]),
+        );
     }
     interrupt(run);
     run.log.push("stop requested from the dashboard: the run is interrupted (Ctrl-C)".into());
@@ -498,11 +513,12 @@ fn stop(state: &State, request: &mut tiny_http::Request, id: &str) -> (u16, Stri
         202,
         message_page(
             "Stopping",
-            &format!(
-                "Run {0} is interrupted: the attempt under way is recorded as such, and <code>cargo xtask optimize \
-                 --resume {0}</code> continues it. <a href=\"/runs/{0}/\">Back to the run</a>",
-                id
-            ),
+            &[
+                text(&format!("Run {id} is interrupted: the attempt under way is recorded as such, and ")),
+                code(&format!("cargo xtask optimize --resume {id}")),
+                text(" continues it. "),
+                link(&format!("/runs/{id}/"), "Back to the run"),
+            ],
         ),
     )
 }
@@ -603,89 +619,60 @@ fn runs_json(state: &State) -> String {
 }
 
 fn index_page(state: &State) -> String {
-    let rows = rows(state);
-    let mut table = String::new();
-    for r in &rows {
-        let (attempts, kept, cost, model) = match &r.record {
-            Some(x) => (x.attempts.len(), x.kept(), format!("${:.2}", x.spent_usd), x.model.clone()),
-            None => (0, 0, "—".into(), "—".into()),
-        };
-        let outcomes: String = r
-            .record
-            .iter()
-            .flat_map(|x| &x.attempts)
-            .map(|a| a.outcome.as_ref().map_or("running", Outcome::name))
-            .collect::<Vec<_>>()
-            .join(", ");
-        table.push_str(&format!(
-            "<tr class=\"{}\"><td><a href=\"/runs/{id}/\"><code>{id}</code></a></td><td>{}</td><td class=\"num\">{attempts}\
-             </td><td class=\"num\">{kept}</td><td class=\"num\">{cost}</td><td>{}</td><td class=\"muted\">{}</td></tr>\n",
-            if r.running { "running" } else { "" },
-            escape(&status_of(r)),
-            escape(&model),
-            escape(&outcomes),
-            id = escape(&r.id),
-        ));
-    }
-    if rows.is_empty() {
-        table.push_str("<tr><td colspan=\"7\" class=\"muted\">No optimize run of this checkout yet.</td></tr>\n");
-    }
-    let options = |items: &[&str], default: &str| -> String {
-        items
-            .iter()
-            .map(|m| {
-                let sel = if *m == default { " selected" } else { "" };
-                format!("<option value=\"{0}\"{sel}>{0}</option>", escape(m))
-            })
-            .collect()
-    };
+    let runs: Vec<Value> = rows(state)
+        .iter()
+        .map(|r| {
+            let (attempts, kept, cost, model) = match &r.record {
+                Some(x) => (x.attempts.len(), x.kept(), format!("${:.2}", x.spent_usd), x.model.clone()),
+                None => (0, 0, "—".into(), "—".into()),
+            };
+            let outcomes: Vec<&str> = r
+                .record
+                .iter()
+                .flat_map(|x| &x.attempts)
+                .map(|a| a.outcome.as_ref().map_or("running", Outcome::name))
+                .collect();
+            context! {
+                id => r.id.clone(),
+                running => r.running,
+                status => status_of(r),
+                attempts,
+                kept,
+                cost,
+                model,
+                outcomes => outcomes.join(", "),
+            }
+        })
+        .collect();
     let models = models();
     let default_model = if models.contains(&"claude-sonnet-4-5") { "claude-sonnet-4-5" } else { models[0] };
     let efforts: Vec<&str> = crate::agent::Effort::ALL.iter().map(|e| e.as_str()).collect();
-    let fixed = {
-        let c = &state.config;
-        let mut parts = vec![];
-        if let Some(a) = &c.runs.agent_command {
-            parts.push(format!("agent command <code>{}</code>", escape(a)));
-        }
-        if let Some(u) = &c.runs.api_base_url {
-            parts.push(format!("API <code>{}</code>", escape(u)));
-        }
-        if !c.runs.run_args.is_empty() {
-            parts.push(format!("arguments <code>{}</code>", escape(&c.runs.run_args.join(" "))));
-        }
-        if parts.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "<p class=\"muted\">Every run also gets (fixed when this server started): {}.</p>",
-                parts.join("; ")
-            )
-        }
-    };
-    format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>bfperf optimize runs</title>\n\
-         <style>{CSS}</style>\n<noscript><meta http-equiv=\"refresh\" content=\"10\"></noscript>\n</head>\n<body>\n\
-         <h1>bfperf optimize runs</h1>\n<p>Checkout <code>{sources}</code>, cache <code>{cache}</code>.</p>\n\
-         <table id=\"runs\">\n<thead><tr><th>Run</th><th>Status</th><th class=\"num\">Attempts</th><th class=\"num\">Kept\
-         </th><th class=\"num\">Cost</th><th>Model</th><th>Outcomes</th></tr></thead>\n<tbody>\n{table}</tbody>\n</table>\n\
-         <h2>Start a run</h2>\n<form method=\"post\" action=\"/start\" id=\"start\">\n\
-         <label>Model <select name=\"model\">{model_options}</select></label>\n\
-         <label>Effort <select name=\"effort\">{effort_options}</select></label>\n\
-         <label>Iterations <input name=\"iterations\" type=\"number\" min=\"1\" max=\"{MAX_ITERATIONS}\" value=\"5\" \
-         required></label>\n\
-         <label>Objective <select name=\"objective\"><option value=\"runtime\" selected>runtime</option>\
-         <option value=\"insns\">insns</option></select></label>\n\
-         <label><input name=\"quick\" type=\"checkbox\"> quick measurements</label>\n\
-         <label class=\"wide\">Hint <input name=\"hint\" maxlength=\"{MAX_HINT_CHARS}\" size=\"80\"></label>\n\
-         <label class=\"wide\">Hint <input name=\"hint\" maxlength=\"{MAX_HINT_CHARS}\" size=\"80\"></label>\n\
-         <label class=\"wide\">Token (printed in the terminal) <input name=\"token\" autocomplete=\"off\" \
-         spellcheck=\"false\" required size=\"34\"></label>\n\
-         <button type=\"submit\">Start</button>\n</form>\n{fixed}\n</body>\n</html>\n",
-        sources = escape(&state.config.sources.display().to_string()),
-        cache = escape(&state.config.cache.display().to_string()),
-        model_options = options(&models, default_model),
-        effort_options = options(&efforts, "medium"),
+    let c = &state.config;
+    let mut fixed: Vec<(&str, String)> = vec![];
+    if let Some(a) = &c.runs.agent_command {
+        fixed.push(("agent command", a.clone()));
+    }
+    if let Some(u) = &c.runs.api_base_url {
+        fixed.push(("API", u.clone()));
+    }
+    if !c.runs.run_args.is_empty() {
+        fixed.push(("arguments", c.runs.run_args.join(" ")));
+    }
+    render(
+        "dashboard.html",
+        context! {
+            sources => c.sources.display().to_string(),
+            cache => c.cache.display().to_string(),
+            runs,
+            models,
+            default_model,
+            efforts,
+            max_iterations => MAX_ITERATIONS,
+            max_hint_chars => MAX_HINT_CHARS,
+            // Two hint fields; a run takes up to MAX_HINTS (more from the command line).
+            max_hints_shown => 2,
+            fixed,
+        },
     )
 }
 
@@ -739,85 +726,60 @@ fn run_page(state: &State, id: &str) -> Option<String> {
         return None;
     }
     let version = serde_json::from_str::<serde_json::Value>(&run_state(state, id)?).ok()?["version"].clone();
-    let stop = if running {
-        format!(
-            "<form method=\"post\" action=\"/runs/{id}/stop\" id=\"stop\"><label>Token <input name=\"token\" \
-             autocomplete=\"off\" spellcheck=\"false\" required size=\"34\"></label> <button type=\"submit\">Stop \
-             this run</button></form>",
-            id = escape(id)
-        )
-    } else {
-        String::new()
+    // A JSON string in the page's script: made here, no outside text; `<` escaped all the same.
+    let version_js = version.to_string().replace('<', "\\u003c");
+    let live = context! {
+        id,
+        running,
+        count,
+        log => lines.join("\n"),
+        version_js => crate::output::html::safe(version_js),
     };
-    let strip = format!(
-        "<div id=\"live\"><a href=\"/\">← all runs</a> <b>{}</b> <span id=\"livestate\">{}</span>{stop}</div>\n\
-         <pre id=\"livelog\" data-count=\"{count}\">{}</pre>\n",
-        escape(id),
-        if running { "running" } else { "not running" },
-        escape(&lines.join("\n"))
-    );
-    let script = LIVE_SCRIPT.replace("@VERSION@", &version.to_string());
-    let mut html = match &record {
-        Some(r) => crate::output::html::optimize::render(r),
-        None => format!(
-            "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>bfperf optimize {}</title>\n\
-             </head>\n<body>\n<h1>Run {}</h1>\n<p>Starting: the worktree is being configured and the baseline \
-             validated.</p>\n</body>\n</html>\n",
-            escape(id),
-            escape(id)
+    Some(match &record {
+        Some(r) => {
+            let page = crate::output::html::optimize::page(r, &crate::output::html::now());
+            render("dashboard_run.html", context! { live, ..page })
+        }
+        None => render(
+            "dashboard_message.html",
+            context! {
+                title => format!("Run {id}"),
+                parts => vec![text("Starting: the worktree is being configured and the baseline validated.")],
+                live,
+            },
         ),
-    };
-    if let Some(i) = html.find("</head>") {
-        html.insert_str(i, &format!("<style>{CSS}</style>\n"));
-    }
-    if let Some(i) = html.find("<body>\n") {
-        html.insert_str(i + "<body>\n".len(), &strip);
-    }
-    if let Some(i) = html.rfind("</body>") {
-        html.insert_str(i, &script);
-    }
-    Some(html)
+    })
 }
 
-fn message_page(title: &str, body_html: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n\
-         <style>{CSS}</style>\n</head>\n<body>\n<h1>{title}</h1>\n<p>{body_html}</p>\n</body>\n</html>\n"
-    )
+/// A page of text: `parts` are [`text`], [`code`] and [`link`]s, escaped by the template.
+fn message_page(title: &str, parts: &[Value]) -> String {
+    render("dashboard_message.html", context! { title, parts, live => false })
 }
 
-const CSS: &str = "body { font: 14px/1.45 system-ui, sans-serif; margin: 0 auto; padding: 0 24px 40px; max-width: 1200px; }\
- table { border-collapse: collapse; width: 100%; font-size: 13px; } th, td { text-align: left; padding: 4px 8px; \
- border-bottom: 1px solid #eee; } th { background: #f5f5f5; } td.num, th.num { text-align: right; } \
- tr.running td { background: #eef3fb; } .muted { color: #666; } code { font: 12.5px ui-monospace, monospace; } \
- form#start { display: flex; flex-wrap: wrap; gap: 8px 18px; align-items: center; } form#start .wide { flex-basis: 100%; } \
- #live { position: sticky; top: 0; z-index: 10; display: flex; flex-wrap: wrap; gap: 4px 18px; align-items: center; \
- background: #eef3fb; border-bottom: 1px solid #c9d7ee; margin: 0 -24px; padding: 6px 24px; font-size: 13px; } \
- #live form { margin-left: auto; } #livelog { max-height: 260px; overflow: auto; margin: 8px 0; white-space: pre-wrap; \
- font: 12px ui-monospace, monospace; background: #f7f9fc; border: 1px solid #dde5f2; padding: 6px 8px; }";
+/// Plain text of a message.
+fn text(s: &str) -> Value {
+    context! { text => s, code => false, href => () }
+}
 
-/// Polls `state.json` (relative: the run's), shows the live log as text and
-/// reloads the page when the run moved on. Marks the page (`data-polled`, the
-/// log's `data-count`) so a test can see it ran.
-const LIVE_SCRIPT: &str = r#"<script>
-(function () {
-  var version = @VERSION@;
-  function poll() {
-    fetch('state.json', {cache: 'no-store'}).then(function (r) { return r.json(); }).then(function (s) {
-      document.documentElement.dataset.polled = s.live.count;
-      var pre = document.getElementById('livelog');
-      var atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-      pre.textContent = s.live.lines.join('\n');
-      pre.dataset.count = s.live.count;
-      if (atEnd) { pre.scrollTop = pre.scrollHeight; }
-      if (s.version !== version) { location.reload(); return; }
-      setTimeout(poll, 1000);
-    }).catch(function () { setTimeout(poll, 5000); });
-  }
-  setTimeout(poll, 1000);
-})();
-</script>
-"#;
+/// Code in a message.
+fn code(s: &str) -> Value {
+    context! { text => s, code => true, href => () }
+}
+
+/// A link in a message.
+fn link(href: &str, s: &str) -> Value {
+    context! { text => s, code => false, href }
+}
+
+/// Render a dashboard template (embedded: `xtask/templates/dashboard*.html`, extending
+/// `base.html` with `style.css`; every variable escaped). A failure is a bug of the
+/// templates: it is a plain page saying so, not a panic of the server thread.
+fn render(name: &str, ctx: Value) -> String {
+    static TEMPLATES: std::sync::OnceLock<crate::output::html::Templates> = std::sync::OnceLock::new();
+    TEMPLATES.get_or_init(crate::output::html::Templates::embedded).render(name, ctx).unwrap_or_else(|e| {
+        format!("<!doctype html>\n<title>error</title>\n<pre>{}</pre>\n", escape(&format!("{e:#}")))
+    })
+}
 
 #[cfg(test)]
 mod tests {
@@ -912,5 +874,69 @@ mod tests {
         assert!(line.ends_with("--agent-command agent --go --filter xdp"), "{line}");
         // A hint is one argument, whatever it says.
         assert!(args.contains(&"--hint=--sources /etc".to_owned()), "{args:?}");
+    }
+
+    #[test]
+    fn pages_are_templates_and_outside_text_is_escaped() {
+        let hostile = "</pre><script>alert(1)</script> & \"q\"";
+        let page = message_page("Refused", &[text(hostile), text(" "), link("/runs/x/", "<b>x</b>"), code("a<b")]);
+        assert!(page.starts_with("<!doctype html>") && page.contains("<h1>Refused</h1>"), "{page}");
+        assert!(page.contains("&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;q&quot;"), "{page}");
+        assert!(page.contains("<a href=\"/runs/x/\">&lt;b&gt;x&lt;/b&gt;</a><code>a&lt;b</code>"), "{page}");
+        assert!(!page.contains("<script>alert") && !page.contains("id=\"livelog\""), "{page}");
+        assert!(page.contains("#livelog {"), "the one stylesheet, with the dashboard's rules");
+
+        // A run's page: its report under the live strip, the stop form while it runs, the poller.
+        let record = crate::output::html::optimize::tests::synthetic();
+        let live = context! {
+            id => "20261125-101500",
+            running => true,
+            count => 2,
+            log => format!("attempt 3: {hostile}"),
+            version_js => crate::output::html::safe("\"4:Done:true:true\"".into()),
+        };
+        let report = crate::output::html::optimize::page(&record, "now");
+        let page = render("dashboard_run.html", context! { live, ..report });
+        let strip = page.find("<div id=\"live\">").expect("the live strip");
+        assert!(strip < page.find("<header>").unwrap(), "the strip comes before the report");
+        assert!(page.contains("<form method=\"post\" action=\"/runs/20261125-101500/stop\" id=\"stop\">"), "{page}");
+        assert!(page.contains("<pre id=\"livelog\" data-count=\"2\">attempt 3: &lt;/pre&gt;&lt;script&gt;"), "{page}");
+        assert!(page.contains("var version = \"4:Done:true:true\";"), "{page}");
+        assert!(page.contains("hoist the &lt;ctx&gt; load &amp; reuse it"), "the report's escaped title");
+        assert_eq!(page.matches("<script>").count(), 2, "the page's sort script and the poller, nothing else");
+    }
+
+    #[test]
+    fn the_list_page_shows_the_form_and_the_fixed_settings_as_text() {
+        let cache = tempfile::tempdir().unwrap();
+        let state = State {
+            config: Config {
+                sources: "/src/<i>bpfilter".into(),
+                cache: cache.path().to_owned(),
+                program: "/bin/xtask".into(),
+                runs: crate::flags::DashboardRunFlags {
+                    agent_command: Some("agent <script>x</script>".into()),
+                    api_base_url: None,
+                    run_args: vec!["--filter".into(), "xdp".into()],
+                },
+            },
+            token: "t".repeat(32),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            started: Mutex::new(BTreeMap::new()),
+        };
+        let page = index_page(&state);
+        assert!(page.contains("<code>/src/&lt;i&gt;bpfilter</code>"), "{page}");
+        assert!(page.contains("No optimize run of this checkout yet."), "{page}");
+        assert!(page.contains("<option value=\"claude-sonnet-4-5\" selected>"), "{page}");
+        assert!(page.contains("<option value=\"medium\" selected>medium</option>"), "{page}");
+        assert!(page.contains("name=\"iterations\" type=\"number\" min=\"1\" max=\"50\" value=\"5\""), "{page}");
+        assert_eq!(page.matches("<input name=\"hint\" maxlength=\"500\"").count(), 2, "{page}");
+        assert!(
+            page.contains(
+                "agent command <code>agent &lt;script&gt;x&lt;/script&gt;</code>; arguments <code>--filter xdp</code>."
+            ),
+            "{page}"
+        );
+        assert!(!page.contains(&state.token) && page.contains("<noscript><meta http-equiv=\"refresh\""), "{page}");
     }
 }

@@ -415,11 +415,13 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// The run's `report.html`, through the output layer (built-in templates:
+/// the command writes it again at the end with `--template`).
 fn write_report(dir: &Path, record: &RunRecord) {
+    use crate::output::{exporter, Format, Results};
     let path = dir.join("report.html");
-    if let Err(e) =
-        bench_harness::results::write_atomic(&path, crate::output::html::optimize::render(record).as_bytes())
-    {
+    let page = exporter(Format::Html { templates: None }).export(&Results::Optimize(record));
+    if let Err(e) = page.and_then(|page| bench_harness::results::write_atomic(&path, &page)) {
         eprintln!("warning: cannot write {}: {e:#}", path.display());
     }
 }

@@ -2,10 +2,14 @@
 //! [`Results`] is what a command produced, [`Format`] where it goes, and
 //! [`exporter`] gives the [`Exporter`] of a format. A command calls
 //! `exporter(format).export(&results)` and writes the bytes
-//! ([`super::write_output`]); adding a format is one exporter here, adding a
-//! result kind one variant and its arm in each exporter.
+//! ([`super::write_output`]), or lets [`Outputs::write`] write every output
+//! its flags asked for. Adding a format is a [`Format`] variant, its
+//! exporter and its line in [`Outputs`] here (and its flag in
+//! `flags::OutputFlags`); adding a result kind is one variant and its arm in
+//! each exporter.
 
 use super::html::Templates;
+use super::{append_step_summary, write_output, Human, STEP_SUMMARY_VAR};
 use crate::history::History;
 use crate::optimize::record::RunRecord;
 use anyhow::Result;
@@ -61,8 +65,8 @@ pub enum Format {
 
 /// Turns a result into the bytes of one format.
 pub trait Exporter {
-    /// The result in this format; an error for a result kind the format
-    /// does not render.
+    /// The result in this format (every format renders every result kind;
+    /// an error is a template that does not render, or a write error).
     fn export(&self, results: &Results) -> Result<Vec<u8>>;
 }
 
@@ -75,10 +79,6 @@ pub fn exporter(format: Format) -> Box<dyn Exporter> {
         Format::Csv => Box::new(Csv),
         Format::Html { templates } => Box::new(Html { templates }),
     }
-}
-
-fn unsupported(format: &str, results: &Results) -> anyhow::Error {
-    anyhow::anyhow!("{format} is not available for {}", results.kind())
 }
 
 struct Json;
@@ -120,7 +120,7 @@ impl Exporter for Markdown {
             Results::Run(r) => Ok(super::table::run_markdown(r).into_bytes()),
             Results::Comparison(c) => Ok(super::report::markdown(c).into_bytes()),
             Results::History(h) => Ok(crate::history::markdown::render(h).into_bytes()),
-            other => Err(unsupported("Markdown", other)),
+            Results::Optimize(o) => Ok(super::table::optimize_markdown(o).into_bytes()),
         }
     }
 }
@@ -147,11 +147,150 @@ impl Exporter for Html {
         let templates = Templates::load(self.templates.as_deref())?;
         let generated = super::html::now();
         let page = match results {
+            Results::Run(r) => super::html::run::render(r, &templates, &generated)?,
             Results::Comparison(c) => super::html::compare::render(c, &templates, &generated)?,
             Results::History(h) => super::html::history::render_with(h, &templates, &generated)?,
             Results::Optimize(o) => super::html::optimize::render_with(o, &templates, &generated)?,
-            other => return Err(unsupported("HTML", other)),
         };
         Ok(page.into_bytes())
+    }
+}
+
+/// The files a command writes for one result: every format through
+/// [`exporter`], each a PATH or `-` for stdout (`flags::OutputFlags::outputs`
+/// fills it, with the command's default files).
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    /// `--json-output` (or the command's default file).
+    pub json: Option<PathBuf>,
+    /// `--markdown`.
+    pub markdown: Option<PathBuf>,
+    /// `--csv`.
+    pub csv: Option<PathBuf>,
+    /// `--html` (or the command's default file).
+    pub html: Option<PathBuf>,
+    /// `--template DIR`.
+    pub templates: Option<PathBuf>,
+    /// How the JSON file is named when printed (`JSON: <path>`; bench: `results`).
+    pub json_label: &'static str,
+    /// How the HTML file is named when printed (`HTML: <path>`; bench-history: `report`).
+    pub html_label: &'static str,
+}
+
+impl Default for Outputs {
+    fn default() -> Self {
+        Outputs {
+            json: None,
+            markdown: None,
+            csv: None,
+            html: None,
+            templates: None,
+            json_label: "JSON",
+            html_label: "HTML",
+        }
+    }
+}
+
+impl Outputs {
+    /// Check what can be checked before the command runs: the `--template`
+    /// files parse (one error naming the file, before minutes of measuring).
+    pub fn check(&self) -> Result<()> {
+        if self.html.is_some() {
+            Templates::load(self.templates.as_deref())?;
+        }
+        Ok(())
+    }
+
+    /// Write each output asked for (JSON, HTML, Markdown, CSV), print where
+    /// it went, and append the Markdown to `$GITHUB_STEP_SUMMARY` when that is
+    /// set. The HTML templates are read (and checked) before anything is written.
+    pub fn write(&self, results: &Results, human: &Human) -> Result<()> {
+        let export = |format: Format| exporter(format).export(results);
+        let html = match &self.html {
+            Some(path) => Some((path, export(Format::Html { templates: self.templates.clone() })?)),
+            None => None,
+        };
+        if let Some(path) = &self.json {
+            write_output(path, &export(Format::Json)?)?;
+            human.wrote(self.json_label, path);
+        }
+        if let Some((path, page)) = html {
+            write_output(path, &page)?;
+            human.wrote(self.html_label, path);
+        }
+        let summary = std::env::var_os(STEP_SUMMARY_VAR).is_some_and(|v| !v.is_empty());
+        if self.markdown.is_some() || summary {
+            let markdown = export(Format::Markdown)?;
+            if let Some(path) = &self.markdown {
+                write_output(path, &markdown)?;
+                human.wrote("Markdown", path);
+            }
+            if let Some(summary) = append_step_summary(&String::from_utf8_lossy(&markdown))? {
+                human.line(format!("Markdown appended to ${STEP_SUMMARY_VAR}: {}", summary.display()));
+            }
+        }
+        if let Some(path) = &self.csv {
+            write_output(path, &export(Format::Csv)?)?;
+            human.wrote("CSV", path);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_result_kind_goes_to_every_format() {
+        let run = super::super::html::run::tests::run();
+        let comparison = super::super::html::compare::tests::comparison();
+        let history = super::super::html::history::tests::synthetic();
+        let optimize = super::super::html::optimize::tests::synthetic();
+        let kinds = [
+            (Results::Run(&run), "xdp__prologue"),
+            (Results::Comparison(&comparison), "xdp__prologue"),
+            (Results::History(&history), "xdp__ip4"),
+            (Results::Optimize(&optimize), "unroll the rule loop"),
+        ];
+        let formats = [
+            Format::Terminal { color: false },
+            Format::Json,
+            Format::Markdown,
+            Format::Csv,
+            Format::Html { templates: None },
+        ];
+        for (results, needle) in &kinds {
+            for format in &formats {
+                let bytes = exporter(format.clone())
+                    .export(results)
+                    .unwrap_or_else(|e| panic!("{} as {format:?}: {e:#}", results.kind()));
+                let text = String::from_utf8(bytes).unwrap();
+                assert!(text.contains(needle), "{} as {format:?} lacks {needle}:\n{text}", results.kind());
+                match format {
+                    Format::Json => {
+                        serde_json::from_str::<serde_json::Value>(&text).unwrap();
+                    }
+                    Format::Csv => {
+                        let mut rows = ::csv::Reader::from_reader(text.as_bytes());
+                        let width = rows.headers().unwrap().len();
+                        assert!(rows.records().all(|r| r.unwrap().len() == width), "{text}");
+                    }
+                    Format::Html { .. } => assert!(text.starts_with("<!doctype html>"), "{text}"),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_optimize_run_s_markdown_escapes_the_model_s_titles() {
+        let mut record = super::super::html::optimize::tests::synthetic();
+        record.attempts[1].plan = "TITLE: <img src=x> | `x` *y*".into();
+        let md = String::from_utf8(exporter(Format::Markdown).export(&Results::Optimize(&record)).unwrap()).unwrap();
+        assert!(md.contains("| 1 | kept | hoist the \\<ctx\\> load \\& reuse it | -4.0 % "), "{md}");
+        assert!(md.contains("\\<img src\\=x\\> \\| \\`x\\` \\*y\\*"), "{md}");
+        assert!(md.contains("4 attempt(s), 1 kept: cumulative **-4.0 %**"), "{md}");
+        assert_eq!(md.lines().filter(|l| l.starts_with("| ")).count(), 5, "a header and four attempts:\n{md}");
     }
 }

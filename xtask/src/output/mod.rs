@@ -22,7 +22,7 @@ pub mod report;
 pub mod svg;
 pub mod table;
 
-pub use export::{exporter, Exporter, Format, Results};
+pub use export::{exporter, Exporter, Format, Outputs, Results};
 
 use anyhow::{Context as _, Result};
 use clap::ValueEnum;

@@ -636,13 +636,15 @@ pub fn steps(points: &[StepPoint], y_title: &str) -> String {
     out.push_str("</svg>\n");
     out
 }
-
-// ---- forest: each case's Δ with its interval (bench-compare) ---------------
-
-/// One row of the [`forest`] plot.
+/// One row of a forest plot: a case's Δ % with its interval, coloured by the
+/// engine's verdict.
+#[derive(Debug, Clone)]
 pub struct ForestRow {
     /// The case's name, drawn left of its row.
     pub name: String,
+    /// The panel the row is drawn in: rows of one unit share an axis
+    /// (`per packet (ns)`, `chain load (ms)`); rows keep their order within it.
+    pub panel: String,
     /// Δ % and its interval, when measured on both sides.
     pub estimate: Option<(f64, f64, f64)>,
     /// The engine's verdict (its colour); `None` when not measured.
@@ -651,106 +653,160 @@ pub struct ForestRow {
     pub tip: String,
 }
 
+/// The x range of one forest panel: every dot and the threshold band, and the
+/// whiskers up to one more such width on each side, so that one very wide
+/// interval (a noisy chain load) cannot squeeze every other row into a few
+/// pixels. Whiskers beyond it are clamped and end in an arrow.
+fn forest_range(rows: &[&ForestRow], t: f64) -> (f64, f64) {
+    let (mut lo, mut hi) = (-t, t);
+    for (m, _, _) in rows.iter().filter_map(|r| r.estimate) {
+        lo = lo.min(m);
+        hi = hi.max(m);
+    }
+    let span = (hi - lo).max(1.0);
+    let (cap_lo, cap_hi) = (lo - span, hi + span);
+    for (_, l, h) in rows.iter().filter_map(|r| r.estimate) {
+        lo = lo.min(l.max(cap_lo));
+        hi = hi.max(h.min(cap_hi));
+    }
+    if !(lo.is_finite() && hi.is_finite()) || hi - lo <= 0.0 {
+        (lo, hi) = (-1.0, 1.0);
+    }
+    (lo, hi)
+}
+
 /// A forest plot: one row per case, its Δ % as a dot with its interval as a
 /// whisker, coloured by verdict, over the shaded band `±threshold_pct` where
 /// no verdict is given whatever the interval, and the line of no change.
+/// Rows are drawn in panels by [`ForestRow::panel`], each with its own axis
+/// (a heading names a panel when there are several); a whisker that leaves
+/// its panel's axis ends in an arrow (the tooltip keeps the interval).
 pub fn forest(rows: &[ForestRow], threshold_pct: f64) -> String {
     const WIDTH: f64 = 1000.0;
     const LEFT: f64 = 260.0;
     const RIGHT: f64 = 20.0;
     const TOP: f64 = 10.0;
     const ROW: f64 = 22.0;
-    const BOTTOM: f64 = 40.0;
+    const AXIS_H: f64 = 40.0;
+    const HEAD: f64 = 22.0;
     const TEXT: &str = "#555";
 
-    let h = ROW * rows.len().max(1) as f64;
-    let mut lo = -threshold_pct.abs();
-    let mut hi = threshold_pct.abs();
-    for (m, l, hh) in rows.iter().filter_map(|r| r.estimate) {
-        lo = lo.min(l).min(m);
-        hi = hi.max(hh).max(m);
+    let mut panels: Vec<(&str, Vec<&ForestRow>)> = vec![];
+    for row in rows {
+        match panels.iter_mut().find(|(p, _)| *p == row.panel) {
+            Some((_, members)) => members.push(row),
+            None => panels.push((&row.panel, vec![row])),
+        }
     }
-    if !(lo.is_finite() && hi.is_finite()) || hi - lo <= 0.0 {
-        (lo, hi) = (-1.0, 1.0);
+    if panels.is_empty() {
+        panels.push(("", vec![]));
     }
-    let pad = (hi - lo) * 0.05;
-    let step = nice_step((hi - lo + 2.0 * pad) / 6.0);
-    let (lo, hi) = (((lo - pad) / step).floor() * step, ((hi + pad) / step).ceil() * step);
-    let x = |v: f64| LEFT + (v - lo) / (hi - lo) * (WIDTH - LEFT - RIGHT);
-    let y = |i: usize| TOP + (i as f64 + 0.5) * ROW;
+    let headed = panels.len() > 1;
+    let height: f64 =
+        panels.iter().map(|(_, r)| if headed { HEAD } else { 0.0 } + ROW * r.len().max(1) as f64 + AXIS_H).sum::<f64>()
+            + TOP;
 
     let mut out = String::with_capacity(4 * 1024 + rows.len() * 512);
     put!(
         out,
-        "<svg class=\"plot forest\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {:.0}\" role=\"img\" \
-         aria-label=\"Δ % of each case with its interval\">\n",
-        TOP + h + BOTTOM
+        "<svg class=\"plot forest\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {height:.0}\" role=\"img\" \
+         aria-label=\"Δ % of each case with its interval\">\n"
     );
-    // The threshold band: inside it, no verdict.
     let t = threshold_pct.abs();
-    put!(
-        out,
-        "<rect class=\"band\" x=\"{:.1}\" y=\"{TOP}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{AXIS}\" \
-         fill-opacity=\"0.15\"><title>{}</title></rect>\n",
-        x(-t),
-        x(t) - x(-t),
-        escape(&format!("±{t} %: below the threshold, no verdict"))
-    );
-    let ticks = ((hi - lo) / step + 1e-6).floor() as usize;
-    let decimals = (-step.log10().floor()).clamp(0.0, 4.0) as usize;
-    for k in 0..=ticks {
-        let v = lo + k as f64 * step;
-        let v = if v.abs() < step * 1e-9 { 0.0 } else { v };
-        let stroke = if v == 0.0 { AXIS } else { GRID };
-        let label = if v == 0.0 { "0".to_owned() } else { format!("{v:+.decimals$}") };
-        put!(
-            out,
-            "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{TOP}\" y2=\"{1:.1}\" stroke=\"{stroke}\"/>\
-             <text x=\"{0:.1}\" y=\"{2:.1}\" font-size=\"11\" text-anchor=\"middle\" fill=\"{TEXT}\">{label}</text>\n",
-            x(v),
-            TOP + h,
-            TOP + h + 15.0
-        );
-    }
-    put!(
-        out,
-        "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11.5\" text-anchor=\"middle\" fill=\"{TEXT}\">\
-         Δ % REF vs BASE (paired; right is slower)</text>\n",
-        (LEFT + WIDTH - RIGHT) / 2.0,
-        TOP + h + 32.0
-    );
-    for (i, row) in rows.iter().enumerate() {
-        let yy = y(i);
-        put!(
-            out,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11.5\" text-anchor=\"end\" fill=\"#222\" \
-             font-family=\"ui-monospace, Menlo, Consolas, monospace\">{}</text>\n",
-            LEFT - 8.0,
-            yy + 4.0,
-            escape(&row.name)
-        );
-        match (row.estimate, row.change) {
-            (Some((m, l, hh)), Some(change)) => {
-                let c = if change == Change::NoChange { NEUTRAL } else { change_color(change) };
-                put!(
-                    out,
-                    "<g class=\"{}\"><title>{}</title><line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" \
-                     stroke=\"{c}\" stroke-width=\"2.2\"/><circle cx=\"{:.1}\" cy=\"{yy:.1}\" r=\"4.5\" fill=\"{c}\"/></g>\n",
-                    super::format::change_code(Some(change), true),
-                    escape(&row.tip),
-                    x(l),
-                    x(hh),
-                    x(m)
-                );
-            }
-            _ => put!(
+    let mut top = TOP;
+    for (panel, members) in &panels {
+        if headed {
+            put!(
                 out,
-                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"{FAILURE}\"><title>{}</title>not measured</text>\n",
-                LEFT + 6.0,
-                yy + 4.0,
-                escape(&row.tip)
-            ),
+                "<text class=\"panel\" x=\"{LEFT:.1}\" y=\"{:.1}\" font-size=\"12\" font-weight=\"600\" fill=\"#222\">{}</text>\n",
+                top + 14.0,
+                escape(panel)
+            );
+            top += HEAD;
         }
+        let h = ROW * members.len().max(1) as f64;
+        let (lo, hi) = forest_range(members, t);
+        let pad = (hi - lo) * 0.05;
+        let step = nice_step((hi - lo + 2.0 * pad) / 6.0);
+        let (lo, hi) = (((lo - pad) / step).floor() * step, ((hi + pad) / step).ceil() * step);
+        let x = |v: f64| LEFT + (v.clamp(lo, hi) - lo) / (hi - lo) * (WIDTH - LEFT - RIGHT);
+        let y = |i: usize| top + (i as f64 + 0.5) * ROW;
+        // The threshold band: inside it, no verdict.
+        put!(
+            out,
+            "<rect class=\"band\" x=\"{:.1}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{AXIS}\" \
+             fill-opacity=\"0.15\"><title>{}</title></rect>\n",
+            x(-t),
+            x(t) - x(-t),
+            escape(&format!("±{t} %: below the threshold, no verdict"))
+        );
+        let ticks = ((hi - lo) / step + 1e-6).floor() as usize;
+        let decimals = (-step.log10().floor()).clamp(0.0, 4.0) as usize;
+        for k in 0..=ticks {
+            let v = lo + k as f64 * step;
+            let v = if v.abs() < step * 1e-9 { 0.0 } else { v };
+            let stroke = if v == 0.0 { AXIS } else { GRID };
+            let label = if v == 0.0 { "0".to_owned() } else { format!("{v:+.decimals$}") };
+            put!(
+                out,
+                "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{top:.1}\" y2=\"{1:.1}\" stroke=\"{stroke}\"/>\
+                 <text x=\"{0:.1}\" y=\"{2:.1}\" font-size=\"11\" text-anchor=\"middle\" fill=\"{TEXT}\">{label}</text>\n",
+                x(v),
+                top + h,
+                top + h + 15.0
+            );
+        }
+        put!(
+            out,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11.5\" text-anchor=\"middle\" fill=\"{TEXT}\">\
+             Δ % REF vs BASE (paired; right is slower)</text>\n",
+            (LEFT + WIDTH - RIGHT) / 2.0,
+            top + h + 32.0
+        );
+        for (i, row) in members.iter().enumerate() {
+            let yy = y(i);
+            put!(
+                out,
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11.5\" text-anchor=\"end\" fill=\"#222\" \
+                 font-family=\"ui-monospace, Menlo, Consolas, monospace\">{}</text>\n",
+                LEFT - 8.0,
+                yy + 4.0,
+                escape(&row.name)
+            );
+            match (row.estimate, row.change) {
+                (Some((m, l, hh)), Some(change)) => {
+                    let c = if change == Change::NoChange { NEUTRAL } else { change_color(change) };
+                    // An end beyond the axis: an arrow head at the edge, pointing out.
+                    let mut arrows = String::new();
+                    if l < lo {
+                        let e = x(lo);
+                        put!(arrows, "<path class=\"clamped\" d=\"M{e:.1},{yy:.1}l7,-4.5v9z\" fill=\"{c}\"/>");
+                    }
+                    if hh > hi {
+                        let e = x(hi);
+                        put!(arrows, "<path class=\"clamped\" d=\"M{e:.1},{yy:.1}l-7,-4.5v9z\" fill=\"{c}\"/>");
+                    }
+                    put!(
+                        out,
+                        "<g class=\"{}\"><title>{}</title><line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" \
+                         stroke=\"{c}\" stroke-width=\"2.2\"/>{arrows}<circle cx=\"{:.1}\" cy=\"{yy:.1}\" r=\"4.5\" fill=\"{c}\"/></g>\n",
+                        super::format::change_code(Some(change), true),
+                        escape(&row.tip),
+                        x(l),
+                        x(hh),
+                        x(m)
+                    );
+                }
+                _ => put!(
+                    out,
+                    "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"{FAILURE}\"><title>{}</title>not measured</text>\n",
+                    LEFT + 6.0,
+                    yy + 4.0,
+                    escape(&row.tip)
+                ),
+            }
+        }
+        top += h + AXIS_H;
     }
     out.push_str("</svg>\n");
     out
@@ -783,11 +839,18 @@ mod forest_tests {
         let rows = vec![
             ForestRow {
                 name: "a<b>".into(),
+                panel: "per packet (ns)".into(),
                 estimate: Some((12.0, 10.0, 14.0)),
                 change: Some(Change::Slower),
                 tip: "t&".into(),
             },
-            ForestRow { name: "c".into(), estimate: None, change: None, tip: "why".into() },
+            ForestRow {
+                name: "c".into(),
+                panel: "per packet (ns)".into(),
+                estimate: None,
+                change: None,
+                tip: "why".into(),
+            },
         ];
         let svg = forest(&rows, 1.0);
         assert!(svg.contains("a&lt;b&gt;") && svg.contains("t&amp;") && !svg.contains("a<b>"));
@@ -803,5 +866,52 @@ mod forest_tests {
             .filter_map(|w| w[1].parse().ok())
             .collect();
         assert!(!xs.is_empty() && xs.iter().all(|x| (0.0..=1000.0).contains(x)), "{xs:?}");
+    }
+
+    fn row(name: &str, panel: &str, m: f64, l: f64, h: f64) -> ForestRow {
+        ForestRow {
+            name: name.into(),
+            panel: panel.into(),
+            estimate: Some((m, l, h)),
+            change: Some(Change::NoChange),
+            tip: name.into(),
+        }
+    }
+
+    /// The x coordinates of the dots (`cx`), in row order.
+    fn dots(svg: &str) -> Vec<f64> {
+        svg.split("cx=\"").skip(1).map(|s| s[..s.find('"').unwrap()].parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn each_unit_gets_its_own_axis_and_a_wide_interval_is_clamped_with_an_arrow() {
+        // Two runtime cases 1 % apart, a chain load measured ±60 %.
+        let rows = vec![
+            row("xdp", "per packet (ns)", 0.5, 0.2, 0.8),
+            row("tc", "per packet (ns)", 1.5, 1.2, 1.8),
+            row("load", "chain load (ms)", 10.0, -50.0, 70.0),
+        ];
+        let svg = forest(&rows, 1.0);
+        assert!(svg.contains(">per packet (ns)</text>") && svg.contains(">chain load (ms)</text>"), "{svg}");
+        assert_eq!(svg.matches("<rect class=\"band\"").count(), 2, "one band per panel");
+        let x = dots(&svg);
+        // The runtime cases' dots stay far apart on their own axis (740 px of plot width).
+        assert!(x[1] - x[0] > 100.0, "{x:?}");
+        // The load's ±60 % whisker is cut at its own axis, with an arrow at each end.
+        assert_eq!(svg.matches("class=\"clamped\"").count(), 2, "{svg}");
+
+        // With the runtime cases on one axis, the ±60 % whisker is cut with arrows at both
+        // ends, and the dots 1 point apart stay apart.
+        let rows = vec![
+            row("xdp", "per packet (ns)", 0.5, 0.2, 0.8),
+            row("tc", "per packet (ns)", 1.5, 1.2, 1.8),
+            row("noisy", "per packet (ns)", 2.0, -60.0, 64.0),
+        ];
+        let svg = forest(&rows, 1.0);
+        assert_eq!(svg.matches("class=\"clamped\"").count(), 2, "{svg}");
+        assert!(!svg.contains("font-weight=\"600\""), "one panel: no heading");
+        let x = dots(&svg);
+        assert!(x[1] - x[0] > 40.0, "unclamped they would be 6 px apart: {x:?}");
+        assert!(svg.contains("<title>noisy</title>"), "the tooltip keeps the row");
     }
 }

@@ -194,3 +194,38 @@ pub fn optimize(r: &crate::optimize::record::RunRecord) -> String {
     ));
     lines.join("\n")
 }
+
+/// An optimize run as Markdown (`--markdown`, the job summary): the run, its
+/// cumulative Δ and cost, then one row per attempt. The model's titles and
+/// the stop reason are outside text: every punctuation character escaped.
+pub fn optimize_markdown(r: &crate::optimize::record::RunRecord) -> String {
+    use crate::text::markdown;
+    let mut out = format!(
+        "### bfperf optimize `{}`\n\n{} attempt(s), {} kept: cumulative **{}** vs the baseline (negative is faster); \
+         branch to merge `{}`; {} spent{}\n\n",
+        markdown(&r.run_id),
+        r.attempts.len(),
+        r.kept(),
+        super::format::pct((r.cumulative_ratio - 1.0) * 100.0),
+        markdown(&r.branch),
+        crate::optimize::record::usd(r.spent_usd, r.cost_unknown()),
+        r.stopped.as_deref().map(|s| format!("; stopped: {}", markdown(s))).unwrap_or_default(),
+    );
+    if r.attempts.is_empty() {
+        out.push_str("No attempt yet.\n");
+        return out;
+    }
+    out.push_str("| # | outcome | title | suite Δ [CI] | insns Δ | commit |\n|---:|---|---|---:|---:|---|\n");
+    for a in &r.attempts {
+        let outcome = a.outcome.as_ref().map(|o| o.name()).unwrap_or("running");
+        let suite = a.geomean.map(|g| super::format::delta(&g)).unwrap_or_default();
+        let commit = a.commit.as_deref().map(|c| format!("`{}`", &c[..c.len().min(12)])).unwrap_or_default();
+        out.push_str(&format!(
+            "| {} | {outcome} | {} | {suite} | {} | {commit} |\n",
+            a.index,
+            markdown(a.title()),
+            super::format::signed(a.insns_delta),
+        ));
+    }
+    out
+}

@@ -31,6 +31,10 @@ pub fn render(c: &Comparison, templates: &Templates, generated: &str) -> Result<
         };
         forest.push(ForestRow {
             name: case.name.clone(),
+            panel: match case.unit {
+                bench_harness::results::Unit::NsPerPacket => "Per packet (ns/pkt)".into(),
+                bench_harness::results::Unit::Milliseconds => "Chain loads (ms)".into(),
+            },
             estimate: est.map(|e| (e.delta_pct(), e.ci_pct().0, e.ci_pct().1)),
             change,
             tip,
@@ -97,7 +101,7 @@ pub fn render(c: &Comparison, templates: &Templates, generated: &str) -> Result<
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bench_harness::engine::{CaseComparison, CompareConfig, SideInfo, SCHEMA};
     use bench_harness::results::{HostInfo, Status};
@@ -115,7 +119,7 @@ mod tests {
         }
     }
 
-    fn comparison() -> Comparison {
+    pub(crate) fn comparison() -> Comparison {
         let side = |label: &str| SideInfo { label: label.into(), source: Default::default() };
         let mut failed = case("nf__<b>failed</b>", 1.0, 0.0, Change::NoChange);
         failed.ref_status = Status::Failed { reason: "bfcli: <script>alert(1)</script> =1+1".into() };

@@ -7,14 +7,14 @@
 //! on a known forge ([`commit_links`]), and shows the plain hash otherwise.
 
 use super::{case_id, flag_words, safe, Templates};
-use crate::history::{CaseChange, History, Pair, Point, PointStatus, LEVEL};
+use crate::history::trend::TrendPoint;
+use crate::history::{CaseChange, History, Point, PointStatus};
 use crate::output::format::{change_code, change_word, ci, nbsp, num, pct, unit};
 use crate::output::svg;
 use anyhow::Result;
 use bench_harness::engine::Change;
 use bench_harness::program::ProgramMetrics;
 use bench_harness::results::{CaseResult, Status, Unit};
-use bench_harness::stats::paired::{z_two_sided, RatioEstimate};
 use bench_harness::stats::Summary;
 use minijinja::{context, Value};
 
@@ -137,105 +137,40 @@ fn first_line(text: &str, max: usize) -> String {
     }
 }
 
-/// One link of a chain: a pair's ratio, or the same programs on both sides.
-#[derive(Debug, Clone, Copy)]
-enum Link {
-    /// The programs are the same: the level carries over, without timing.
-    Same,
-    /// The paired estimate of this commit against the previous one that built.
-    Ratio(RatioEstimate),
+/// A chain of [`crate::history::trend`], one entry per point of the history
+/// (a history read from an older JSON without `trend` draws no chain).
+fn padded(points: &[Option<TrendPoint>], len: usize) -> Vec<Option<TrendPoint>> {
+    (0..len).map(|i| points.get(i).copied().flatten()).collect()
 }
 
-/// A point of a chain: the product of the paired ratios since the first
-/// measured commit, with its interval at `level`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Chained {
-    ratio: f64,
-    lo: f64,
-    hi: f64,
-    /// This commit's programs are its parent's: drawn flat.
-    flat: bool,
-    /// Pairs chained (0 at the first commit).
-    links: usize,
+/// The chain of one case: `history.trend`'s, the one computation of the
+/// chained paired ratios (each commit on its own base, `--all-parents` too).
+fn case_chain(history: &History, case: &str) -> Vec<Option<TrendPoint>> {
+    let points = history.trend.cases.iter().find(|c| c.case == case).map_or(&[][..], |c| &c.points[..]);
+    padded(points, history.points.len())
 }
 
-/// Chain the paired ratios along the history: each point's level is the
-/// product of the pairs' ratios since the first measured commit, on the
-/// log scale a sum, with the variances summed (each pair's standard error
-/// from its interval: (ln hi − ln lo) / 2z). A pair whose programs are the
-/// same adds nothing (flat). `link` picks a pair's link; `None` (not
-/// measured on both sides) leaves the point out and the level as it was.
-fn chain(history: &History, link: impl Fn(&Pair) -> Option<Link>) -> Vec<Option<Chained>> {
-    let (mut sum, mut var, mut links, mut level) = (0.0f64, 0.0f64, 0usize, LEVEL);
-    let mut started = false;
-    let z = |level: f64| z_two_sided(level);
-    history
-        .points
-        .iter()
-        .map(|p| {
-            if matches!(p.status, PointStatus::BuildFailed { .. }) {
-                return None;
-            }
-            let flat = match (&p.pair, started) {
-                (None, false) if p.results.is_some() => {
-                    started = true;
-                    false
-                }
-                (Some(pair), true) => match link(pair)? {
-                    Link::Same => {
-                        links += 1;
-                        true
-                    }
-                    Link::Ratio(e) if e.ratio > 0.0 && e.lo > 0.0 && e.hi >= e.lo => {
-                        let se = (e.hi.ln() - e.lo.ln()) / (2.0 * z(e.level));
-                        sum += e.ratio.ln();
-                        var += se * se;
-                        level = e.level;
-                        links += 1;
-                        false
-                    }
-                    Link::Ratio(_) => return None,
-                },
-                _ => return None,
-            };
-            let half = z(level) * var.sqrt();
-            Some(Chained { ratio: sum.exp(), lo: (sum - half).exp(), hi: (sum + half).exp(), flat, links })
-        })
-        .collect()
+/// The chain of the suite's geometric mean (`history.trend`'s).
+fn suite_chain(history: &History) -> Vec<Option<TrendPoint>> {
+    padded(&history.trend.suite, history.points.len())
 }
 
-/// The chain of one case.
-fn case_chain(history: &History, case: &str) -> Vec<Option<Chained>> {
-    chain(history, |pair| {
-        let c = pair.cases.iter().find(|c| c.case == case)?;
-        Some(if c.same_program == Some(true) { Link::Same } else { Link::Ratio(c.estimate) })
-    })
-}
-
-/// The chain of the suite: the geometric mean of each pair, flat when every
-/// case loads the same programs as at the previous commit.
-fn suite_chain(history: &History) -> Vec<Option<Chained>> {
-    chain(history, |pair| {
-        let same = !pair.cases.is_empty() && pair.cases.iter().all(|c| c.same_program == Some(true));
-        if same {
-            Some(Link::Same)
-        } else {
-            pair.geomean.map(Link::Ratio)
-        }
-    })
+/// Whether a chain's point `i` comes after its start (a pair was chained).
+fn chained_at(chain: &[Option<TrendPoint>], i: usize) -> bool {
+    chain.iter().position(Option::is_some).is_some_and(|first| first < i)
 }
 
 /// A chained point as a plot mark, in % against the first commit.
-fn chained_mark(c: &Chained, tip: String, href: Option<String>) -> svg::Mark {
+fn chained_mark(c: &TrendPoint, tip: String, href: Option<String>) -> svg::Mark {
     let pct_of = |r: f64| (r - 1.0) * 100.0;
     svg::Mark { mid: pct_of(c.ratio), lo: pct_of(c.lo), hi: pct_of(c.hi), tip, href }
 }
 
-/// `+3.1 % [+1.0, +5.2] (4 pairs)` of a chained point; `same programs` when flat.
-fn chained_text(c: &Chained) -> String {
+/// `+3.1 % [+1.0, +5.2] (chained)` of a chained point; `same programs` when flat.
+fn chained_text(c: &TrendPoint) -> String {
     let pct_of = |r: f64| (r - 1.0) * 100.0;
-    let same = if c.flat { ", same programs as the previous commit: not timed" } else { "" };
-    format!("{} {} ({} pairs chained{same})", pct(pct_of(c.ratio)), ci(pct_of(c.lo), pct_of(c.hi)), c.links)
+    let same = if c.identical { ", same programs as its base commit: not timed" } else { "" };
+    format!("{} {} (paired ratios chained{same})", pct(pct_of(c.ratio)), ci(pct_of(c.lo), pct_of(c.hi)))
 }
 
 /// Changes sorted by commit, then suite order.
@@ -382,7 +317,7 @@ fn page(history: &History, generated: &str, links: Option<&CommitLinks>) -> Valu
                 reason_line => first_line(reason, 80),
                 reason,
                 state => if p.status == (PointStatus::Measured { cached: true }) { "cached" } else { "measured" },
-                same => mean.is_some_and(|c| c.flat),
+                same => mean.is_some_and(|c| c.identical),
                 case_failures,
                 geomean => mean.map(|c| fmt_pct((c.ratio - 1.0) * 100.0)),
                 geomean_sort => mean.map(|c| (c.ratio - 1.0) * 100.0).unwrap_or(f64::NAN).to_string(),
@@ -408,12 +343,12 @@ fn page(history: &History, generated: &str, links: Option<&CommitLinks>) -> Valu
         slower,
         faster => history.changes.len() - slower,
         overall,
-        overall_note => "The suite's change since the first commit: each commit's paired suite geometric mean against the previous commit that built, chained (multiplied), with the propagated interval; a commit whose programs are all the same as its parent's is drawn flat, without timing.",
+        overall_note => "The suite's change since the first commit: each commit's paired suite geometric mean against its base (the previous commit that built; with --all-parents its first parent), chained (multiplied), with the propagated interval; a commit whose programs are all the same as its base's is drawn flat, without timing.",
         geomean_head => "Suite vs first",
         geomean_title => "The chained paired suite geometric means since the first commit",
         points,
         cases,
-        cases_note => "Each point is the case's change since the first commit: the paired ratios of each commit against the previous one that built (the comparisons the verdicts come from), chained, with the propagated interval as the band. A commit whose program is its parent's is drawn flat, without timing. The separate runs' medians are in each point's tooltip only: they drift from run to run and are not compared.",
+        cases_note => "Each point is the case's change since the first commit: the paired ratios of each commit against its base (the previous commit that built; with --all-parents its first parent: the comparisons the verdicts come from), chained, with the propagated interval as the band. A commit whose program is its base's is drawn flat, without timing. The separate runs' medians are in each point's tooltip only: they drift from run to run and are not compared.",
         linked => links.is_some(),
     }
 }
@@ -427,11 +362,12 @@ fn case_page(history: &History, case: &str, labels: &[String], url: &dyn Fn(&str
     let medians: Vec<(usize, f64)> =
         history.points.iter().enumerate().filter_map(|(i, p)| Some((i, median(p, case)?))).collect();
     let chained = case_chain(history, case);
-    let last_chained = history.points.iter().zip(&chained).rev().find_map(|(p, c)| Some((p, c.as_ref()?)));
+    let last_chained =
+        history.points.iter().zip(&chained).enumerate().rev().find_map(|(i, (p, c))| Some((i, p, c.as_ref()?)));
     let summary = match (medians.first(), medians.last()) {
         (Some((fi, first)), Some((li, last))) => {
             let since = match last_chained {
-                Some((p, c)) if c.links > 0 => {
+                Some((i, p, c)) if chained_at(&chained, i) => {
                     format!("At {}: {} since {}. ", p.label, chained_text(c), history.points[*fi].label)
                 }
                 _ => String::new(),
@@ -546,8 +482,10 @@ fn case_page(history: &History, case: &str, labels: &[String], url: &dyn Fn(&str
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::history::{HistoryChange, PairCase};
+    use crate::history::trend::{CaseTrend, Trend};
+    use crate::history::HistoryChange;
     use bench_harness::engine::classify;
+    use bench_harness::engine::{CaseComparison, CompareConfig, Comparison, SideInfo};
     use bench_harness::flavor::{Flavor, Hook};
     use bench_harness::packet::PacketKind;
     use bench_harness::results::{HostInfo, RunResults, SourceInfo, HARNESS_VERSION, SCHEMA};
@@ -636,18 +574,20 @@ pub(crate) mod tests {
             measured("ddddddd", "last", vec![case("xdp__ip4", ns, flat(25.1), 120), case("load", ms, flat(3.1), 0)]),
         ];
         let estimate = RatioEstimate { ratio: 1.25, lo: 1.2, hi: 1.3, n: 10, level: 0.99 };
-        let mut points = points;
-        // bbbbbbb against aaaaaaa (load failed there: not in the pair); ddddddd against
-        // bbbbbbb, the previous commit that built: the same xdp program.
-        points[1].pair = Some(Pair {
-            cases: vec![PairCase { case: "xdp__ip4".into(), estimate, same_program: Some(false) }],
-            geomean: Some(estimate),
-        });
-        let same = RatioEstimate { ratio: 1.004, lo: 0.99, hi: 1.02, n: 10, level: 0.99 };
-        points[3].pair = Some(Pair {
-            cases: vec![PairCase { case: "xdp__ip4".into(), estimate: same, same_program: Some(true) }],
-            geomean: Some(same),
-        });
+        // What `history::trend` chains: bbbbbbb against aaaaaaa (load failed there: its
+        // chain breaks); ddddddd against bbbbbbb, the previous commit that built: the same
+        // xdp program, flat.
+        let start = TrendPoint { ratio: 1.0, lo: 1.0, hi: 1.0, identical: false };
+        let slower = TrendPoint { ratio: 1.25, lo: 1.2, hi: 1.3, identical: false };
+        let chain = vec![Some(start), Some(slower), None, Some(TrendPoint { identical: true, ..slower })];
+        let trend = Trend {
+            level: 0.99,
+            suite: chain.clone(),
+            cases: vec![
+                CaseTrend { case: "xdp__ip4".into(), points: chain },
+                CaseTrend { case: "load".into(), points: vec![Some(start), None, None, None] },
+            ],
+        };
         History {
             schema: crate::history::SCHEMA.into(),
             repo: "/src/bpfilter".into(),
@@ -661,6 +601,7 @@ pub(crate) mod tests {
             }],
             points,
             threshold_pct: 2.0,
+            trend,
             ..Default::default()
         }
     }
@@ -771,36 +712,24 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn chains_multiply_the_paired_ratios_and_same_programs_stay_flat() {
+    fn the_plots_draw_the_trend_s_chains_and_nothing_else() {
         let h = synthetic();
-        let suite = suite_chain(&h);
-        assert_eq!(suite[0].map(|c| (c.ratio, c.lo, c.hi, c.links)), Some((1.0, 1.0, 1.0, 0)));
-        let second = suite[1].unwrap();
-        assert!((second.ratio - 1.25).abs() < 1e-12 && !second.flat);
-        // One pair: its interval's log width, centred on the log ratio.
-        let half = (1.3f64.ln() - 1.2f64.ln()) / 2.0;
-        assert!((second.lo - (1.25f64.ln() - half).exp()).abs() < 1e-12, "{second:?}");
-        assert!((second.hi - (1.25f64.ln() + half).exp()).abs() < 1e-12, "{second:?}");
-        assert_eq!(suite[2], None, "the commit that did not build");
-        // ddddddd loads the same programs as bbbbbbb: flat, whatever the timing said.
-        let last = suite[3].unwrap();
-        assert!(last.flat && last.ratio == second.ratio && last.lo == second.lo && last.links == 2, "{last:?}");
-        // `load` failed at bbbbbbb: no pair for it there, nor after.
-        let load = case_chain(&h, "load");
-        assert!(load[0].is_some() && load[1].is_none() && load[3].is_none());
-
-        // Two pairs: the ratios multiply, the log variances add.
+        let html = render_at(&h, "now");
+        // bbbbbbb: +25 % [+20, +30] since the first commit; ddddddd: the same, flat.
+        assert!(html.contains("+25.0 % [+20.0, +30.0] (paired ratios chained)"), "{html}");
+        assert!(html.contains("(paired ratios chained, same programs as its base commit: not timed)"));
+        // `--all-parents`: a point chains from its base, not from the point drawn before it.
+        // The page draws what `trend` says at each point, whatever the order of the points.
         let mut h = synthetic();
-        let e = |ratio: f64, lo: f64, hi: f64| RatioEstimate { ratio, lo, hi, n: 10, level: 0.99 };
-        h.points[3].pair.as_mut().unwrap().cases[0] =
-            PairCase { case: "xdp__ip4".into(), estimate: e(1.1, 1.05, 1.15), same_program: Some(false) };
-        let x = case_chain(&h, "xdp__ip4")[3].unwrap();
-        let z = z_two_sided(0.99);
-        let se = |lo: f64, hi: f64| (f64::ln(hi) - f64::ln(lo)) / (2.0 * z);
-        let half = z * (se(1.2, 1.3).powi(2) + se(1.05, 1.15).powi(2)).sqrt();
-        let mid = (1.25f64 * 1.1).ln();
-        assert!((x.ratio - 1.375).abs() < 1e-12);
-        assert!((x.lo - (mid - half).exp()).abs() < 1e-12 && (x.hi - (mid + half).exp()).abs() < 1e-12, "{x:?}");
+        h.trend.cases[0].points[3] = Some(TrendPoint { ratio: 0.9, lo: 0.85, hi: 0.95, identical: false });
+        let html = render_at(&h, "now");
+        assert!(html.contains("-10.0 % [-15.0, -5.0] (paired ratios chained)"), "{html}");
+        // A history without a trend (older JSON) draws no chain, only the runs' medians.
+        let mut h = synthetic();
+        h.trend = Trend::default();
+        let html = render_at(&h, "now");
+        assert!(!html.contains("(paired ratios chained"), "{html}");
+        assert!(html.contains("no paired ratio with the previous commit"));
     }
 
     /// A realistic history; written to `$BFPERF_HTML_SAMPLE` when set, e.g.
@@ -889,21 +818,28 @@ pub(crate) mod tests {
             ..Default::default()
         };
         // As `bench-history` does: each commit against the previous one that
-        // built (here the samples are independent, paired by index).
-        for case in history.cases.clone() {
-            let mut previous: Option<Vec<f64>> = None;
-            let mut pairs: Vec<(usize, PairCase)> = vec![];
-            for (index, p) in history.points.iter().enumerate() {
-                if p.results.is_none() {
-                    continue;
-                }
-                let current = p.samples(&case);
-                if let Some(before) = previous.as_ref().filter(|b| !b.is_empty() && !current.is_empty()) {
-                    let estimate = paired_ratio(before, &current, 0.99);
+        // built (here the samples are independent, paired by index), then chained
+        // by `history::trend`.
+        let mut comparisons: Vec<Option<(usize, Comparison)>> = vec![None; history.points.len()];
+        let mut previous: Option<usize> = None;
+        for (index, p) in history.points.iter().enumerate() {
+            if p.results.is_none() {
+                continue;
+            }
+            if let Some(base) = previous {
+                let untouched = ["doc:", "ci:", "tests:", "misc:"].iter().any(|k| p.subject.starts_with(k))
+                    && steps.iter().all(|s| s.0 != index);
+                let mut cases = vec![];
+                for case in &history.cases {
+                    let (before, current) = (history.points[base].samples(case), p.samples(case));
+                    let mut c = CaseComparison::new(case, Flavor::Xdp);
+                    if before.is_empty() || current.is_empty() {
+                        c.ref_status = Status::Failed { reason: "x".into() };
+                        cases.push(c);
+                        continue;
+                    }
+                    let estimate = paired_ratio(&before, &current, 0.99);
                     let change = classify(&estimate, history.threshold_pct);
-                    let untouched = ["doc:", "ci:", "tests:", "misc:"].iter().any(|k| p.subject.starts_with(k))
-                        && steps.iter().all(|s| s.0 != index);
-                    pairs.push((index, PairCase { case: case.clone(), estimate, same_program: Some(untouched) }));
                     if change != Change::NoChange && estimate.lo < estimate.hi {
                         history.changes.push(CaseChange {
                             case: case.clone(),
@@ -913,21 +849,38 @@ pub(crate) mod tests {
                             p_value: 0.0,
                         });
                     }
+                    c.estimate = Some(estimate);
+                    c.same_program = Some(untouched);
+                    cases.push(c);
                 }
-                previous = Some(current);
+                // The suite geometric mean (its interval: the cases' bounds' geometric means).
+                let measured: Vec<RatioEstimate> = cases.iter().filter_map(|c| c.estimate).collect();
+                let g = |f: fn(&RatioEstimate) -> f64| {
+                    (measured.iter().map(|e| f(e).ln()).sum::<f64>() / measured.len() as f64).exp()
+                };
+                let geomean =
+                    RatioEstimate { ratio: g(|e| e.ratio), lo: g(|e| e.lo), hi: g(|e| e.hi), n: 30, level: 0.99 };
+                let side = |label: &str| SideInfo { label: label.into(), source: Default::default() };
+                let comparison = Comparison {
+                    schema: bench_harness::engine::SCHEMA.into(),
+                    harness_version: HARNESS_VERSION.into(),
+                    started_at: String::new(),
+                    wall_time_s: 0.0,
+                    host: HostInfo::current(),
+                    base: side(&history.points[base].label),
+                    reference: side(&p.label),
+                    same_build: false,
+                    config: CompareConfig::default(),
+                    cases,
+                    geomean: Some(geomean),
+                };
+                comparisons[index] = Some((base, comparison));
             }
-            for (index, c) in pairs {
-                history.points[index].pair.get_or_insert(Pair { cases: vec![], geomean: None }).cases.push(c);
-            }
+            previous = Some(index);
         }
-        // Each pair's suite geometric mean (its interval: the cases' bounds' geometric means).
-        for p in history.points.iter_mut().filter_map(|p| p.pair.as_mut()) {
-            let g = |f: fn(&RatioEstimate) -> f64| {
-                (p.cases.iter().map(|c| f(&c.estimate).ln()).sum::<f64>() / p.cases.len() as f64).exp()
-            };
-            p.geomean =
-                Some(RatioEstimate { ratio: g(|e| e.ratio), lo: g(|e| e.lo), hi: g(|e| e.hi), n: 30, level: 0.99 });
-        }
+        let pairs: Vec<Option<(usize, &Comparison)>> =
+            comparisons.iter().map(|c| c.as_ref().map(|(base, c)| (*base, c))).collect();
+        history.trend = crate::history::trend::chain(&history.cases, &pairs, Some(0), 0.99);
         // The synthetic steps are found where they were made.
         assert!(history.changes.iter().any(|c| c.case == "nf__many_rules_256" && c.change.index == 9));
         let html = render(&history);

@@ -15,6 +15,7 @@
 pub mod compare;
 pub mod history;
 pub mod optimize;
+pub mod run;
 
 use crate::planted::{self, Refused, Unread};
 use anyhow::{Context as _, Result};
@@ -45,6 +46,12 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("compare.html", include_str!("../../../templates/compare.html")),
     ("history.html", include_str!("../../../templates/history.html")),
     ("optimize.html", include_str!("../../../templates/optimize.html")),
+    ("run.html", include_str!("../../../templates/run.html")),
+    ("dashboard.html", include_str!("../../../templates/dashboard.html")),
+    ("dashboard_message.html", include_str!("../../../templates/dashboard_message.html")),
+    ("dashboard_run.html", include_str!("../../../templates/dashboard_run.html")),
+    ("dashboard_live.html", include_str!("../../../templates/dashboard_live.html")),
+    ("dashboard_poll.html", include_str!("../../../templates/dashboard_poll.html")),
 ];
 
 /// The largest template file `--template DIR` may hold.

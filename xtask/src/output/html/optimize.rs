@@ -151,8 +151,8 @@ fn cumulative(record: &RunRecord) -> Vec<f64> {
     c
 }
 
-/// The page's context.
-fn page(record: &RunRecord, generated: &str) -> Value {
+/// The `optimize.html` context of `record` (also the base of the dashboard's run page).
+pub fn page(record: &RunRecord, generated: &str) -> Value {
     let mut counts: Vec<(&str, usize)> = vec![];
     for a in &record.attempts {
         let word = outcome_class(a.outcome.as_ref()).1;
@@ -343,7 +343,7 @@ fn plot(record: &RunRecord) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::optimize::record::CaseDelta;
     use crate::optimize::record::SCHEMA;
@@ -397,7 +397,7 @@ mod tests {
         }
     }
 
-    fn synthetic() -> RunRecord {
+    pub(crate) fn synthetic() -> RunRecord {
         let mut r = empty();
         let mut kept = Attempt::new(1);
         kept.plan = "TITLE: hoist the <ctx> load & reuse it\nLoad ctx once in the prologue.".into();
