@@ -698,6 +698,144 @@ fn the_documented_agent_contract_works_as_written() {
     before.assert_unchanged(&repo);
 }
 
+/// An external agent's own output (its stderr) is streamed as it arrives: to the terminal, to
+/// the run's live log (which `optimize-dashboard` shows for a run it did not start, before
+/// `history.json` has it) and to the transcript; a flood of hostile output (escapes, a 10 MB
+/// line, 300,000 lines) is bounded and neutralised, and the answer and the change still count.
+#[test]
+fn an_agents_own_output_is_streamed_bounded_and_neutralised() {
+    require_bpf!();
+    let notes = tempfile::tempdir().unwrap();
+    let go = notes.path().join("go");
+    let plan = notes.path().join("plan");
+    std::fs::write(&plan, PLAN_DROP_PADDING).unwrap();
+    // It proposes only once the test has seen its first line in the dashboard (a hang guard of
+    // 20 minutes, no speed check); it implements with a flood on stderr.
+    let agent = notes.path().join("agent.sh");
+    std::fs::write(
+        &agent,
+        r#"set -eu
+case "$BFPERF_STEP" in
+propose)
+    echo "progress: reading the prologue" >&2
+    i=0
+    until [ -e "$GO" ]; do
+        i=$((i+1)); [ $i -lt 2400 ] || { echo "never released" >&2; exit 1; }
+        sleep 0.5
+    done
+    echo "progress: the padding is dead code" >&2
+    cat "$PLAN"
+    ;;
+implement)
+    printf '\033]0;pwned\007\033[2Jgone\n' >&2
+    head -c 10000000 /dev/zero | tr '\0' x >&2
+    echo >&2
+    yes 'spam spam spam' | head -n 300000 >&2
+    sed -i 's/MF_PROLOGUE_PADDING 128/MF_PROLOGUE_PADDING 0/' "$BFPERF_SCOPE/knobs.h"
+    echo "progress: padding removed" >&2
+    echo done
+    ;;
+esac
+"#,
+    )
+    .unwrap();
+    let repo = FixtureRepo::new();
+    repo.set_padding(128);
+    repo.commit("cgen: 128 redundant instructions per prologue");
+    let before = Checkout::take(&repo);
+    let cache = cache_dir();
+    let command = format!("sh {}", agent.display());
+    let mut args = optimize_args(true, "stream", "http://127.0.0.1:9", &["--iterations", "1", "--objective", "insns"]);
+    args.extend(["--agent-command", &command]);
+    let mut cmd = optimize_command(repo.path(), cache.path(), &args);
+    cmd.env("PLAN", &plan).env("GO", &go);
+    let started = Instant::now();
+    let child = cmd.spawn().expect("xtask runs");
+
+    // The dashboard of the checkout, started apart from the run, shows the agent's line while
+    // the agent still waits: history.json does not have it yet.
+    let mut dash =
+        bfperf_tests::subcommand("optimize-dashboard", repo.path(), &["--addr", "127.0.0.1:0"], cache.path())
+            .spawn()
+            .expect("the dashboard starts");
+    // Its stderr stays open (and unread) until it is killed.
+    let mut dash_err = std::io::BufReader::new(dash.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut dash_err, &mut first).unwrap();
+    let addr = first
+        .strip_prefix("optimize-dashboard: http://")
+        .and_then(|r| r.split_once('/'))
+        .unwrap_or_else(|| panic!("{first}"))
+        .0
+        .to_owned();
+    let wanted = "attempt 1: agent: progress: reading the prologue";
+    let deadline = Instant::now() + Duration::from_secs(1200);
+    let live = loop {
+        let state = http_get(&addr, "/runs/stream/state.json");
+        if let Some(v) = state.and_then(|s| serde_json::from_str::<Value>(&s).ok()) {
+            let lines: Vec<String> =
+                v["live"]["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect();
+            if lines.iter().any(|l| l == wanted) {
+                break lines;
+            }
+        }
+        assert!(Instant::now() < deadline, "hang guard: the agent's line never reached the dashboard");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let record = std::fs::read_to_string(run_dir(cache.path(), "stream").join("history.json")).unwrap();
+    assert!(!record.contains("reading the prologue"), "the record already had it: the live log was not needed");
+    assert!(!live.iter().any(|l| l.contains("dead code")), "the agent had not printed that yet: {live:?}");
+    let _ = dash.kill();
+    let _ = dash.wait();
+    drop(dash_err);
+    std::fs::write(&go, "").unwrap();
+    let out = finish(child);
+    eprintln!("--- xtask ({:.1} s, exit {}):\n{}", started.elapsed().as_secs_f64(), out.code, out.stderr);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    let h = history(cache.path(), "stream");
+    assert_eq!(outcomes(&h), ["kept"], "the answer and the change count: {}", show(&out));
+    assert_eq!(attempts(&h)[0]["plan"], PLAN_DROP_PADDING);
+
+    // The terminal: the progress lines, in order, before the answer; the escapes visible.
+    let at = |needle: &str| out.stderr.find(needle).unwrap_or_else(|| panic!("no {needle:?}:\n{}", show(&out)));
+    assert!(at(wanted) < at("attempt 1: agent: progress: the padding is dead code"));
+    assert!(at("attempt 1: agent: progress: the padding is dead code") < at("attempt 1: says: TITLE:"));
+    at(r"attempt 1: agent: \x1b]0;pwned\x07\x1b[2Jgone");
+    at("attempt 1: agent: xxxx");
+    at("more bytes)");
+    at("more lines");
+    assert!(!out.stderr.contains('\u{1b}'), "an escape reached the terminal");
+    assert!(out.stderr.len() < 200_000, "{} bytes on the terminal", out.stderr.len());
+
+    // The transcript has them too, bounded; so has the live log file.
+    let transcript = attempts(&h)[0]["transcript"].as_array().unwrap();
+    let output: Vec<&str> =
+        transcript.iter().filter(|e| e["kind"] == "output").map(|e| e["text"].as_str().unwrap()).collect();
+    assert_eq!(output[..2], ["progress: reading the prologue", "progress: the padding is dead code"]);
+    assert_eq!(output[2], r"\x1b]0;pwned\x07\x1b[2Jgone");
+    assert!(output.iter().all(|l| l.len() < 600), "a line was not cut");
+    assert!(output.last().unwrap().contains("more lines"), "{:?}", output.last());
+    assert!(transcript.iter().any(|e| e["kind"] == "progress"), "bfperf's own steps were kept");
+    let size = |name: &str| std::fs::metadata(run_dir(cache.path(), "stream").join(name)).unwrap().len();
+    assert!(size("history.json") < 1_000_000, "history.json is {} bytes", size("history.json"));
+    let log = std::fs::read_to_string(run_dir(cache.path(), "stream").join("live.log")).unwrap();
+    assert!(log.contains(wanted) && log.contains(r"agent: \x1b]0;pwned") && !log.contains('\u{1b}'), "{log}");
+    assert!(log.len() < 200_000, "live.log is {} bytes", log.len());
+    before.assert_unchanged(&repo);
+}
+
+/// `GET target` from the server at `addr`: the body of a 200, else `None`.
+fn http_get(addr: &str, target: &str) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(s, "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+}
+
 /// No test command, no run: "validated" must mean tested, unless the user said otherwise.
 #[test]
 fn validation_without_tests_needs_no_tests() {

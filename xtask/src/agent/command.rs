@@ -7,6 +7,10 @@
 //! `BFPERF_WORKTREE`, `BFPERF_FIX_ROUND` and, in the implement step, `BFPERF_PLAN_FILE` (the plan,
 //! a file outside the worktree too): the contract of doc/optimize.md. It gets no [`ToolHost`]: it
 //! edits files with its own tools, and the caller enforces the scope on the resulting diff.
+//! Its standard error is its progress: read line by line as it arrives and handed to
+//! [`ToolHost::output`] (the live view), each line and the lines of one run bounded, while its
+//! standard output (the answer) is read at the same time on another thread, so neither pipe can
+//! fill up and block it.
 //! The command runs in its own process group, which is killed when the command ends, times out or
 //! is interrupted (Ctrl-C: SIGTERM, then SIGKILL a second later), and when this process is forced
 //! out by a second Ctrl-C; the group's leader also dies with us (`PR_SET_PDEATHSIG`) if we are
@@ -16,12 +20,21 @@ use super::{AgentError, Conversation, Model, Outcome, ToolHost};
 use bench_harness::interrupt::{self, ForcedExitGuard};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use std::io::{Read, Write};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// Most bytes of one line of the agent's standard error that are kept (the rest is counted).
+pub const MAX_LINE_BYTES: usize = 500;
+/// Most lines of the agent's standard error streamed per run; the rest are counted in one line.
+pub const MAX_STREAMED_LINES: usize = 200;
+/// Most bytes of the agent's standard output kept as its answer (the rest is read and counted).
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 /// The environment variable naming the file that holds the prompt.
 pub const PROMPT_FILE_VAR: &str = "BFPERF_PROMPT_FILE";
@@ -77,6 +90,15 @@ impl AgentCommand {
 
     /// Run the command with `prompt` and return its standard output.
     pub fn run(&self, prompt: &str) -> Result<String, AgentError> {
+        self.run_streaming(prompt, &mut |_| {})
+    }
+
+    /// Run the command with `prompt` and return its standard output (its first
+    /// [`MAX_ANSWER_BYTES`]), handing each line of its standard error to `on_line` as it arrives:
+    /// at most [`MAX_STREAMED_LINES`] lines of at most [`MAX_LINE_BYTES`] bytes (a cut line says
+    /// how much it lost), then one line counting what was not shown. Blank lines are skipped.
+    /// The lines are raw: neutralise them before they reach a terminal ([`crate::text`]).
+    pub fn run_streaming(&self, prompt: &str, on_line: &mut dyn FnMut(&str)) -> Result<String, AgentError> {
         let spawn_error = |reason: String| AgentError::CommandSpawn { command: self.command.clone(), reason };
         let mut prompt_file = tempfile::Builder::new()
             .prefix("bfperf-prompt-")
@@ -150,8 +172,9 @@ impl AgentCommand {
         let prompt_owned = prompt.to_string();
         // A command that never reads its input gets a broken pipe here; that is not an error.
         let writer = thread::spawn(move || drop(stdin.write_all(prompt_owned.as_bytes())));
-        let stdout = reader(child.stdout.take().expect("stdout is piped"));
-        let stderr = reader(child.stderr.take().expect("stderr is piped"));
+        let stdout = answer_reader(child.stdout.take().expect("stdout is piped"));
+        let (lines_tx, lines) = mpsc::channel();
+        let stderr = line_reader(child.stderr.take().expect("stderr is piped"), lines_tx);
 
         let deadline = Instant::now() + self.timeout;
         let status = loop {
@@ -163,7 +186,16 @@ impl AgentCommand {
                         group.stop(&mut child);
                         return Err(e);
                     }
-                    thread::sleep(Duration::from_millis(20))
+                    // Its progress, as it comes (the wait is the poll's 20 ms).
+                    match lines.recv_timeout(Duration::from_millis(20)) {
+                        Ok(line) => {
+                            on_line(&line);
+                            lines.try_iter().for_each(|l| on_line(&l));
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        // It closed its standard error but runs on.
+                        Err(mpsc::RecvTimeoutError::Disconnected) => thread::sleep(Duration::from_millis(20)),
+                    }
                 }
                 Err(e) => {
                     group.kill();
@@ -179,13 +211,25 @@ impl AgentCommand {
             return Err(AgentError::CommandTimedOut { command: self.command.clone(), timeout: self.timeout });
         };
         let _ = writer.join();
-        let out = stdout.join().unwrap_or_default();
+        // The group is dead, so both pipes reach their end: the readers finish, the channel closes.
+        lines.iter().for_each(|l| on_line(&l));
+        let (out, cut) = stdout.join().unwrap_or_default();
         let err = stderr.join().unwrap_or_default();
+        if err.unshown_lines > 0 {
+            on_line(&format!(
+                "… {} more lines ({} bytes) of its output not shown",
+                err.unshown_lines, err.unshown_bytes
+            ));
+        }
+        if cut > 0 {
+            on_line(&format!("its answer was cut at {MAX_ANSWER_BYTES} bytes ({cut} more not kept)"));
+        }
         if !status.success() {
+            let last: Vec<&str> = err.tail.iter().map(String::as_str).collect();
             return Err(AgentError::CommandFailed {
                 command: self.command.clone(),
                 status: describe(status),
-                stderr_tail: tail(&String::from_utf8_lossy(&err), 20, 4_000),
+                stderr_tail: tail(&last.join("\n"), 20, 4_000),
             });
         }
         Ok(String::from_utf8_lossy(&out).into_owned())
@@ -197,7 +241,7 @@ impl Model for AgentCommand {
     /// tools and the turn limit do not apply (the agent brings its own), and usage is zero.
     fn converse(&mut self, req: &Conversation, tools: &mut dyn ToolHost) -> Result<Outcome, AgentError> {
         let prompt = format!("{}\n\n{}\n", req.system.trim_end(), req.user.trim_end());
-        let text = self.run(&prompt)?;
+        let text = self.run_streaming(&prompt, &mut |line| tools.output(line))?;
         // Its answer, for the live view (it has no turns of ours to show).
         tools.turn(&[], std::slice::from_ref(&text));
         Ok(Outcome { text, ..Outcome::default() })
@@ -254,11 +298,85 @@ impl Drop for Group {
     }
 }
 
-fn reader(mut stream: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+/// Reads the answer: its first [`MAX_ANSWER_BYTES`], and how many bytes more it had (read and
+/// dropped, so the command never blocks on a full pipe).
+fn answer_reader(stream: impl Read + Send + 'static) -> thread::JoinHandle<(Vec<u8>, u64)> {
     thread::spawn(move || {
         let mut buf = Vec::new();
-        let _ = stream.read_to_end(&mut buf);
-        buf
+        let mut limited = stream.take(MAX_ANSWER_BYTES as u64);
+        let _ = limited.read_to_end(&mut buf);
+        let cut = std::io::copy(&mut limited.into_inner(), &mut std::io::sink()).unwrap_or(0);
+        (buf, cut)
+    })
+}
+
+/// What [`line_reader`] read besides the lines it sent.
+#[derive(Debug, Default)]
+struct StderrSummary {
+    /// The last 20 lines (each bounded), for the error of a command that failed.
+    tail: VecDeque<String>,
+    /// Lines past [`MAX_STREAMED_LINES`], not sent.
+    unshown_lines: u64,
+    /// Their bytes.
+    unshown_bytes: u64,
+}
+
+/// Reads `stream` line by line with bounded memory (a line keeps its first [`MAX_LINE_BYTES`]),
+/// sends the first [`MAX_STREAMED_LINES`] non-blank lines to `tx`, counts the others.
+fn line_reader(stream: impl Read + Send + 'static, tx: mpsc::Sender<String>) -> thread::JoinHandle<StderrSummary> {
+    thread::spawn(move || {
+        let mut summary = StderrSummary::default();
+        let mut sent = 0;
+        let mut emit = |raw: &[u8], lost: u64, summary: &mut StderrSummary| {
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            let mut line = String::from_utf8_lossy(raw).into_owned();
+            if line.trim().is_empty() && lost == 0 {
+                return;
+            }
+            if lost > 0 {
+                line.push_str(&format!("… ({lost} more bytes)"));
+            }
+            if summary.tail.len() == 20 {
+                summary.tail.pop_front();
+            }
+            summary.tail.push_back(line.clone());
+            if sent < MAX_STREAMED_LINES {
+                sent += 1;
+                // The receiver is gone only once the run is over: nothing to show then.
+                let _ = tx.send(line);
+            } else {
+                summary.unshown_lines += 1;
+                summary.unshown_bytes += raw.len() as u64 + lost + 1;
+            }
+        };
+        let mut reader = BufReader::with_capacity(64 << 10, stream);
+        let (mut line, mut lost) = (Vec::with_capacity(MAX_LINE_BYTES), 0u64);
+        loop {
+            let chunk = match reader.fill_buf() {
+                Ok([]) => break,
+                Ok(chunk) => chunk,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            let (used, end) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, Some(i)),
+                None => (chunk.len(), None),
+            };
+            let part = &chunk[..end.unwrap_or(used)];
+            let room = MAX_LINE_BYTES - line.len();
+            line.extend_from_slice(&part[..part.len().min(room)]);
+            lost += part.len().saturating_sub(room) as u64;
+            reader.consume(used);
+            if end.is_some() {
+                emit(&line, lost, &mut summary);
+                line.clear();
+                lost = 0;
+            }
+        }
+        if !line.is_empty() || lost > 0 {
+            emit(&line, lost, &mut summary);
+        }
+        summary
     })
 }
 
@@ -394,6 +512,75 @@ mod tests {
     fn missing_directory_is_a_spawn_error() {
         let cmd = AgentCommand::new("true", "/nonexistent/bfperf");
         assert!(matches!(cmd.run("x"), Err(AgentError::CommandSpawn { .. })));
+    }
+
+    /// Collects what [`AgentCommand::run_streaming`] hands over, and creates `seen` once the
+    /// first line arrived: the script waits for that file, so it can only finish if its line
+    /// was passed on while it still ran.
+    fn streamed(script: &str, dir: &Path) -> (Result<String, AgentError>, Vec<String>) {
+        let seen = dir.join("seen");
+        let mut lines = vec![];
+        let out = AgentCommand::new(script, dir).run_streaming("p", &mut |l| {
+            lines.push(l.to_owned());
+            let _ = std::fs::write(&seen, "");
+        });
+        (out, lines)
+    }
+
+    #[test]
+    fn stderr_lines_arrive_while_the_command_runs_and_the_answer_is_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        // The hang guard (600 × 0.1 s) is no speed check: it fails only if nothing ever came.
+        let script = r#"echo "reading x.c" >&2; echo "plan: part 1"
+            i=0; until [ -e seen ]; do i=$((i+1)); [ $i -lt 600 ] || { echo "never streamed" >&2; exit 1; }; sleep 0.1; done
+            printf 'last line, no newline' >&2; echo "plan: part 2""#;
+        let (out, lines) = streamed(script, dir.path());
+        assert_eq!(out.unwrap(), "plan: part 1\nplan: part 2\n");
+        assert_eq!(lines, ["reading x.c", "last line, no newline"]);
+    }
+
+    #[test]
+    fn a_flood_is_bounded_and_read_concurrently() {
+        let dir = tempfile::tempdir().unwrap();
+        // 10 MB on each pipe at once (far beyond a pipe's 64 KiB): with one pipe read after the
+        // other, the command would block for ever on the other.
+        let script = r#"
+            ( head -c 10000000 /dev/zero | tr '\0' y; echo ) &
+            ( printf '\033]0;title\007\033[2Jred\r\n\n   \n'; head -c 10000000 /dev/zero | tr '\0' x; echo;
+              yes 'spam' | head -n 100000; echo 'the end' ) >&2
+            wait; exit 3"#;
+        let (out, lines) = streamed(script, dir.path());
+        // Blank lines are skipped; the escape is passed on raw (the live view neutralises it).
+        assert_eq!(lines[0], "\x1b]0;title\x07\x1b[2Jred");
+        assert!(lines[1].starts_with("xxxx") && lines[1].ends_with("… (9999500 more bytes)"), "{}", &lines[1][480..]);
+        assert_eq!(lines[1].len(), MAX_LINE_BYTES + "… (9999500 more bytes)".len());
+        assert_eq!(lines.len(), MAX_STREAMED_LINES + 2, "the lines shown, the count of the rest, the answer's cut");
+        assert_eq!(lines[MAX_STREAMED_LINES - 1], "spam");
+        let unshown = 100_000 - (MAX_STREAMED_LINES - 2) + 1;
+        let bytes = (100_000 - (MAX_STREAMED_LINES - 2)) * 5 + 8;
+        assert_eq!(
+            lines[MAX_STREAMED_LINES],
+            format!("… {unshown} more lines ({bytes} bytes) of its output not shown")
+        );
+        let cut = 10_000_001 - MAX_ANSWER_BYTES;
+        assert_eq!(
+            lines[MAX_STREAMED_LINES + 1],
+            format!("its answer was cut at {MAX_ANSWER_BYTES} bytes ({cut} more not kept)")
+        );
+        // It failed: the error has the real end of its stderr, bounded.
+        let msg = out.unwrap_err().to_string();
+        assert!(msg.contains("exit code 3") && msg.contains("the end") && msg.len() < 6_000, "{msg}");
+
+        // An answer of 10 MB keeps its first MiB, and says so.
+        let (out, lines) = streamed("head -c 10000000 /dev/zero | tr '\\0' y", dir.path());
+        assert_eq!(out.unwrap().len(), MAX_ANSWER_BYTES);
+        assert_eq!(
+            lines,
+            [format!(
+                "its answer was cut at {MAX_ANSWER_BYTES} bytes ({} more not kept)",
+                10_000_000 - MAX_ANSWER_BYTES
+            )]
+        );
     }
 
     #[test]

@@ -253,6 +253,9 @@ pub trait ToolHost {
     /// What the model wrote in one turn, before its tool calls run (or its final answer):
     /// its thinking blocks and its text blocks. For the live view; ignored by default.
     fn turn(&mut self, _thinking: &[String], _text: &[String]) {}
+    /// One line of an external agent's own progress output (its standard error), as it arrives,
+    /// raw (bounded, but not neutralised). For the live view; ignored by default.
+    fn output(&mut self, _line: &str) {}
 }
 
 /// A [`ToolHost`] offering no tools, for conversations that only need text.

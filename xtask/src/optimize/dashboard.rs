@@ -676,12 +676,18 @@ fn index_page(state: &State) -> String {
     )
 }
 
-/// The live lines of a run: its stderr when started here, else its current attempt's transcript.
+/// The live lines of a run: its stderr when started here, else its live log file, else its
+/// last attempt's transcript.
 fn live_lines(state: &State, id: &str, record: Option<&RunRecord>) -> (u64, Vec<String>, bool) {
     let mut started = state.started.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(run) = started.get_mut(id) {
         let (count, lines) = run.log.snapshot();
         return (count, lines, run.running());
+    }
+    // Its live log file, as fresh as the run's last line (only beside a record of this
+    // checkout); older runs have only their record.
+    if let Some((count, lines)) = record.and_then(|_| super::transcript::read_live_file(&run_dir(&state.config, id))) {
+        return (count, lines, false);
     }
     let lines: Vec<String> = record
         .and_then(|r| r.attempts.last())

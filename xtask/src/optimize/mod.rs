@@ -959,7 +959,13 @@ fn attempt_once(
     let scope = record.scope.clone();
     let n = attempt.index;
     let label = format!("attempt {n}");
-    let echo = transcript::Echo { label: &label, verbose: cx.flags.verbose, log: live.map(|d| d.log()) };
+    let live_file = transcript::LiveFile::open(dir);
+    let echo = transcript::Echo {
+        label: &label,
+        verbose: cx.flags.verbose,
+        log: live.map(|d| d.log()),
+        file: Some(&live_file),
+    };
     let old_lines = |p: &str| transcript::file_lines(&worktree, p);
     let step_start = |a: &mut Attempt, step: Step, rec: &RunRecord, log: &transcript::Transcript| -> Result<Instant> {
         a.step = step;

@@ -5,8 +5,11 @@
 //! an [`Entry`] of the attempt's transcript, and one line on the terminal as it
 //! happens (`read_file src/x.c`, `grep pattern`, `write_file path +N −M`, the
 //! thinking's first line, all of it with `-v`). bfperf's own steps
-//! (validation commands, measuring rounds) are [`Entry::Progress`]. The same
-//! lines go to the `--serve` dashboard ([`LiveLog`]).
+//! (validation commands, measuring rounds) are [`Entry::Progress`]. An
+//! external agent's own output (its standard error, line by line as it
+//! arrives) is [`Entry::Output`]. The same lines go to the `--serve`
+//! dashboard ([`LiveLog`]) and to the run's `live.log` ([`LiveFile`]), which
+//! `optimize-dashboard` follows for a run it did not start.
 //!
 //! Everything here came from the model: the terminal gets it through
 //! [`crate::text`], the pages escape it. The transcript is bounded (entries
@@ -17,6 +20,8 @@ use crate::agent::{ToolHost, ToolResult, ToolSpec};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -32,6 +37,12 @@ pub const MAX_THINKING_CHARS: usize = 16_000;
 pub const SUMMARY_CHARS: usize = 120;
 /// Lines the live log of a dashboard keeps.
 pub const LIVE_LINES: usize = 400;
+/// Entries kept for bfperf's own steps: an agent's output stops being kept before them.
+pub const RESERVED_ENTRIES: usize = 100;
+/// The live log file of a run, in its directory.
+pub const LIVE_FILE: &str = "live.log";
+/// Most bytes of the live log file read back (its end).
+pub const LIVE_FILE_TAIL: u64 = 128 << 10;
 
 /// One thing that happened during an attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +83,16 @@ pub enum Entry {
         /// The text.
         text: String,
     },
+    /// One line of an external agent's own output (its standard error), neutralised
+    /// ([`crate::text::line`]) and bounded when it arrived.
+    Output {
+        /// Seconds since the attempt started.
+        at: f64,
+        /// The step it happened in.
+        step: Step,
+        /// The line.
+        text: String,
+    },
     /// One of bfperf's own steps: a validation command, a measuring phase.
     Progress {
         /// Seconds since the attempt started.
@@ -95,6 +116,7 @@ impl Entry {
             Entry::Thinking { text, .. } => format!("thinking: {}", first_line(text, SUMMARY_CHARS)),
             Entry::Text { text, .. } if verbose => format!("says: {}", text.trim()),
             Entry::Text { text, .. } => format!("says: {}", first_line(text, SUMMARY_CHARS)),
+            Entry::Output { text, .. } => format!("agent: {text}"),
             Entry::Progress { text, .. } => text.clone(),
         }
     }
@@ -179,6 +201,59 @@ impl LiveLog {
     }
 }
 
+/// A run's live log on disk (`<run>/live.log`): every line the terminal shows
+/// for an attempt, appended as it happens, so a dashboard that did not start
+/// the run follows it without waiting for `history.json`. Written
+/// neutralised ([`crate::text::block`]). A file that cannot be opened (a link
+/// planted in its place, a full disk) is not written, and the run goes on.
+#[derive(Debug, Default)]
+pub struct LiveFile {
+    file: Mutex<Option<std::fs::File>>,
+}
+
+impl LiveFile {
+    /// Append to `<dir>/live.log`, created if missing; never through a link.
+    pub fn open(dir: &Path) -> LiveFile {
+        let mut options = std::fs::OpenOptions::new();
+        options.append(true).create(true);
+        let file = crate::planted::open(&dir.join(LIVE_FILE), &mut options).ok().map(|(f, _)| f);
+        LiveFile { file: Mutex::new(file) }
+    }
+
+    /// Append `line` (one or more lines of text) and a newline.
+    pub fn append(&self, line: &str) {
+        let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = guard.as_mut() {
+            let text = format!("{}\n", crate::text::block(line));
+            if f.write_all(text.as_bytes()).is_err() {
+                // Nothing more to a half-written log; the terminal and the record have it all.
+                *guard = None;
+            }
+        }
+    }
+}
+
+/// The live log of the run in `dir` as `<run>/live.log` has it: `(count, lines)`,
+/// `count` growing with every line (the file's size), `lines` its last
+/// [`LIVE_LINES`] lines read from its last [`LIVE_FILE_TAIL`] bytes. `None`
+/// without such a regular file (older runs; never through a link).
+pub fn read_live_file(dir: &Path) -> Option<(u64, Vec<String>)> {
+    let (mut file, meta) = crate::planted::open(&dir.join(LIVE_FILE), std::fs::OpenOptions::new().read(true)).ok()?;
+    let len = meta.len();
+    let start = len.saturating_sub(LIVE_FILE_TAIL);
+    file.seek(SeekFrom::Start(start)).ok()?;
+    let mut buf = Vec::new();
+    file.take(LIVE_FILE_TAIL).read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0); // cut in the middle
+    }
+    let from = lines.len().saturating_sub(LIVE_LINES);
+    // Written neutralised; filtered again all the same (anyone could have written it).
+    Some((len, lines[from..].iter().map(|l| crate::text::line(l).into_owned()).collect()))
+}
+
 /// Where an attempt's live lines go.
 #[derive(Clone, Copy)]
 pub struct Echo<'a> {
@@ -188,10 +263,12 @@ pub struct Echo<'a> {
     pub verbose: bool,
     /// The dashboard's live log, when serving.
     pub log: Option<&'a LiveLog>,
+    /// The run's live log file.
+    pub file: Option<&'a LiveFile>,
 }
 
 impl Echo<'_> {
-    /// Show `entry`: one line on the terminal (above `pb`'s spinner) and in the live log.
+    /// Show `entry`: one line on the terminal (above `pb`'s spinner), in the live log and file.
     pub fn show(&self, pb: Option<&ProgressBar>, entry: &Entry) {
         let line = format!("{}: {}", self.label, entry.line(self.verbose));
         if crate::progress::mode() != crate::progress::Mode::Quiet {
@@ -200,6 +277,9 @@ impl Echo<'_> {
                 Some(pb) => crate::progress::note(pb, shown),
                 None => eprintln!("{shown}"),
             }
+        }
+        if let Some(file) = self.file {
+            file.append(&line);
         }
         if let Some(log) = self.log {
             log.push(line);
@@ -228,10 +308,15 @@ impl Transcript {
         (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0
     }
 
-    /// Keep `entry` (unless the transcript is full) and show it.
+    /// Keep `entry` (unless the transcript is full) and show it. An agent's output
+    /// leaves the last [`RESERVED_ENTRIES`] to bfperf's own steps.
     pub fn add(&mut self, echo: &Echo<'_>, pb: Option<&ProgressBar>, entry: Entry) {
         echo.show(pb, &entry);
-        if self.entries.len() < MAX_ENTRIES {
+        let room = match entry {
+            Entry::Output { .. } => MAX_ENTRIES - RESERVED_ENTRIES,
+            _ => MAX_ENTRIES,
+        };
+        if self.entries.len() < room {
             self.entries.push(entry);
         } else {
             self.dropped += 1;
@@ -310,6 +395,13 @@ impl ToolHost for Recorder<'_> {
             self.transcript.add(&self.echo, self.pb, entry);
         }
     }
+
+    fn output(&mut self, line: &str) {
+        // Neutralised here, once: the record, the report and every live view get the same text.
+        let text = crate::text::line(line).into_owned();
+        let entry = Entry::Output { at: self.transcript.at(), step: self.step, text };
+        self.transcript.add(&self.echo, self.pb, entry);
+    }
 }
 
 /// The number of lines of the regular file `rel` of the worktree `root`, read
@@ -355,7 +447,7 @@ pub fn facts(a: &super::record::Attempt) -> Vec<(String, String)> {
 pub struct ShownEntry {
     /// Seconds since the attempt started.
     pub at: String,
-    /// CSS class: `tool`, `tool error`, `thinking`, `text`, `progress`.
+    /// CSS class: `tool`, `tool error`, `thinking`, `text`, `output`, `progress`.
     pub class: &'static str,
     /// The one-line summary.
     pub line: String,
@@ -375,6 +467,7 @@ pub fn shown(a: &super::record::Attempt) -> Vec<ShownEntry> {
                 }
                 Entry::Thinking { at, text, .. } => (*at, "thinking", e.line(false), Some(text.clone())),
                 Entry::Text { at, text, .. } => (*at, "text", e.line(false), Some(text.clone())),
+                Entry::Output { at, .. } => (*at, "output", e.line(false), None),
                 Entry::Progress { at, text, .. } => (*at, "progress", text.clone(), None),
             };
             ShownEntry { at: format!("{at:.1}"), class, line, detail }
@@ -428,7 +521,7 @@ pub(crate) mod tests {
     #[test]
     fn the_recorder_keeps_calls_bounded_and_the_live_log_gets_them() {
         let log = LiveLog::default();
-        let echo = Echo { label: "attempt 1", verbose: false, log: Some(&log) };
+        let echo = Echo { label: "attempt 1", verbose: false, log: Some(&log), file: None };
         let mut transcript = Transcript::new();
         let mut fake = Fake;
         let no_file = |_: &str| None;
@@ -452,6 +545,60 @@ pub(crate) mod tests {
         }
         assert_eq!((transcript.entries.len(), transcript.dropped), (MAX_ENTRIES, 3));
         assert_eq!(log.snapshot().1.len(), LIVE_LINES);
+    }
+
+    #[test]
+    fn agent_output_is_neutralised_kept_within_its_share_and_written_to_the_live_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = LiveFile::open(dir.path());
+        let echo = Echo { label: "attempt 1", verbose: false, log: None, file: Some(&file) };
+        let mut transcript = Transcript::new();
+        let mut fake = Fake;
+        let no_file = |_: &str| None;
+        {
+            let mut r = Recorder::new(&mut fake, &no_file, &mut transcript, echo, None, Step::Propose);
+            r.output("reading \x1b[2Jx.c\u{202e}");
+            for _ in 0..MAX_ENTRIES {
+                r.output("spam");
+            }
+        }
+        let Entry::Output { text, .. } = &transcript.entries[0] else { panic!("{:?}", transcript.entries[0]) };
+        assert_eq!(text, "reading \\x1b[2Jx.c\\u{202e}");
+        assert_eq!(transcript.entries.len(), MAX_ENTRIES - RESERVED_ENTRIES, "room is left for bfperf's steps");
+        transcript.progress(&echo, None, Step::Validate, "validate: make ok");
+        assert_eq!(transcript.entries.len(), MAX_ENTRIES - RESERVED_ENTRIES + 1);
+
+        let (count, lines) = read_live_file(dir.path()).unwrap();
+        assert_eq!(lines.len(), LIVE_LINES);
+        assert_eq!(lines.last().unwrap(), "attempt 1: validate: make ok");
+        assert_eq!(count, std::fs::metadata(dir.path().join(LIVE_FILE)).unwrap().len());
+        let all = std::fs::read_to_string(dir.path().join(LIVE_FILE)).unwrap();
+        assert!(all.starts_with("attempt 1: agent: reading \\x1b[2Jx.c\\u{202e}\n"), "{}", &all[..80]);
+
+        // A planted link is neither written through nor read.
+        let other = tempfile::tempdir().unwrap();
+        let target = other.path().join("target");
+        std::fs::write(&target, "secret\n").unwrap();
+        std::os::unix::fs::symlink(&target, other.path().join(LIVE_FILE)).unwrap();
+        LiveFile::open(other.path()).append("attempt 1: x");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "secret\n");
+        assert_eq!(read_live_file(other.path()), None);
+    }
+
+    #[test]
+    fn the_live_file_is_read_from_its_end_and_filtered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::new();
+        for i in 0..20_000 {
+            text.push_str(&format!("line {i}\n"));
+        }
+        text.push_str("planted \x1b]0;t\x07\n");
+        std::fs::write(dir.path().join(LIVE_FILE), &text).unwrap();
+        let (count, lines) = read_live_file(dir.path()).unwrap();
+        assert_eq!(count, text.len() as u64);
+        assert_eq!(lines.len(), LIVE_LINES);
+        assert_eq!(lines[LIVE_LINES - 2], "line 19999");
+        assert_eq!(lines[LIVE_LINES - 1], "planted \\x1b]0;t\\x07");
     }
 
     /// An attempt with a hostile transcript and every setting, for this
