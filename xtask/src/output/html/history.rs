@@ -349,6 +349,7 @@ fn page(history: &History, generated: &str, links: Option<&CommitLinks>) -> Valu
                 PointStatus::BuildFailed { reason } => (true, reason.as_str(), "build failed"),
                 // Not a failure of the commit: bfperf does not drive trees that old.
                 PointStatus::UnsupportedTree { reason } => (true, reason.as_str(), "unsupported tree"),
+                PointStatus::Missing { reason } => (true, reason.as_str(), "missing"),
                 PointStatus::Measured { .. } => (false, "", ""),
             };
             let case_failures: Vec<String> = history
@@ -642,11 +643,13 @@ pub(crate) mod tests {
         points[1].pair = Some(Pair {
             cases: vec![PairCase { case: "xdp__ip4".into(), estimate, same_program: Some(false) }],
             geomean: Some(estimate),
+            measured_on: None,
         });
         let same = RatioEstimate { ratio: 1.004, lo: 0.99, hi: 1.02, n: 10, level: 0.99 };
         points[3].pair = Some(Pair {
             cases: vec![PairCase { case: "xdp__ip4".into(), estimate: same, same_program: Some(true) }],
             geomean: Some(same),
+            measured_on: None,
         });
         History {
             schema: crate::history::SCHEMA.into(),
@@ -917,7 +920,11 @@ pub(crate) mod tests {
                 previous = Some(current);
             }
             for (index, c) in pairs {
-                history.points[index].pair.get_or_insert(Pair { cases: vec![], geomean: None }).cases.push(c);
+                history.points[index]
+                    .pair
+                    .get_or_insert(Pair { cases: vec![], geomean: None, measured_on: None })
+                    .cases
+                    .push(c);
             }
         }
         // Each pair's suite geometric mean (its interval: the cases' bounds' geometric means).
