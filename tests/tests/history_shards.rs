@@ -140,6 +140,7 @@ fn two_shards_measure_every_pair_once_and_the_merge_finds_the_change() {
             .iter()
             .map(|s| s.to_string())
             .chain(["--json-output".into(), json.display().to_string(), "--markdown".into(), md.display().to_string()])
+            .chain(["--html".into(), json.with_extension("html").display().to_string()])
             .collect()
     };
     let before = (files(one.path()), files(two.path()));
@@ -167,6 +168,9 @@ fn two_shards_measure_every_pair_once_and_the_merge_finds_the_change() {
         }
     }
     assert!(std::fs::read_to_string(&md).unwrap().contains("**slower**"));
+    let page = std::fs::read_to_string(json.with_extension("html")).unwrap();
+    let badge = format!("title=\"measured on this host\">{}</span>", host.trim());
+    assert_eq!(page.matches(&badge).count(), 4, "the report names the host of each pair");
     assert_eq!((files(one.path()), files(two.path())), before, "the merge wrote into a shard's cache");
     assert!(!report_cache.path().join("builds").exists() && !report_cache.path().join("results").exists());
 

@@ -74,7 +74,10 @@ pub enum Command {
         cargo xtask bench-history --since HEAD~10 --until wip --filter prologue\n  \
         cargo xtask bench-history --since HEAD~5 --until HEAD --retry failed\n  \
         cargo xtask bench-history --since main~20 --until main --fail-on regression\n  \
-        cargo xtask bench-history --since HEAD~10 --until HEAD --host bench-box   # an ~/.ssh/config alias\n\n\
+        cargo xtask bench-history --since HEAD~10 --until HEAD --host bench-box   # an ~/.ssh/config alias\n  \
+        cargo xtask bench-history --since main~200 --shard 1/2 --cache-dir /cache/s1   # this host's share\n  \
+        cargo xtask bench-history --merge /cache/s1 /cache/s2      # one report from the shards' caches\n  \
+        cargo xtask bench-history --since main~200 --host bench-a --host bench-b   # a shard per host, merged\n\n\
         Results are cached per (commit, host, harness version, suite): a second run builds nothing.\n\
         Exit codes: 0 done; 1 could not run (usage errors too); 2 --fail-on triggered;\n\
         3 --fail-on-benchmark-error triggered; 130 interrupted. See doc/exit-codes.md.")]

@@ -384,6 +384,7 @@ fn page(history: &History, generated: &str, links: Option<&CommitLinks>) -> Valu
                 reason,
                 state => if p.status == (PointStatus::Measured { cached: true }) { "cached" } else { "measured" },
                 same => mean.is_some_and(|c| c.flat),
+                host => p.pair.as_ref().and_then(|x| x.measured_on.clone()),
                 case_failures,
                 geomean => mean.map(|c| fmt_pct((c.ratio - 1.0) * 100.0)),
                 geomean_sort => mean.map(|c| (c.ratio - 1.0) * 100.0).unwrap_or(f64::NAN).to_string(),
