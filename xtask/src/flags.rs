@@ -533,7 +533,7 @@ pub struct HistoryFlags {
     #[arg(long, value_name = "I/N", value_parser = history::shard::parse_shard, conflicts_with = "merge")]
     pub shard: Option<history::shard::Shard>,
     /// Build the report from these shards' cache directories, measuring and building nothing.
-    #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with_all = ["since", "include", "retry", "all_parents"])]
+    #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with_all = ["since", "include", "retry", "all_parents", "host"])]
     pub merge: Vec<PathBuf>,
     /// Walk the commits of merged branches too, not only first parents (oldest first, parents
     /// before children).

@@ -206,6 +206,21 @@ mod tests {
         let mut warned = String::new();
         assert!(cache.load_pair("aaa", "bbb", |w| warned = w).is_none());
         assert!(warned.contains("something.else"), "{warned}");
+        // A valid entry planted as a link (a cache copied from elsewhere): not followed.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let valid = elsewhere.path().join("entry.json");
+        let entry = CacheEntry {
+            schema: SCHEMA.into(),
+            key: cache.key("aaa", "bbb"),
+            comparison: comparison(),
+            measured_on: None,
+        };
+        std::fs::write(&valid, serde_json::to_vec(&entry).unwrap()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&valid, &path).unwrap();
+        let mut warned = String::new();
+        assert!(cache.load_pair("aaa", "bbb", |w| warned = w).is_none());
+        assert!(warned.contains("symbolic link"), "{warned}");
     }
 
     #[test]

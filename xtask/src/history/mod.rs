@@ -610,7 +610,7 @@ pub fn run_with(flags: &HistoryFlags, session: &Session, opts: &RunOptions) -> R
             .collect();
         let list = if names.len() <= 8 { format!(": {}", names.join(", ")) } else { String::new() };
         progress::info(format!(
-            "shard {s}{tag}: measures {} of the range's {} pairs{list}; the other {} are other shards'",
+            "shard {s}{tag}: measures {} of the range's {} pairs{list}; skips {}, measured by the other shards",
             owned.len(),
             n - 1,
             n - 1 - owned.len()

@@ -179,6 +179,9 @@ impl Found {
 /// with a warning; a directory without records is an error.
 pub fn read_records(dir: &Path, warn: &dyn Fn(String)) -> Result<Vec<Found>> {
     use crate::planted::{self, Refused};
+    if !dir.is_dir() {
+        bail!("--merge {}: no such directory (give the --cache-dir of each shard)", dir.display());
+    }
     let names = match planted::list_beneath(dir, Path::new(RECORDS)) {
         Ok(names) => names,
         Err(Refused::Link) | Err(Refused::NotRegular) => {
