@@ -132,3 +132,129 @@ fn the_workflow_commands_fail_a_slower_pull_request_and_pass_a_harmless_one() {
     let harmless = format!("{} --threshold 10", commands[1]);
     assert_eq!(run_step(&harmless, repo.path(), "main", cache.path(), work.path()), 0);
 }
+
+/// doc/ci/bfperf-history.yml: N shard jobs, then a merge job.
+fn history_workflow() -> Value {
+    let text = std::fs::read_to_string(workspace_root().join("doc/ci/bfperf-history.yml")).unwrap();
+    serde_yaml::from_str(&text).expect("the workflow is valid YAML")
+}
+
+/// The step of `job` whose `run:` holds `needle`.
+fn step_running(w: &Value, job: &str, needle: &str) -> Value {
+    let steps = w["jobs"][job]["steps"].as_sequence().unwrap_or_else(|| panic!("jobs.{job}.steps"));
+    steps.iter().find(|s| s["run"].as_str().is_some_and(|r| r.contains(needle))).cloned().expect(needle)
+}
+
+/// Replace the `${{ ... }}` expressions the history workflow uses by their values here.
+fn expand(text: &str, shard: &str, temp: &std::path::Path, workspace: &std::path::Path) -> String {
+    text.replace("${{ matrix.shard }}", shard)
+        .replace("${{ runner.temp }}", &temp.display().to_string())
+        .replace("${{ github.workspace }}", &workspace.display().to_string())
+        .replace("sudo -E ", "")
+        .replace("cargo xtask", &xtask_bin().display().to_string())
+}
+
+#[test]
+fn the_history_workflow_shards_over_runners_and_merges_their_caches() {
+    require_bpf!();
+    let w = history_workflow();
+    assert!(w["on"].get("pull_request").is_none() && w["on"].get("pull_request_target").is_none(), "main only");
+    let shard_job = &w["jobs"]["shard"];
+    let labels: Vec<&str> = shard_job["runs-on"].as_sequence().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(labels.contains(&"self-hosted") && labels.contains(&"bpf"), "{labels:?}");
+    let shards: Vec<String> = shard_job["strategy"]["matrix"]["shard"]
+        .as_sequence()
+        .expect("a matrix over the shards")
+        .iter()
+        .map(|s| s.as_i64().unwrap().to_string())
+        .collect();
+    let n = shards.len();
+    assert_eq!(shards, (1..=n).map(|k| k.to_string()).collect::<Vec<_>>());
+    let measure = step_running(&w, "shard", "bench-history");
+    let command = measure["run"].as_str().unwrap();
+    assert!(command.contains(&format!("--shard ${{{{ matrix.shard }}}}/{n}")), "{command}");
+    assert!(!command.contains("inputs."), "the input goes through the environment: {command}");
+    let upload = shard_job["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("actions/upload-artifact")))
+        .expect("the shard uploads its cache")
+        .clone();
+    let merge_job = &w["jobs"]["merge"];
+    assert_eq!(merge_job["needs"].as_str(), Some("shard"));
+    let merge = step_running(&w, "merge", "--merge")["run"].as_str().unwrap().to_owned();
+    let download = merge_job["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("actions/download-artifact")))
+        .expect("the merge downloads the shards")
+        .clone();
+    let downloaded = download["with"]["path"].as_str().unwrap();
+
+    // Run it: the bpfilter checkout (a padded prologue between two commits), one runner per
+    // shard with its own temporary directory, artifacts as GitHub lays them out.
+    let repo = FixtureRepo::new();
+    let c0 = repo.head();
+    repo.set_padding(300);
+    let c1 = repo.commit("cgen: 300 redundant instructions per prologue");
+    repo.write("README.md", "docs\n");
+    repo.commit("docs");
+    let workspace = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(repo.path(), workspace.path().join("bpfilter")).unwrap();
+    std::fs::create_dir(workspace.path().join("bfperf")).unwrap();
+    let artifacts = workspace.path().join(downloaded);
+    let temps: Vec<tempfile::TempDir> = shards.iter().map(|_| tempfile::tempdir().unwrap()).collect();
+    for (shard, temp) in shards.iter().zip(&temps) {
+        let line = expand(command, shard, temp.path(), workspace.path());
+        let out = Command::new("sh")
+            .args(["-c", &format!("{line} --quick --time-budget 5 --filter xdp__prologue,tc__prologue")])
+            .current_dir(workspace.path().join("bfperf"))
+            .env("BPFILTER_SOURCES", repo.path())
+            .env("SINCE", &c0)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let log = format!("$ {line}\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{log}");
+        // upload-artifact keeps the paths relative to their longest common directory.
+        let paths: Vec<std::path::PathBuf> = upload["with"]["path"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| expand(l.trim(), shard, temp.path(), workspace.path()).into())
+            .collect();
+        let root = temp.path().join("bfperf-cache");
+        let name = upload["with"]["name"].as_str().unwrap().replace("${{ matrix.shard }}", shard);
+        // The record always; results/ only when the shard owns a pair (3 shards, 2 pairs here).
+        assert!(paths[0].is_file(), "{} was not written:\n{log}", paths[0].display());
+        for p in paths.iter().filter(|p| p.exists()) {
+            let to = artifacts.join(&name).join(p.strip_prefix(&root).unwrap());
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            let status = Command::new("cp").arg("-a").arg(p).arg(&to).status().unwrap();
+            assert!(status.success());
+        }
+    }
+    let summary = workspace.path().join("summary.md");
+    let line = expand(&merge, "", workspace.path(), workspace.path());
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new("sh")
+        .args(["-c", &format!("{line} --cache-dir {}", cache.path().display())])
+        .current_dir(workspace.path().join("bfperf"))
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("NO_COLOR", "1")
+        .env_remove("BPFILTER_SOURCES")
+        .output()
+        .unwrap();
+    let log = format!("$ {line}\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "every pair merged, none missing:\n{log}");
+    let report = workspace.path().join("report");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(report.join("history.json")).unwrap()).unwrap();
+    let slower: Vec<&str> = v["changes"].as_array().unwrap().iter().map(|c| c["commit"].as_str().unwrap()).collect();
+    assert!(!slower.is_empty() && slower.iter().all(|c| *c == &c1[..12]), "{log}\n{v:#}");
+    assert!(report.join("history.html").is_file() && report.join("history.md").is_file());
+    let md = std::fs::read_to_string(&summary).expect("the summary was appended");
+    assert!(md.contains("**slower**"), "{md}");
+}

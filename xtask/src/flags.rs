@@ -76,7 +76,10 @@ pub enum Command {
         cargo xtask bench-history --since HEAD~10 --until wip --filter prologue\n  \
         cargo xtask bench-history --since HEAD~5 --until HEAD --retry failed\n  \
         cargo xtask bench-history --since main~20 --until main --fail-on regression\n  \
-        cargo xtask bench-history --since HEAD~10 --until HEAD --host bench-box   # an ~/.ssh/config alias\n\n\
+        cargo xtask bench-history --since HEAD~10 --until HEAD --host bench-box   # an ~/.ssh/config alias\n  \
+        cargo xtask bench-history --since main~200 --shard 1/2 --cache-dir /cache/s1   # this host's share\n  \
+        cargo xtask bench-history --merge /cache/s1 /cache/s2      # one report from the shards' caches\n  \
+        cargo xtask bench-history --since main~200 --host bench-a --host bench-b   # a shard per host, merged\n\n\
         Results are cached per (commit, host, harness version, suite): a second run builds nothing.\n\
         Exit codes: 0 done; 1 could not run (usage errors too); 2 --fail-on triggered;\n\
         3 --fail-on-benchmark-error triggered; 130 interrupted. See doc/exit-codes.md.")]
@@ -405,8 +408,9 @@ pub struct HostFlags {
 #[derive(Args, Debug, Clone)]
 pub struct RemoteFlags {
     /// Build and measure on this host over ssh: [ssh://][USER@]HOST[:PORT] or an ~/.ssh/config alias.
+    /// bench-history takes it repeated: host k of N measures shard k/N, then the shards are merged.
     #[arg(long, value_name = "USER@HOST")]
-    pub host: Option<String>,
+    pub host: Vec<String>,
     /// The private key to log in to --host with (IdentitiesOnly: the agent's keys are not offered).
     #[arg(long, value_name = "PATH", requires = "host")]
     pub ssh_key: Option<PathBuf>,
@@ -542,8 +546,8 @@ pub struct ShowFlags {
 #[derive(Args, Debug)]
 pub struct HistoryFlags {
     /// Oldest commit of the range (included).
-    #[arg(long, value_name = "REF")]
-    pub since: String,
+    #[arg(long, value_name = "REF", required_unless_present = "merge")]
+    pub since: Option<String>,
     /// Newest commit of the range (included), or `wip` for the uncommitted changes on top of HEAD.
     #[arg(long, value_name = "REF|wip", default_value = "HEAD")]
     pub until: String,
@@ -559,6 +563,13 @@ pub struct HistoryFlags {
     pub cases: CaseFlags,
     #[command(flatten)]
     pub measure: MeasureFlags,
+    /// Measure only this shard's pairs (1 ≤ I ≤ N), chosen by a hash of each pair's commits;
+    /// leaves a record in the cache for --merge.
+    #[arg(long, value_name = "I/N", value_parser = history::shard::parse_shard, conflicts_with = "merge")]
+    pub shard: Option<history::shard::Shard>,
+    /// Build the report from these shards' cache directories, measuring and building nothing.
+    #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with_all = ["since", "include", "retry", "all_parents", "host"])]
+    pub merge: Vec<PathBuf>,
     /// Walk the commits of merged branches too, not only first parents (oldest first, parents
     /// before children).
     #[arg(long)]

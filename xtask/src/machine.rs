@@ -60,6 +60,14 @@ impl Machine {
         }
     }
 
+    /// Who measures, as records name it: the `--host` target, or this host's name.
+    pub fn host_name(&self) -> String {
+        match self {
+            Machine::Local(_) => bench_harness::results::HostInfo::current().hostname,
+            Machine::Remote(r) => r.host().to_string(),
+        }
+    }
+
     /// Build bfcli of the local tree `sources` in the build directory `dir`
     /// (the local path; on a host, its mirror there). Returns the bfcli's path on the machine.
     pub fn build(&self, sources: &Path, dir: &Path) -> Result<PathBuf> {

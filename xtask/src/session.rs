@@ -56,8 +56,28 @@ impl Session {
         what: &str,
         builds: bool,
     ) -> Result<Session> {
+        let spec = match remote.host.as_slice() {
+            [] => None,
+            [one] => Some(one.as_str()),
+            many => anyhow::bail!(
+                "--host is given {} times: only bench-history spreads its work over several hosts; give one",
+                many.len()
+            ),
+        };
+        Self::enter_on(host, remote, common, what, builds, spec)
+    }
+
+    /// [`Session::enter`] on `spec` (one of the `--host` values; none: this host).
+    pub fn enter_on(
+        host: &HostFlags,
+        remote: &RemoteFlags,
+        common: &CommonFlags,
+        what: &str,
+        builds: bool,
+        spec: Option<&str>,
+    ) -> Result<Session> {
         let cache = workspace::cache_dir(common.cache_dir.as_deref())?;
-        let Some(spec) = &remote.host else {
+        let Some(spec) = spec else {
             let lock = enter_here(host, &cache, what)?;
             return Ok(Session { machine: Machine::Local(host.isolation()), cache, _lock: Some(lock) });
         };

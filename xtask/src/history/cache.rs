@@ -22,11 +22,73 @@ pub struct CacheEntry {
     pub key: String,
     /// The comparison.
     pub comparison: Comparison,
+    /// Where it was measured: the `--host` target, or this host's name
+    /// (absent in entries written before shards existed: then the
+    /// comparison's `host.hostname` says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_on: Option<String>,
+}
+
+/// The longest cache entry read: a pair of the whole suite at the most rounds
+/// is well under a megabyte; a planted file must not exhaust memory.
+pub const MAX_ENTRY_BYTES: u64 = 64 << 20;
+
+impl CacheEntry {
+    /// Parse an entry's bytes; `want` is the key it must have been written
+    /// under. The error says why the entry is not usable.
+    pub fn parse(bytes: &[u8], want: &str) -> Result<CacheEntry, String> {
+        let v = serde_json::from_slice::<serde_json::Value>(bytes).map_err(|e| e.to_string())?;
+        let schema = v.get("schema").and_then(|s| s.as_str()).unwrap_or("<none>").to_owned();
+        if schema != SCHEMA {
+            return Err(format!("schema {schema}, expected {SCHEMA}"));
+        }
+        let e = serde_json::from_value::<CacheEntry>(v).map_err(|e| e.to_string())?;
+        if e.key != want {
+            return Err(format!("written for {}", e.key));
+        }
+        Ok(e)
+    }
+
+    /// The host that measured the pair.
+    pub fn host(&self) -> String {
+        self.measured_on.clone().unwrap_or_else(|| self.comparison.host.hostname.clone())
+    }
+}
+
+/// Read the entry `rel` (a path relative to the cache directory `root`) the
+/// way every entry is read: no link followed on the way, a regular file, at
+/// most [`MAX_ENTRY_BYTES`], written under the key that its file name says.
+/// `Ok(None)`: there is no such file.
+pub fn read_entry(root: &Path, rel: &Path) -> Result<Option<CacheEntry>, String> {
+    use crate::planted::{self, Refused, Unread};
+    let want = rel.file_stem().and_then(|s| s.to_str()).ok_or("not an entry's name")?;
+    let bytes = match planted::read_beneath(root, rel, MAX_ENTRY_BYTES) {
+        Ok(bytes) => bytes,
+        Err(e) if e.is_missing() => return Ok(None),
+        Err(Unread::Refused(Refused::Link)) => return Err("a symbolic link on its path".into()),
+        Err(Unread::TooLarge) => return Err(format!("longer than {MAX_ENTRY_BYTES} bytes")),
+        Err(e) => return Err(e.to_string()),
+    };
+    CacheEntry::parse(&bytes, want).map(Some)
+}
+
+/// What a case measures: its chain, and its packet's bytes (a packet made
+/// faithful to upstream's is another measurement).
+fn case_key(c: &&Case) -> String {
+    let packet = c.runtime().map(|(p, _)| p.build().iter().map(|b| format!("{b:02x}")).collect::<String>());
+    format!("{}\n{}\n{}", c.name, c.chain_text(), packet.unwrap_or_default())
+}
+
+/// The suite's version, as shard records name it: a hash of what the
+/// selected cases measure (names, chains, packets), settings apart.
+pub fn suite_version(cases: &[&Case]) -> String {
+    crate::workspace::stable_key(cases.iter().map(case_key))
 }
 
 /// The cache of one repository's comparisons on this host.
 #[derive(Debug, Clone)]
 pub struct ResultCache {
+    root: PathBuf,
     dir: PathBuf,
     suffix: String,
 }
@@ -44,14 +106,9 @@ impl ResultCache {
         use crate::workspace::stable_key;
         let host_key = stable_key([&host.hostname, &host.cpu_model, &host.kernel]);
         let settings = serde_json::to_string(config).expect("settings serialize");
-        // What a case measures: its chain, and its packet's bytes (a packet
-        // made faithful to upstream's is another measurement).
-        let case_key = |c: &&Case| {
-            let packet = c.runtime().map(|(p, _)| p.build().iter().map(|b| format!("{b:02x}")).collect::<String>());
-            format!("{}\n{}\n{}", c.name, c.chain_text(), packet.unwrap_or_default())
-        };
         let suite_key = stable_key(cases.iter().map(case_key).chain([settings]));
         ResultCache {
+            root: cache.to_owned(),
             dir: cache.join("results").join(crate::workspace::path_key(root)),
             suffix: format!("{host_key}-v{HARNESS_VERSION}-{suite_key}"),
         }
@@ -68,32 +125,38 @@ impl ResultCache {
     /// The cached comparison of `commit` with `parent`, if any and valid;
     /// `warn` is told about corrupt or foreign entries.
     pub fn load_pair(&self, parent: &str, commit: &str, warn: impl FnOnce(String)) -> Option<Comparison> {
-        let path = self.path(parent, commit);
-        let text = std::fs::read_to_string(&path).ok()?;
-        let want = self.key(parent, commit);
-        let parsed = serde_json::from_str::<serde_json::Value>(&text)
-            .map_err(|e| e.to_string())
-            .and_then(|v| {
-                let schema = v.get("schema").and_then(|s| s.as_str()).unwrap_or("<none>").to_owned();
-                if schema != SCHEMA {
-                    return Err(format!("schema {schema}, expected {SCHEMA}"));
-                }
-                serde_json::from_value::<CacheEntry>(v).map_err(|e| e.to_string())
-            })
-            .and_then(|e| if e.key == want { Ok(e.comparison) } else { Err(format!("written for {}", e.key)) });
-        match parsed {
-            Ok(c) => Some(c),
+        self.load_entry(parent, commit, warn).map(|e| e.comparison)
+    }
+
+    /// [`ResultCache::load_pair`] with where it was measured.
+    pub fn load_entry(&self, parent: &str, commit: &str, warn: impl FnOnce(String)) -> Option<CacheEntry> {
+        let rel = self.relative(parent, commit);
+        match read_entry(&self.root, &rel) {
+            Ok(entry) => entry,
             Err(why) => {
+                let path = self.root.join(rel);
                 warn(format!("warning: ignoring cache entry {} ({why}); measuring again", path.display()));
                 None
             }
         }
     }
 
-    /// Store the comparison of `commit` with `parent`, atomically.
-    pub fn store_pair(&self, parent: &str, commit: &str, comparison: &Comparison) -> Result<()> {
-        let entry = CacheEntry { schema: SCHEMA.into(), key: self.key(parent, commit), comparison: comparison.clone() };
+    /// Store the comparison of `commit` with `parent`, measured on
+    /// `measured_on` (see [`CacheEntry::measured_on`]), atomically.
+    pub fn store_pair(&self, parent: &str, commit: &str, comparison: &Comparison, measured_on: &str) -> Result<()> {
+        let entry = CacheEntry {
+            schema: SCHEMA.into(),
+            key: self.key(parent, commit),
+            comparison: comparison.clone(),
+            measured_on: Some(measured_on.to_owned()),
+        };
         write_atomic(&self.path(parent, commit), &serde_json::to_vec(&entry)?)
+    }
+
+    /// The entry's path relative to the cache directory (what a shard's record names).
+    pub fn relative(&self, parent: &str, commit: &str) -> PathBuf {
+        let path = self.path(parent, commit);
+        path.strip_prefix(&self.root).map(Path::to_owned).unwrap_or(path)
     }
 
     /// Where entries live.
@@ -129,10 +192,11 @@ mod tests {
         let selected: Vec<&Case> = cases.iter().take(2).collect();
         let cache = ResultCache::new(dir.path(), Path::new("/src/bpfilter"), &selected, &CompareConfig::default());
         assert!(cache.load_pair("aaa", "bbb", |_| panic!("no warning for a miss")).is_none());
-        cache.store_pair("aaa", "bbb", &comparison()).unwrap();
+        cache.store_pair("aaa", "bbb", &comparison(), "bench").unwrap();
         assert_eq!(cache.load_pair("aaa", "bbb", |w| panic!("{w}")).unwrap(), comparison());
 
         let path = cache.path("aaa", "bbb");
+        assert_eq!(cache.load_entry("aaa", "bbb", |w| panic!("{w}")).unwrap().host(), "bench");
         std::fs::write(&path, "{\"schema\": \"bfperf.hist").unwrap();
         let mut warned = String::new();
         assert!(cache.load_pair("aaa", "bbb", |w| warned = w).is_none());
@@ -141,6 +205,21 @@ mod tests {
         let mut warned = String::new();
         assert!(cache.load_pair("aaa", "bbb", |w| warned = w).is_none());
         assert!(warned.contains("something.else"), "{warned}");
+        // A valid entry planted as a link (a cache copied from elsewhere): not followed.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let valid = elsewhere.path().join("entry.json");
+        let entry = CacheEntry {
+            schema: SCHEMA.into(),
+            key: cache.key("aaa", "bbb"),
+            comparison: comparison(),
+            measured_on: None,
+        };
+        std::fs::write(&valid, serde_json::to_vec(&entry).unwrap()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&valid, &path).unwrap();
+        let mut warned = String::new();
+        assert!(cache.load_pair("aaa", "bbb", |w| warned = w).is_none());
+        assert!(warned.contains("symbolic link"), "{warned}");
     }
 
     #[test]

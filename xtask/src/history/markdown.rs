@@ -94,6 +94,7 @@ pub fn render(h: &History) -> String {
         let what = match &p.status {
             PointStatus::BuildFailed { .. } => "does not build",
             PointStatus::UnsupportedTree { .. } => "unsupported tree (predates bpfilter's daemon removal)",
+            PointStatus::Missing { .. } => "missing (no shard measured it)",
             PointStatus::Measured { .. } => continue,
         };
         let _ = writeln!(out, "* `{}` {}: {what}", p.label, text::markdown(&p.subject));

@@ -13,6 +13,7 @@
 
 pub mod cache;
 pub mod markdown;
+pub mod shard;
 pub mod trend;
 
 use crate::exit;
@@ -93,6 +94,12 @@ pub enum PointStatus {
         /// The one line saying so, naming the first supported commit.
         reason: String,
     },
+    /// Not measured by any shard merged (`--merge`), or another shard's
+    /// (a shard's own report): not a failure of the commit.
+    Missing {
+        /// Which shard owns it, and why it is not here.
+        reason: String,
+    },
 }
 
 /// One commit of the history.
@@ -124,6 +131,10 @@ pub struct Pair {
     pub cases: Vec<PairCase>,
     /// The suite geometric mean of the ratios, with its interval.
     pub geomean: Option<RatioEstimate>,
+    /// The host that measured the pair: the `--host` target, or the
+    /// measuring host's name (with shards, each pair's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_on: Option<String>,
 }
 
 /// One case of a [`Pair`].
@@ -148,7 +159,13 @@ impl Pair {
                 Some(PairCase { case: x.name.clone(), estimate: x.estimate?, same_program: x.same_program })
             })
             .collect();
-        Pair { cases, geomean: c.geomean }
+        Pair { cases, geomean: c.geomean, measured_on: None }
+    }
+
+    /// The pair, measured on `host`.
+    pub fn on(mut self, host: &str) -> Pair {
+        self.measured_on = Some(host.to_owned());
+        self
     }
 }
 
@@ -308,6 +325,11 @@ pub fn exit_code(h: &History, fail_on: Option<FailOn>, fail_on_error: bool, last
     }
 }
 
+/// How many points are [`PointStatus::Missing`]: measured by no shard merged.
+pub fn missing(h: &History) -> usize {
+    h.points.iter().filter(|p| matches!(p.status, PointStatus::Missing { .. })).count()
+}
+
 /// bench-history's measurement settings: 60 s per pair of consecutive commits
 /// unless `--quick` or `--time-budget` say otherwise, and [`LEVEL`].
 pub fn config(measure: &MeasureFlags) -> Result<CompareConfig> {
@@ -321,7 +343,8 @@ pub fn config(measure: &MeasureFlags) -> Result<CompareConfig> {
 
 /// Resolve the range into revisions, oldest first.
 fn revisions(repo: &Repo, flags: &HistoryFlags) -> Result<Vec<Rev>> {
-    let since = repo.resolve(&flags.since)?;
+    let since_spec = flags.since.as_deref().context("--since is required")?;
+    let since = repo.resolve(since_spec)?;
     let until = repo.resolve(&flags.until)?;
     let mut wip = matches!(until, Rev::Wip { .. });
     // The range is oldest first already (first-parent order). Commit times
@@ -341,7 +364,7 @@ fn revisions(repo: &Repo, flags: &HistoryFlags) -> Result<Vec<Rev>> {
         let parent = commit.parent_id(0).map_err(|_| {
             anyhow::anyhow!(
                 "the range {}..{} holds one commit, the root commit: it has no parent to be compared with",
-                flags.since,
+                since_spec,
                 flags.until
             )
         })?;
@@ -374,7 +397,7 @@ fn revisions(repo: &Repo, flags: &HistoryFlags) -> Result<Vec<Rev>> {
     anyhow::ensure!(
         revs.len() >= 2,
         "the range {}..{} holds one commit: a history needs two or more",
-        flags.since,
+        since_spec,
         flags.until
     );
     Ok(revs)
@@ -442,7 +465,10 @@ fn build_commit(
         }
     }
     let _ = std::fs::remove_file(&failed_marker);
-    let tree = repo.checkout(&layout.worktrees, "history", rev)?;
+    let tree = {
+        let _turn = GIT.lock().unwrap_or_else(|e| e.into_inner());
+        repo.checkout(&layout.worktrees, "history", rev)?
+    };
     match machine.build(&tree, &dir) {
         Ok(path) => Ok((Ok(path), false)),
         Err(e) => {
@@ -455,12 +481,105 @@ fn build_commit(
     }
 }
 
-/// Run the history.
+/// How one run of a history is split: the shard it measures, and a tag for
+/// its progress lines when several hosts run at once.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Measure only this shard's pairs, and leave its record in the cache.
+    pub shard: Option<shard::Shard>,
+    /// Added to the progress lines (` on HOST`).
+    pub tag: String,
+}
+
+/// Each point's planned base, the point its pair is planned against: with
+/// `--all-parents` its first parent when that is a point of the range, else
+/// the point before it; none for the first point. When the planned base does
+/// not build, the pair is measured against the previous point that builds.
+fn plan(repo: &Repo, revs: &[Rev], all_parents: bool) -> Vec<Option<usize>> {
+    (0..revs.len())
+        .map(|j| {
+            if j == 0 {
+                return None;
+            }
+            let parent = all_parents
+                .then(|| repo.git().find_commit(revs[j].oid()).ok()?.parent_id(0).ok())
+                .flatten()
+                .filter(|_| !matches!(revs[j], Rev::Wip { .. }));
+            let at = parent.and_then(|p| revs[..j].iter().position(|r| r.oid() == p));
+            Some(at.unwrap_or(j - 1))
+        })
+        .collect()
+}
+
+/// Git operations on the user's repository (worktree slots) from several
+/// hosts' threads at once take turns; builds and measurements do not.
+static GIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Build one point (or take its cached build) and probe its bfcli.
+fn build_point(
+    flags: &HistoryFlags,
+    session: &Session,
+    repo: &Repo,
+    layout: &RepoCache,
+    retry_oid: Option<git2::Oid>,
+    rev: Rev,
+    bar: &indicatif::ProgressBar,
+) -> Result<Built> {
+    bench_harness::interrupt::check()?;
+    let is_wip = matches!(rev, Rev::Wip { .. });
+    let label = if is_wip { "wip".to_owned() } else { short(rev.oid()) };
+    let subject = if is_wip { "uncommitted changes".to_owned() } else { repo.subject(rev.oid()) };
+    bar.set_message(format!("{label} {}", crate::text::line(&subject)));
+    let retry = match &flags.retry {
+        Some(Retry::All) => true,
+        Some(Retry::Failed) => true, // a cached success is reused below regardless
+        Some(Retry::Commit(_)) => retry_oid == Some(rev.oid()),
+        None => false,
+    };
+    // `--retry failed` rebuilds only what failed: a good cached build stays.
+    let only_failed = matches!(flags.retry, Some(Retry::Failed));
+    let (bfcli, cached) = if only_failed {
+        match build_commit(&session.machine, repo, layout, &rev, false)? {
+            (Err(_), true) => build_commit(&session.machine, repo, layout, &rev, true)?,
+            other => other,
+        }
+    } else {
+        build_commit(&session.machine, repo, layout, &rev, retry)?
+    };
+    if let Err(reason) = &bfcli {
+        let first = reason.lines().next().unwrap_or_default();
+        progress::note(bar, format!("{label} does not build, skipped: {}", crate::text::line(first)));
+    }
+    // Once per build: can its bfcli be driven at all?
+    let unsupported = match &bfcli {
+        Ok(path) => session.machine.probe(path)?,
+        Err(_) => None,
+    };
+    let outcome = match (&bfcli, &unsupported) {
+        (Err(_), _) => "does not build",
+        (Ok(_), Some(_)) => "unsupported tree",
+        (Ok(_), None) => "built",
+    };
+    progress::step(bar, format!("{label}: {outcome}{}", if cached { " (cached)" } else { "" }));
+    Ok(Built { rev, label, subject, bfcli, cached, unsupported })
+}
+
+/// Run the history: every pair of the range.
 pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
+    run_with(flags, session, &RunOptions::default())
+}
+
+/// Run the history as `opts` say: every pair, or one shard's.
+pub fn run_with(flags: &HistoryFlags, session: &Session, opts: &RunOptions) -> Result<History> {
     let config = config(&flags.measure)?;
     let sources = session::sources(&flags.tree)?;
     let repo = Repo::open(sources.root())?;
     let revs = revisions(&repo, flags)?;
+    if opts.shard.is_some() && revs.iter().any(|r| matches!(r, Rev::Wip { .. })) {
+        anyhow::bail!(
+            "--shard cannot measure wip: uncommitted changes are not cached, so no merge could find them (commit them first)"
+        );
+    }
     let all_cases = suite::suite();
     let selected: Vec<&Case> = select_cases(&all_cases, flags.cases.filter.as_deref())?;
     let layout = RepoCache::new(&session.cache, repo.root());
@@ -469,52 +588,64 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
         Some(Retry::Commit(spec)) => Some(repo.resolve(spec)?.oid()),
         _ => None,
     };
+    let measured_on = session.machine.host_name();
+    let tag = &opts.tag;
+    let n = revs.len();
+    let planned = plan(&repo, &revs, flags.all_parents);
+    let oid = |i: usize| revs[i].oid().to_string();
+    let owns = |j: usize| match (planned[j], &opts.shard) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(b), Some(s)) => s.owns(&oid(b), &oid(j)),
+    };
+    let owned: Vec<usize> = (0..n).filter(|&j| owns(j)).collect();
+    // The points to build: all of them, or the two of each pair this shard owns.
+    let wanted: std::collections::BTreeSet<usize> = match opts.shard {
+        None => (0..n).collect(),
+        Some(_) => owned.iter().flat_map(|&j| [planned[j].expect("owned pairs have a base"), j]).collect(),
+    };
+    if let Some(s) = &opts.shard {
+        let names: Vec<String> = owned
+            .iter()
+            .map(|&j| format!("{} → {}", short(revs[planned[j].unwrap()].oid()), short(revs[j].oid())))
+            .collect();
+        let list = if names.len() <= 8 { format!(": {}", names.join(", ")) } else { String::new() };
+        progress::info(format!(
+            "shard {s}{tag}: measures {} of the range's {} pairs{list}; skips {}, measured by the other shards",
+            owned.len(),
+            n - 1,
+            n - 1 - owned.len()
+        ));
+    }
 
     // 1. Builds, oldest first.
-    let bar = progress::bar(revs.len() as u64, "building");
-    let mut built = Vec::with_capacity(revs.len());
-    for rev in revs {
-        bench_harness::interrupt::check()?;
-        let is_wip = matches!(rev, Rev::Wip { .. });
-        let label = if is_wip { "wip".to_owned() } else { short(rev.oid()) };
-        let subject = if is_wip { "uncommitted changes".to_owned() } else { repo.subject(rev.oid()) };
-        bar.set_message(format!("{label} {}", crate::text::line(&subject)));
-        let retry = match &flags.retry {
-            Some(Retry::All) => true,
-            Some(Retry::Failed) => true, // a cached success is reused below regardless
-            Some(Retry::Commit(_)) => retry_oid == Some(rev.oid()),
-            None => false,
-        };
-        // `--retry failed` rebuilds only what failed: a good cached build stays.
-        let only_failed = matches!(flags.retry, Some(Retry::Failed));
-        let (bfcli, cached) = if only_failed {
-            match build_commit(&session.machine, &repo, &layout, &rev, false)? {
-                (Err(_), true) => build_commit(&session.machine, &repo, &layout, &rev, true)?,
-                other => other,
-            }
-        } else {
-            build_commit(&session.machine, &repo, &layout, &rev, retry)?
-        };
-        if let Err(reason) = &bfcli {
-            let first = reason.lines().next().unwrap_or_default();
-            progress::note(&bar, format!("{label} does not build, skipped: {}", crate::text::line(first)));
+    let bar = progress::bar(wanted.len() as u64, format!("building{tag}"));
+    let mut built: Vec<Option<Built>> = (0..n).map(|_| None).collect();
+    for &i in &wanted {
+        built[i] = Some(build_point(flags, session, &repo, &layout, retry_oid, revs[i].clone(), &bar)?);
+    }
+    let is_good = |b: &Option<Built>| b.as_ref().is_some_and(|b| b.bfcli.is_ok() && b.unsupported.is_none());
+    // A shard's pair whose planned base does not build is measured against the
+    // previous point that builds, as an unsharded run measures it: build
+    // backwards until one does.
+    for &j in &owned {
+        let base = planned[j].expect("owned pairs have a base");
+        if !is_good(&built[j]) || is_good(&built[base]) {
+            continue;
         }
-        // Once per build: can its bfcli be driven at all?
-        let unsupported = match &bfcli {
-            Ok(path) => session.machine.probe(path)?,
-            Err(_) => None,
-        };
-        let outcome = match (&bfcli, &unsupported) {
-            (Err(_), _) => "does not build",
-            (Ok(_), Some(_)) => "unsupported tree",
-            (Ok(_), None) => "built",
-        };
-        progress::step(&bar, format!("{label}: {outcome}{}", if cached { " (cached)" } else { "" }));
-        built.push(Built { rev, label, subject, bfcli, cached, unsupported });
+        for k in (0..j).rev() {
+            if built[k].is_none() {
+                bar.inc_length(1);
+                built[k] = Some(build_point(flags, session, &repo, &layout, retry_oid, revs[k].clone(), &bar)?);
+            }
+            if is_good(&built[k]) {
+                break;
+            }
+        }
     }
     bar.finish_and_clear();
 
-    // 2. Each commit that built against the previous one that built.
+    // 2. Each owned point that built against its base.
     let mut history = History {
         schema: SCHEMA.into(),
         repo: repo.root().display().to_string(),
@@ -529,10 +660,8 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
         suite_level: 0.0,
         trend: trend::Trend::default(),
     };
-    let good: Vec<usize> =
-        (0..built.len()).filter(|&i| built[i].bfcli.is_ok() && built[i].unsupported.is_none()).collect();
-    if good.is_empty() {
-        if let Some(reason) = built.iter().find_map(|b| b.unsupported.as_ref()) {
+    if opts.shard.is_none() && !built.iter().any(is_good) {
+        if let Some(reason) = built.iter().flatten().find_map(|b| b.unsupported.as_ref()) {
             anyhow::bail!(
                 "no commit of the range can be measured: {}",
                 reason.split_once(": ").map_or(reason.as_str(), |(_, why)| why)
@@ -540,28 +669,22 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
         }
         anyhow::bail!("no commit of the range builds: nothing to measure");
     }
-    // Each good point but the first against the previous good one; with
-    // --all-parents, against its first parent when that is a good point (the
-    // previous point may then be on another branch).
-    let pairs: Vec<(usize, usize)> = good
-        .windows(2)
-        .map(|w| {
-            let (previous, j) = (w[0], w[1]);
-            let parent = flags
-                .all_parents
-                .then(|| repo.git().find_commit(built[j].rev.oid()).ok()?.parent_id(0).ok())
-                .flatten()
-                .filter(|_| !matches!(built[j].rev, Rev::Wip { .. }));
-            let at = parent.and_then(|p| good.iter().copied().find(|&g| g < j && built[g].rev.oid() == p));
-            (at.unwrap_or(previous), j)
-        })
-        .collect();
-    let mut comparisons: Vec<Option<(Comparison, bool)>> = vec![None; built.len()];
-    let mut bases: Vec<Option<usize>> = vec![None; built.len()];
-    let bar = progress::bar(pairs.len() as u64, "measuring");
+    let base_of = |j: usize| -> Option<usize> {
+        let b = planned[j]?;
+        if is_good(&built[b]) {
+            Some(b)
+        } else {
+            (0..j).rev().find(|&k| is_good(&built[k]))
+        }
+    };
+    let pairs: Vec<(usize, usize)> =
+        owned.iter().filter(|&&j| is_good(&built[j])).filter_map(|&j| Some((base_of(j)?, j))).collect();
+    let mut comparisons: Vec<Option<(Comparison, bool, String)>> = vec![None; n];
+    let mut bases: Vec<Option<usize>> = vec![None; n];
+    let bar = progress::bar(pairs.len() as u64, format!("measuring{tag}"));
     for &(i, j) in &pairs {
         bases[j] = Some(i);
-        let (a, b) = (&built[i], &built[j]);
+        let (a, b) = (built[i].as_ref().expect("built"), built[j].as_ref().expect("built"));
         bar.set_message(format!("{} → {}", a.label, b.label));
         let is_wip = matches!(b.rev, Rev::Wip { .. });
         let force = matches!(flags.retry, Some(Retry::All))
@@ -569,16 +692,19 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
             || !a.cached
             || !b.cached;
         let key = (a.rev.oid().to_string(), b.rev.oid().to_string());
-        let cached = if is_wip || force { None } else { store.load_pair(&key.0, &key.1, |w| progress::note(&bar, w)) };
+        let cached = if is_wip || force { None } else { store.load_entry(&key.0, &key.1, |w| progress::note(&bar, w)) };
         // `--retry failed` also measures again the pairs where a case failed to run.
         let failed_run = |c: &Comparison| {
             c.cases.iter().any(|x| {
                 matches!(x.base_status, Status::Failed { .. }) || matches!(x.ref_status, Status::Failed { .. })
             })
         };
-        let cached = cached.filter(|c| !(matches!(flags.retry, Some(Retry::Failed)) && failed_run(c)));
+        let cached = cached.filter(|e| !(matches!(flags.retry, Some(Retry::Failed)) && failed_run(&e.comparison)));
         let comparison = match cached {
-            Some(c) => (c, true),
+            Some(e) => {
+                let host = e.host();
+                (e.comparison, true, host)
+            }
             None => {
                 let side = |x: &Built| {
                     let bfcli = x.bfcli.clone().expect("only built commits are compared");
@@ -594,9 +720,9 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
                     .compare(side(a), side(b), &selected, config, |_| {})
                     .with_context(|| format!("comparing {} with {}", b.label, a.label))?;
                 if !is_wip {
-                    store.store_pair(&key.0, &key.1, &c)?;
+                    store.store_pair(&key.0, &key.1, &c, &measured_on)?;
                 }
-                (c, false)
+                (c, false, measured_on.clone())
             }
         };
         let from_cache = if comparison.1 { " (cached)" } else { "" };
@@ -605,35 +731,184 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
     }
     bar.finish_and_clear();
 
-    // 3. Points and changes.
-    let first_good = good[0];
-    for (idx, b) in built.iter().enumerate() {
-        let status = match (&b.bfcli, &b.unsupported) {
-            (Err(reason), _) => PointStatus::BuildFailed { reason: reason.clone() },
-            (Ok(_), Some(reason)) => PointStatus::UnsupportedTree { reason: reason.clone() },
-            (Ok(_), None) => {
-                PointStatus::Measured { cached: comparisons[idx].as_ref().is_none_or(|c| c.1) && b.cached }
-            }
+    // 3. The shard's record, for --merge.
+    if let Some(s) = &opts.shard {
+        let state = |b: &Built| match (&b.bfcli, &b.unsupported) {
+            (Err(reason), _) => shard::BuildState::BuildFailed { reason: reason.clone() },
+            (Ok(_), Some(reason)) => shard::BuildState::UnsupportedTree { reason: reason.clone() },
+            (Ok(_), None) => shard::BuildState::Built,
         };
-        let results = if idx == first_good {
-            // The oldest good commit is BASE of the first pair.
-            good.get(1).and_then(|&n| comparisons[n].as_ref()).map(|(c, _)| side_results(c, true))
-        } else {
-            comparisons[idx].as_ref().map(|(c, _)| side_results(c, false))
+        let record = shard::ShardRecord {
+            schema: shard::SCHEMA.into(),
+            harness_version: HARNESS_VERSION.into(),
+            suite: cache::suite_version(&selected),
+            settings: config,
+            cases: history.cases.clone(),
+            shard: s.index,
+            shards: s.count,
+            host: measured_on.clone(),
+            repo: history.repo.clone(),
+            points: revs
+                .iter()
+                .enumerate()
+                .map(|(i, r)| shard::RecordPoint {
+                    commit: r.oid().to_string(),
+                    label: short(r.oid()),
+                    subject: built[i].as_ref().map_or_else(|| repo.subject(r.oid()), |b| b.subject.clone()),
+                    planned_base: planned[i],
+                    state: built[i].as_ref().map(state),
+                })
+                .collect(),
+            pairs: pairs
+                .iter()
+                .map(|&(i, j)| shard::RecordPair { base: i, reference: j, entry: store.relative(&oid(i), &oid(j)) })
+                .collect(),
+        };
+        let path = record.write(&session.cache)?;
+        progress::info(format!("shard {s}{tag}: record {}", path.display()));
+    }
+
+    // 4. Points and changes. A shard's own report shows the other shards' points as missing.
+    let mut statuses: Vec<PointStatus> = (0..n)
+        .map(|idx| match &built[idx] {
+            _ if opts.shard.is_some() && idx > 0 && !owns(idx) => {
+                let owner = shard::owner(&oid(planned[idx].unwrap_or(0)), &oid(idx), opts.shard.map_or(1, |s| s.count));
+                PointStatus::Missing {
+                    reason: format!("measured by shard {owner}/{}", opts.shard.map_or(1, |s| s.count)),
+                }
+            }
+            None => PointStatus::Missing { reason: "not built by this shard".into() },
+            Some(b) => match (&b.bfcli, &b.unsupported) {
+                (Err(reason), _) => PointStatus::BuildFailed { reason: reason.clone() },
+                (Ok(_), Some(reason)) => PointStatus::UnsupportedTree { reason: reason.clone() },
+                (Ok(_), None) => {
+                    PointStatus::Measured { cached: comparisons[idx].as_ref().is_none_or(|c| c.1) && b.cached }
+                }
+            },
+        })
+        .collect();
+    // A shard's first point is measured only as a base: missing unless one of its pairs used it.
+    if opts.shard.is_some() && matches!(statuses[0], PointStatus::Measured { .. }) && !bases.contains(&Some(0)) {
+        statuses[0] = PointStatus::Missing { reason: "not a base of this shard's pairs".into() };
+    }
+    for (idx, status) in statuses.into_iter().enumerate() {
+        let results = match (&status, &comparisons[idx]) {
+            (PointStatus::Measured { .. }, Some((c, _, _))) => Some(side_results(c, false)),
+            // A point measured only as BASE (the first that built): that side of its next pair.
+            (PointStatus::Measured { .. }, None) => (0..n)
+                .find(|&j| bases[j] == Some(idx))
+                .and_then(|j| comparisons[j].as_ref())
+                .map(|(c, _, _)| side_results(c, true)),
+            _ => None,
         };
         history.points.push(Point {
-            commit: b.rev.oid().to_string(),
-            label: b.label.clone(),
-            subject: b.subject.clone(),
+            commit: oid(idx),
+            label: built[idx].as_ref().map_or_else(|| short(revs[idx].oid()), |b| b.label.clone()),
+            subject: built[idx].as_ref().map_or_else(|| repo.subject(revs[idx].oid()), |b| b.subject.clone()),
             status,
             results,
-            pair: comparisons[idx].as_ref().map(|(c, _)| Pair::of(c)),
+            pair: comparisons[idx].as_ref().map(|(c, _, host)| Pair::of(c).on(host)),
         });
     }
+    let first_good = history.points.iter().position(|p| matches!(p.status, PointStatus::Measured { .. }));
     let pairs: Vec<Option<(usize, &Comparison)>> =
         comparisons.iter().zip(&bases).map(|(c, b)| Some((((*b)?), &c.as_ref()?.0))).collect();
-    discoveries(&mut history, &pairs, Some(first_good));
+    discoveries(&mut history, &pairs, first_good);
     Ok(history)
+}
+
+/// The history of the shards whose caches are `dirs` (`--merge`), measuring
+/// and building nothing: every pair is read from the cache of the shard that
+/// owns it. A pair no directory holds is a [`PointStatus::Missing`] point.
+/// Returns the history and the records merged.
+pub fn merge(dirs: &[PathBuf], fdr: f64, warn: &dyn Fn(String)) -> Result<(History, Vec<shard::Found>)> {
+    let mut found = vec![];
+    for dir in dirs {
+        found.extend(shard::read_records(dir, warn)?);
+    }
+    shard::check_compatible(&found)?;
+    let first = &found[0].record;
+    let count = first.shards;
+    let n = first.points.len();
+    let by_shard = |k: usize| found.iter().find(|f| f.record.shard == k);
+    let mut history = History {
+        schema: SCHEMA.into(),
+        repo: first.repo.clone(),
+        cases: first.cases.clone(),
+        threshold_pct: first.settings.threshold_pct,
+        fdr,
+        ..Default::default()
+    };
+    let mut comparisons: Vec<Option<(Comparison, String)>> = vec![None; n];
+    let mut bases: Vec<Option<usize>> = vec![None; n];
+    let mut statuses = vec![];
+    for (j, point) in first.points.iter().enumerate() {
+        // Who knows this point's state: the owner of its pair; the first point, any shard that built it.
+        let owner = point.planned_base.map(|b| shard::owner(&first.points[b].commit, &point.commit, count));
+        let holder = match owner {
+            Some(k) => by_shard(k),
+            None => found.iter().find(|f| f.record.points[j].state.is_some()),
+        };
+        let status = match (holder, holder.and_then(|h| h.record.points[j].state.clone())) {
+            (None, _) => PointStatus::Missing {
+                reason: match owner {
+                    Some(k) => format!("shard {k}/{count} is in none of the directories merged"),
+                    None => "no shard built it".into(),
+                },
+            },
+            (Some(h), None) => {
+                PointStatus::Missing { reason: format!("shard {}/{count} did not build it", h.record.shard) }
+            }
+            (Some(_), Some(shard::BuildState::BuildFailed { reason })) => PointStatus::BuildFailed { reason },
+            (Some(_), Some(shard::BuildState::UnsupportedTree { reason })) => PointStatus::UnsupportedTree { reason },
+            (Some(h), Some(shard::BuildState::Built)) => match h.record.pairs.iter().find(|p| p.reference == j) {
+                // Its first point that builds: measured as a base only.
+                None => PointStatus::Measured { cached: true },
+                Some(pair) => match shard::read_pair(h, pair) {
+                    Ok(entry) => {
+                        bases[j] = Some(pair.base);
+                        let host = entry.host();
+                        comparisons[j] = Some((entry.comparison, host));
+                        PointStatus::Measured { cached: true }
+                    }
+                    Err(why) => {
+                        warn(format!(
+                            "warning: {} of shard {}/{count} in {}: {why}",
+                            point.label,
+                            h.record.shard,
+                            h.dir.display()
+                        ));
+                        PointStatus::Missing { reason: format!("its cache entry in {} is unusable", h.dir.display()) }
+                    }
+                },
+            },
+        };
+        statuses.push(status);
+    }
+    for (j, status) in statuses.into_iter().enumerate() {
+        let point = &first.points[j];
+        let results = match (&status, &comparisons[j]) {
+            (PointStatus::Measured { .. }, Some((c, _))) => Some(side_results(c, false)),
+            (PointStatus::Measured { .. }, None) => (0..n)
+                .find(|&k| bases[k] == Some(j))
+                .and_then(|k| comparisons[k].as_ref())
+                .map(|(c, _)| side_results(c, true)),
+            _ => None,
+        };
+        history.points.push(Point {
+            commit: point.commit.clone(),
+            label: point.label.clone(),
+            subject: point.subject.clone(),
+            status,
+            results,
+            pair: comparisons[j].as_ref().map(|(c, host)| Pair::of(c).on(host)),
+        });
+    }
+    let first_good = history.points.iter().position(|p| matches!(p.status, PointStatus::Measured { .. }));
+    let pairs: Vec<Option<(usize, &Comparison)>> =
+        comparisons.iter().zip(&bases).map(|(c, b)| Some((((*b)?), &c.as_ref()?.0))).collect();
+    discoveries(&mut history, &pairs, first_good);
+    Ok((history, found))
 }
 
 /// The change lists of a history whose `points` are set, from its pairs

@@ -49,6 +49,7 @@ pub fn history(h: &History) -> Result<Vec<u8>> {
             PointStatus::Measured { .. } => "measured",
             PointStatus::BuildFailed { .. } => "build_failed",
             PointStatus::UnsupportedTree { .. } => "unsupported_tree",
+            PointStatus::Missing { .. } => "missing",
         };
         for case in &h.cases {
             let result = p.results.as_ref().and_then(|r| r.cases.iter().find(|c| &c.name == case));

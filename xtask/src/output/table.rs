@@ -137,6 +137,7 @@ pub fn history(h: &crate::history::History) -> String {
             PointStatus::Measured { cached: false } => "measured",
             PointStatus::BuildFailed { .. } => "BUILD FAILED",
             PointStatus::UnsupportedTree { .. } => "unsupported tree",
+            PointStatus::Missing { .. } => "missing",
         };
         lines.push(format!("{:<12} {:<9} {}", p.label, state, crate::text::line(&p.subject)));
     }

@@ -296,7 +296,7 @@ mod tests {
     fn connection_errors_say_what_to_do() {
         let h = HostSpec::parse("root@127.0.0.1:2222").unwrap();
         let o = RemoteFlags {
-            host: Some(h.to_string()),
+            host: vec![h.to_string()],
             ssh_key: Some("/k".into()),
             ssh_option: vec![],
             remote_dir: crate::remote::DEFAULT_REMOTE_DIR.into(),

@@ -284,6 +284,7 @@ fn page(history: &History, generated: &str, links: Option<&CommitLinks>) -> Valu
                 PointStatus::BuildFailed { reason } => (true, reason.as_str(), "build failed"),
                 // Not a failure of the commit: bfperf does not drive trees that old.
                 PointStatus::UnsupportedTree { reason } => (true, reason.as_str(), "unsupported tree"),
+                PointStatus::Missing { reason } => (true, reason.as_str(), "missing"),
                 PointStatus::Measured { .. } => (false, "", ""),
             };
             let case_failures: Vec<String> = history
@@ -318,6 +319,7 @@ fn page(history: &History, generated: &str, links: Option<&CommitLinks>) -> Valu
                 reason,
                 state => if p.status == (PointStatus::Measured { cached: true }) { "cached" } else { "measured" },
                 same => mean.is_some_and(|c| c.identical),
+                host => p.pair.as_ref().and_then(|x| x.measured_on.clone()),
                 case_failures,
                 geomean => mean.map(|c| fmt_pct((c.ratio - 1.0) * 100.0)),
                 geomean_sort => mean.map(|c| (c.ratio - 1.0) * 100.0).unwrap_or(f64::NAN).to_string(),
