@@ -745,6 +745,7 @@ fn side_results(c: &Comparison, base: bool) -> RunResults {
             metrics,
             floor_ns: None,
             load_ms: None,
+            load_method: None,
         }
     };
     RunResults {
