@@ -101,11 +101,9 @@ impl Side {
                 };
                 chainset::subtracted_ms(full, empty).ok_or_else(|| {
                     HarnessError::ChainSetTiming(format!(
-                        "bfcli start-up subtracted: the chain's own cost is lost in bfcli's start-up noise \
-                         ({:.2} ms with the chain, {:.2} ms with the empty chain); this bfcli has no {} to time in-process",
+                        "start-up subtracted <= 0 (chain {:.2} ms, empty chain {:.2} ms): lost in bfcli's start-up noise",
                         full.as_secs_f64() * 1e3,
                         empty.as_secs_f64() * 1e3,
-                        chainset::SYMBOL
                     ))
                 })
             }
