@@ -8,7 +8,7 @@
 
 use bench_harness::program::Bfcli;
 use bench_harness::runner::{self, RunInput};
-use bench_harness::suite::{self, Measure, CHAIN_NAME};
+use bench_harness::suite::{self, Measure};
 use bench_harness::suite_run::Side;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
@@ -51,15 +51,17 @@ fn suite_benches(c: &mut Criterion) {
                 });
             }
             Measure::ChainLoad => {
-                let text = case.chain_text();
+                // As `bench`: bf_chain_set inside bfcli, or start-up subtracted.
+                let method = side.chain_method();
+                eprintln!("{}: {}", case.name, method.note());
                 group.sample_size(10);
                 group.throughput(Throughput::Elements(1));
                 group.bench_function(&case.name, |b| {
                     b.iter_custom(|iters| {
                         let mut total = Duration::ZERO;
-                        for _ in 0..iters {
-                            total += side.bfcli().chain_set(side.bpffs_path(), &text).expect("chain set");
-                            side.bfcli().chain_flush(side.bpffs_path(), CHAIN_NAME).expect("chain flush");
+                        for i in 0..iters {
+                            let ms = side.time_chain_set(&case, method, i as usize).expect("chain set");
+                            total += Duration::from_secs_f64(ms / 1e3);
                         }
                         total
                     })

@@ -36,6 +36,10 @@ pub enum HarnessError {
         first = crate::program::FIRST_SUPPORTED_COMMIT
     )]
     UnsupportedTree(PathBuf),
+    /// The chain load could not be timed (the uprobes on `bf_chain_set`, or
+    /// a start-up subtraction lost in noise); the case fails with this line.
+    #[error("{0}")]
+    ChainSetTiming(String),
     /// bfcli ran but refused the chain; the case is `unsupported` by that build.
     #[error("bfcli rejected the chain: {0}")]
     BfcliRejected(String),

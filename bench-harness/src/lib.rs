@@ -17,6 +17,7 @@
 //!   own loop; [`power`]: the smallest slowdown the engine resolves here.
 
 pub mod bpffs;
+pub mod chainset;
 pub mod code;
 pub mod coverage;
 pub mod engine;

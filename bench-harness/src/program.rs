@@ -6,7 +6,7 @@ use crate::bpffs::Bpffs;
 use crate::error::{HarnessError, Result};
 use crate::flavor::{Flavor, Verdict};
 use serde::{Deserialize, Serialize};
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -72,42 +72,77 @@ impl Bfcli {
     /// `bfcli -b BPFFS chain set ...`: generate, load and pin the chain.
     /// Returns the wall time bfcli took.
     pub fn chain_set(&self, bpffs: &Path, chain_text: &str) -> Result<Duration> {
+        self.chain_set_pid(bpffs, chain_text).map(|(took, _)| took)
+    }
+
+    /// [`Bfcli::chain_set`], also returning the pid bfcli ran as.
+    pub fn chain_set_pid(&self, bpffs: &Path, chain_text: &str) -> Result<(Duration, u32)> {
+        let (args, _file) = chain_set_args(bpffs, chain_text)?;
         let mut cmd = Command::new(&self.path);
-        cmd.arg("-b").arg(bpffs).args(["chain", "set"]);
-        // The temporary file is kept alive until bfcli exits.
-        let _file = if chain_text.len() > FROM_STR_MAX {
-            let mut file = tempfile::Builder::new()
-                .prefix("bfperf-chain-")
-                .suffix(".bf")
-                .tempfile()
-                .map_err(|e| HarnessError::io("cannot write the chain to a temporary file", e))?;
-            std::io::Write::write_all(&mut file, chain_text.as_bytes())
-                .map_err(|e| HarnessError::io("cannot write the chain to a temporary file", e))?;
-            cmd.arg("--from-file").arg(file.path());
-            Some(file)
-        } else {
-            cmd.arg("--from-str").arg(chain_text);
-            None
-        };
+        cmd.args(args);
         let start = Instant::now();
-        self.run(cmd)?;
-        Ok(start.elapsed())
+        let pid = self.run(cmd)?;
+        Ok((start.elapsed(), pid))
+    }
+
+    /// `bfcli chain set` as [`Bfcli::chain_set_pid`], calling `gate` with
+    /// bfcli's pid before bfcli starts: whatever `gate` sets up for that pid
+    /// (a perf event: [`crate::chainset::Probe::arm`]) sees all of bfcli.
+    /// What `gate` returns lives until bfcli has exited; an error stops bfcli
+    /// before it runs. The pid is held by `/bin/sh`, which waits for a line on
+    /// its stdin and then `exec`s bfcli in the same process (std's `spawn`
+    /// returns only after an `exec`, so the wait cannot be in `pre_exec`).
+    /// The time returned includes that shell.
+    pub fn chain_set_gated<G>(
+        &self,
+        bpffs: &Path,
+        chain_text: &str,
+        gate: impl FnOnce(u32) -> Result<G>,
+    ) -> Result<(Duration, u32)> {
+        let (args, _file) = chain_set_args(bpffs, chain_text)?;
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", "read -r _ && exec \"$0\" \"$@\""]).arg(&self.path).args(args);
+        let cannot = |e| HarnessError::io(format!("cannot run {}", self.path.display()), e);
+        let start = Instant::now();
+        let mut child =
+            cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(cannot)?;
+        let pid = child.id();
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let guard = match gate(pid) {
+            Ok(g) => g,
+            Err(e) => {
+                drop(stdin);
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        let go = std::io::Write::write_all(&mut stdin, b"go\n");
+        drop(stdin);
+        let out = child.wait_with_output().map_err(cannot)?;
+        drop(guard);
+        go.map_err(cannot)?;
+        self.outcome(out).map(|()| (start.elapsed(), pid))
     }
 
     /// `bfcli -b BPFFS chain flush --name NAME`.
     pub fn chain_flush(&self, bpffs: &Path, name: &str) -> Result<()> {
         let mut cmd = Command::new(&self.path);
         cmd.arg("-b").arg(bpffs).args(["chain", "flush", "--name", name]);
-        self.run(cmd)
+        self.run(cmd).map(drop)
     }
 
-    fn run(&self, mut cmd: Command) -> Result<()> {
-        let out = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|e| HarnessError::io(format!("cannot run {}", self.path.display()), e))?;
+    /// Run bfcli to completion; its pid on success.
+    fn run(&self, mut cmd: Command) -> Result<u32> {
+        let cannot = |e| HarnessError::io(format!("cannot run {}", self.path.display()), e);
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(cannot)?;
+        let pid = child.id();
+        let out = child.wait_with_output().map_err(cannot)?;
+        self.outcome(out).map(|()| pid)
+    }
+
+    /// Success, or bfcli's error line.
+    fn outcome(&self, out: std::process::Output) -> Result<()> {
         crate::interrupt::check()?;
         if out.status.success() {
             return Ok(());
@@ -115,6 +150,22 @@ impl Bfcli {
         let stderr = String::from_utf8_lossy(&out.stderr);
         Err(HarnessError::BfcliRejected(first_error_line(&stderr, out.status)))
     }
+}
+
+/// The arguments of `bfcli -b BPFFS chain set` for `chain_text`, and the
+/// temporary file holding a chain too long for one argument (`--from-file`),
+/// to keep until bfcli exits.
+fn chain_set_args(bpffs: &Path, chain_text: &str) -> Result<(Vec<OsString>, Option<tempfile::NamedTempFile>)> {
+    let mut args: Vec<OsString> = vec!["-b".into(), bpffs.into(), "chain".into(), "set".into()];
+    if chain_text.len() <= FROM_STR_MAX {
+        args.extend(["--from-str".into(), chain_text.into()]);
+        return Ok((args, None));
+    }
+    let cannot = |e| HarnessError::io("cannot write the chain to a temporary file", e);
+    let mut file = tempfile::Builder::new().prefix("bfperf-chain-").suffix(".bf").tempfile().map_err(cannot)?;
+    std::io::Write::write_all(&mut file, chain_text.as_bytes()).map_err(cannot)?;
+    args.extend(["--from-file".into(), file.path().into()]);
+    Ok((args, Some(file)))
 }
 
 /// The most useful line of bfcli's stderr: its first `error` line, else the last line.

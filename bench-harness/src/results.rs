@@ -122,8 +122,14 @@ pub struct CaseResult {
     pub metrics: Option<ProgramMetrics>,
     /// Median ns/pkt of the empty program of the same flavor and packet.
     pub floor_ns: Option<f64>,
-    /// Wall time of `bfcli chain set` for this case, in ms.
+    /// Wall time of `bfcli chain set` for this case, in ms (for chain-load
+    /// cases: the median sample, timed by `load_method`).
     pub load_ms: Option<f64>,
+    /// How a chain-load case's samples were timed; absent for runtime cases
+    /// and in files written before bfperf timed `bf_chain_set` in-process
+    /// (there: the whole `bfcli chain set`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_method: Option<crate::chainset::Method>,
 }
 
 impl CaseResult {
@@ -241,6 +247,7 @@ mod tests {
                 metrics: Some(ProgramMetrics { xlated_insns: 10, jited_bytes: 60, verified_insns: 12 }),
                 floor_ns: Some(0.5),
                 load_ms: Some(3.0),
+                load_method: None,
             }],
         }
     }

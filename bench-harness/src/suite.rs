@@ -119,6 +119,13 @@ impl Case {
         }
     }
 
+    /// The chain without its rules: same name, hook and policy. Its
+    /// `bfcli chain set` is bfcli's start-up plus the least `bf_chain_set`
+    /// of the hook ([`crate::chainset::Method::StartupSubtracted`]).
+    pub fn empty_chain_text(&self) -> String {
+        format!("chain {CHAIN_NAME} {} {}\n", self.hook.bfcli_name(), self.policy)
+    }
+
     /// The chain in bfcli syntax, ready for `bfcli chain set`.
     pub fn chain_text(&self) -> String {
         let mut out = format!("chain {CHAIN_NAME} {} {}\n", self.hook.bfcli_name(), self.policy);
@@ -428,6 +435,9 @@ mod tests {
     fn policy_chain_text() {
         let case = suite().into_iter().find(|c| c.name == "chain_policy_c").unwrap();
         assert_eq!(case.chain_text(), "chain bf_benchmark BF_HOOK_XDP DROP\n");
+        assert_eq!(case.empty_chain_text(), case.chain_text());
+        let set = suite().into_iter().find(|c| c.name == "chain_set__ip4_saddr__x_elem_set/8").unwrap();
+        assert_eq!(set.empty_chain_text(), "chain bf_benchmark BF_HOOK_XDP ACCEPT\n");
         assert_eq!(case.runtime(), Some((PacketKind::LocalIp4Icmp, Verdict::Drop)));
     }
 

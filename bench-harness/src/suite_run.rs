@@ -2,6 +2,7 @@
 //! bfcli, check its verdict, calibrate, sample, and record the result.
 
 use crate::bpffs::Bpffs;
+use crate::chainset::{self, Method, Probe};
 use crate::error::{HarnessError, Result};
 use crate::flavor::{Flavor, Verdict};
 use crate::packet::PacketKind;
@@ -21,6 +22,9 @@ const LOAD_BUDGET: Duration = Duration::from_secs(3);
 pub struct Side {
     bfcli: Bfcli,
     bpffs: Bpffs,
+    /// The uprobes on `bf_chain_set`, attached on the first chain-load case;
+    /// `None` inside when this bfcli cannot be timed in-process.
+    probe: std::cell::OnceCell<Option<Probe>>,
 }
 
 impl Side {
@@ -28,7 +32,7 @@ impl Side {
     /// mount a private bpffs for it.
     pub fn new(bfcli: Bfcli) -> Result<Self> {
         bfcli.probe()?;
-        Ok(Side { bfcli, bpffs: Bpffs::mount()? })
+        Ok(Side { bfcli, bpffs: Bpffs::mount()?, probe: std::cell::OnceCell::new() })
     }
 
     /// The build's bfcli.
@@ -39,6 +43,71 @@ impl Side {
     /// The private bpffs this build pins into.
     pub fn bpffs_path(&self) -> &std::path::Path {
         self.bpffs.path()
+    }
+
+    /// How this build's chain loads are timed: in-process when its bfcli (or
+    /// the libbpfilter it loads) defines `bf_chain_set` and the uprobes
+    /// attach; otherwise by subtracting bfcli's start-up (a warning says why
+    /// the uprobes could not attach). Decided once, on first use.
+    pub fn chain_method(&self) -> Method {
+        let probe = self.probe.get_or_init(|| {
+            match chainset::locate(self.bfcli.path()).and_then(|t| t.map(Probe::attach).transpose()) {
+                Ok(probe) => probe,
+                Err(e) => {
+                    eprintln!("warning: {e}; chain loads are timed with bfcli's start-up subtracted");
+                    None
+                }
+            }
+        });
+        if probe.is_some() {
+            Method::InProcess
+        } else {
+            Method::StartupSubtracted
+        }
+    }
+
+    /// One sample of a chain-load case, in ms, by `method` (which must be
+    /// [`Side::chain_method`] or [`Method::StartupSubtracted`]); the chain is
+    /// flushed afterwards. `round` alternates the order of the case's and the
+    /// empty chain's loads under [`Method::StartupSubtracted`].
+    pub fn time_chain_set(&self, case: &Case, method: Method, round: usize) -> Result<f64> {
+        let path = self.bpffs.path();
+        let set = |text: &str| -> Result<(Duration, u32)> {
+            let took = self.bfcli.chain_set_pid(path, text)?;
+            self.bfcli.chain_flush(path, CHAIN_NAME)?;
+            Ok(took)
+        };
+        match (method, self.probe.get().and_then(Option::as_ref)) {
+            (Method::InProcess, Some(probe)) => {
+                let (_, pid) = self.bfcli.chain_set_gated(path, &case.chain_text(), |pid| probe.arm(pid))?;
+                self.bfcli.chain_flush(path, CHAIN_NAME)?;
+                match probe.take(pid) {
+                    Some(calls) if calls.count == 1 => Ok(calls.time.as_secs_f64() * 1e3),
+                    seen => Err(HarnessError::ChainSetTiming(format!(
+                        "bfcli (pid {pid}) returned from {} {} times in {}, expected once",
+                        chainset::SYMBOL,
+                        seen.map_or(0, |c| c.count),
+                        probe.target().path.display()
+                    ))),
+                }
+            }
+            _ => {
+                let (full, empty) = if round % 2 == 0 {
+                    let full = set(&case.chain_text())?.0;
+                    (full, set(&case.empty_chain_text())?.0)
+                } else {
+                    let empty = set(&case.empty_chain_text())?.0;
+                    (set(&case.chain_text())?.0, empty)
+                };
+                chainset::subtracted_ms(full, empty).ok_or_else(|| {
+                    HarnessError::ChainSetTiming(format!(
+                        "start-up subtracted <= 0 (chain {:.2} ms, empty chain {:.2} ms): lost in bfcli's start-up noise",
+                        full.as_secs_f64() * 1e3,
+                        empty.as_secs_f64() * 1e3,
+                    ))
+                })
+            }
+        }
     }
 
     /// Load `case`'s chain; the program stays loaded while the guard lives.
@@ -154,7 +223,8 @@ impl Bench {
                 result.floor_ns = Some(self.floors.get(case.flavor(), packet, &self.config)?.summary.median);
             }
             Measure::ChainLoad => {
-                let text = case.chain_text();
+                let method = self.side.chain_method();
+                result.load_method = Some(method);
                 let mut samples = vec![];
                 let started = Instant::now();
                 while samples.len() < self.config.load_samples.max(2) {
@@ -162,9 +232,7 @@ impl Bench {
                     if samples.len() >= 2 && started.elapsed() > LOAD_BUDGET {
                         break;
                     }
-                    let took = self.side.bfcli.chain_set(self.side.bpffs.path(), &text)?;
-                    self.side.bfcli.chain_flush(self.side.bpffs.path(), CHAIN_NAME)?;
-                    samples.push(took.as_secs_f64() * 1e3);
+                    samples.push(self.side.time_chain_set(case, method, samples.len())?);
                 }
                 result.summary = Summary::of(&samples);
                 result.load_ms = result.summary.map(|s| s.median);
@@ -231,5 +299,6 @@ fn empty_result(case: &Case) -> CaseResult {
         metrics: None,
         floor_ns: None,
         load_ms: None,
+        load_method: None,
     }
 }

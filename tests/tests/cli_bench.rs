@@ -289,3 +289,67 @@ fn a_rule_on_the_command_line_is_a_case_of_its_own_in_bench_and_compare() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(one_error_line(&run).starts_with("error: bfcli rejected the rule: "), "{}", run.stderr);
 }
+
+/// Issue 14: `chain_set__*` times what upstream times, the `bf_chain_set`
+/// call inside bfcli (uprobes), and says so; a bfcli where no `bf_chain_set`
+/// can be found is timed with bfcli's start-up subtracted, and says that.
+#[test]
+fn chain_set_cases_time_bf_chain_set_in_process_and_say_how() {
+    use bench_harness::chainset::Method;
+    require_bpf!();
+    let repo = FixtureRepo::new();
+    let bfcli = repo.build_bfcli();
+    let cache = tempfile::tempdir().unwrap();
+    let case_results = |bfcli: &std::path::Path, case: &str| {
+        let json = cache.path().join("chain_set.json");
+        let args = ["bench", "--bfcli", bfcli.to_str().unwrap(), "--filter", case, "--json-output"];
+        let run = xtask(&[&args[..], &[json.to_str().unwrap()]].concat(), cache.path());
+        assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+        let results = bench_harness::results::RunResults::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(results.cases.len(), 1);
+        (run, results.cases.into_iter().next().unwrap())
+    };
+    let sane = |c: &bench_harness::results::CaseResult| {
+        assert_eq!(c.status, bench_harness::results::Status::Ok, "{c:?}");
+        assert!(c.samples.len() >= 2 && c.samples.iter().all(|&ms| ms.is_finite() && ms > 0.0), "{c:?}");
+        assert_eq!(c.load_ms, c.summary.map(|s| s.median));
+    };
+
+    // minifilter's bfcli links its library statically: bf_chain_set is in
+    // the executable's symbol table.
+    let (run, case) = case_results(&bfcli, "chain_set__ip4_saddr__x_elem_set/8");
+    assert_eq!(case.load_method, Some(Method::InProcess));
+    sane(&case);
+    assert!(
+        run.stdout.contains("ms: bf_chain_set in-process, as upstream: chain_set__ip4_saddr__x_elem_set/8"),
+        "{}",
+        run.stdout
+    );
+
+    // Stripped, it has no symbol table, and no library it loads defines
+    // bf_chain_set: each sample is its chain minus the empty chain.
+    let dir = tempfile::tempdir().unwrap();
+    let stripped = dir.path().join("bfcli");
+    std::fs::copy(&bfcli, &stripped).unwrap();
+    let out = std::process::Command::new("strip").arg("--strip-all").arg(&stripped).output().expect("strip runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (run, case) = case_results(&stripped, "chain_set__ip4_saddr__x_elem_set/65536");
+    assert_eq!(case.load_method, Some(Method::StartupSubtracted));
+    sane(&case);
+    assert!(run.stdout.contains("ms: bfcli start-up subtracted"), "{}", run.stdout);
+    assert!(!run.stderr.contains("warning"), "nothing failed, nothing to warn about:\n{}", run.stderr);
+
+    // bench-compare times both sides the same way and says which.
+    let cmp = cache.path().join("cmp.json");
+    let src = repo.path().to_str().unwrap();
+    let args = ["bench-compare", "HEAD", "HEAD", "--sources", src, "--filter", "chain_set__ip4_saddr__x_elem_set/8"];
+    let quick = ["--quick", "--time-budget", "3", "--json-output", cmp.to_str().unwrap()];
+    let run = xtask(&[&args[..], &quick[..]].concat(), cache.path());
+    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("ms: bf_chain_set in-process, as upstream"), "{}", run.stdout);
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cmp).unwrap()).unwrap();
+    let case = &v["cases"][0];
+    assert_eq!(case["load_method"], "in_process", "{v:#}");
+    assert!(case["estimate"]["n"].as_u64().unwrap() >= 6, "{v:#}");
+    assert!(case["base_samples"].as_array().unwrap().iter().all(|x| x.as_f64().unwrap() > 0.0), "{v:#}");
+}

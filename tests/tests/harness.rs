@@ -70,6 +70,11 @@ fn every_flavor_loads_runs_and_returns_its_verdict() {
     assert_eq!(load.unit, Unit::Milliseconds);
     assert!(load.samples.len() >= 2 && load.samples.iter().all(|&ms| ms > 0.0));
     assert!(load.metrics.is_none());
+    // minifilter's bfcli has bf_chain_set in its symbol table: the call is
+    // timed in-process, as upstream; runtime cases have no load method, also
+    // those loaded after the uprobes were attached (single_rule__ip6_nexthdr).
+    assert_eq!(load.load_method, Some(bench_harness::chainset::Method::InProcess));
+    assert_eq!(by_name("single_rule__ip6_nexthdr").load_method, None);
 }
 
 #[test]

@@ -25,6 +25,7 @@ pub use schedule::{
 };
 pub use verdict::{classify, resolution_pct, Change};
 
+use crate::chainset::Method;
 use crate::error::{HarnessError, Result};
 use crate::program::{Bfcli, ProgramMetrics};
 use crate::results::{HostInfo, SourceInfo, Status, Unit, HARNESS_VERSION};
@@ -156,6 +157,11 @@ pub struct CaseComparison {
     /// --show-diff`); `None` when not asked for or not loadable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listing_diff: Option<crate::listing::ListingDiff>,
+    /// How a chain-load case was timed on both sides; absent for runtime
+    /// cases and in files written before bfperf timed `bf_chain_set`
+    /// in-process (there: the whole `bfcli chain set`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_method: Option<crate::chainset::Method>,
     /// REF/BASE with its interval (at the per-look level of
     /// [`look_level`]). `None` when the case was not timed.
     pub estimate: Option<RatioEstimate>,
@@ -186,6 +192,7 @@ impl CaseComparison {
             ref_metrics: None,
             same_program: None,
             listing_diff: None,
+            load_method: None,
             estimate: None,
             change: None,
             resolution_pct: None,
@@ -281,14 +288,9 @@ impl Comparison {
 /// What is measured in a round for one case.
 enum Subject {
     /// The loaded copies of both sides.
-    Runtime {
-        copies: Copies,
-        input: RunInput,
-        repeat: u32,
-    },
-    ChainLoad {
-        text: String,
-    },
+    Runtime { copies: Copies, input: RunInput, repeat: u32 },
+    /// A chain-load case, timed by `method` on both sides.
+    ChainLoad { method: Method },
 }
 
 struct Entry {
@@ -369,6 +371,10 @@ pub fn run(
     };
     let rounds = adaptive(cases.len(), &config, &mut kernel)?;
     for (entry, paired) in entries.iter_mut().zip(rounds) {
+        if !entry.result.is_ok() {
+            // Failed during its rounds: the rounds before are no verdict.
+            continue;
+        }
         entry.result.base_samples = paired.base;
         entry.result.ref_samples = paired.reference;
         entry.result.resolution_pct = paired.estimate.as_ref().and_then(resolution_pct);
@@ -413,6 +419,9 @@ fn prepare(a: &Side, b: &Side, case: &Case, config: &CompareConfig) -> Result<En
         Measure::ChainLoad => {
             result.unit = Unit::Milliseconds;
             let text = case.chain_text();
+            // Both sides timed alike, or REF/BASE would divide unlike things.
+            let method = Method::common(a.chain_method(), b.chain_method());
+            result.load_method = Some(method);
             // One load per side checks both accept the chain.
             for (side, status) in [(a, &mut result.base_status), (b, &mut result.ref_status)] {
                 if let Err(e) = side.bfcli().chain_set(side.bpffs_path(), &text) {
@@ -421,7 +430,7 @@ fn prepare(a: &Side, b: &Side, case: &Case, config: &CompareConfig) -> Result<En
                     side.bfcli().chain_flush(side.bpffs_path(), CHAIN_NAME)?;
                 }
             }
-            result.is_ok().then_some(Subject::ChainLoad { text })
+            result.is_ok().then_some(Subject::ChainLoad { method })
         }
         Measure::Runtime { packet, expected } => {
             let input = RunInput::new(case.flavor(), packet);
@@ -544,13 +553,20 @@ fn round(a: &Side, b: &Side, entry: &mut Entry, done: usize) -> Result<Option<(f
             let one = |p: &Program| runner::sample(p, input, *repeat);
             abba(done, || one(base), || one(reference))?
         }
-        Some(Subject::ChainLoad { text }) => {
-            let one = |s: &Side| -> Result<f64> {
-                let took = s.bfcli().chain_set(s.bpffs_path(), text)?;
-                s.bfcli().chain_flush(s.bpffs_path(), CHAIN_NAME)?;
-                Ok(took.as_secs_f64() * 1e3)
-            };
-            abba(done, || one(a), || one(b))?
+        Some(Subject::ChainLoad { method }) => {
+            let method = *method;
+            match abba(done, || a.time_chain_set(case, method, done), || b.time_chain_set(case, method, done)) {
+                Ok(pair) => pair,
+                // A sample that cannot be taken (a start-up subtraction lost
+                // in noise) fails the case, not the comparison.
+                Err(HarnessError::ChainSetTiming(reason)) => {
+                    entry.result.base_status = Status::Failed { reason: reason.clone() };
+                    entry.result.ref_status = Status::Failed { reason };
+                    entry.subject = None;
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
         }
     };
     Ok(Some(pair))

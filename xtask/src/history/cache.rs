@@ -73,10 +73,13 @@ pub fn read_entry(root: &Path, rel: &Path) -> Result<Option<CacheEntry>, String>
 }
 
 /// What a case measures: its chain, and its packet's bytes (a packet made
-/// faithful to upstream's is another measurement).
+/// faithful to upstream's is another measurement); a chain load, how it is
+/// timed (pairs cached when the whole `bfcli chain set` was timed are another
+/// measurement too).
 fn case_key(c: &&Case) -> String {
     let packet = c.runtime().map(|(p, _)| p.build().iter().map(|b| format!("{b:02x}")).collect::<String>());
-    format!("{}\n{}\n{}", c.name, c.chain_text(), packet.unwrap_or_default())
+    let what = packet.unwrap_or_else(|| CHAIN_LOAD_TIMING.to_owned());
+    format!("{}\n{}\n{what}", c.name, c.chain_text())
 }
 
 /// The suite's version, as shard records name it: a hash of what the
@@ -84,6 +87,10 @@ fn case_key(c: &&Case) -> String {
 pub fn suite_version(cases: &[&Case]) -> String {
     crate::workspace::stable_key(cases.iter().map(case_key))
 }
+
+/// How chain-load cases are timed, part of their cache key: change it when
+/// that changes (bench.md, "Chain-load cases").
+const CHAIN_LOAD_TIMING: &str = "bf_chain_set task-clock in bfcli (uprobes), else start-up subtracted";
 
 /// The cache of one repository's comparisons on this host.
 #[derive(Debug, Clone)]
@@ -234,6 +241,12 @@ mod tests {
         let kq = ResultCache::new(dir.path(), root, &a, &CompareConfig::quick()).key("p", "c");
         assert_ne!(ka, kb);
         assert_ne!(ka, kq);
+        // A chain-load case's key says how it is timed, not only its chain.
+        let load = cases.iter().find(|c| c.runtime().is_none()).unwrap();
+        let kl = ResultCache::new(dir.path(), root, &[load], &CompareConfig::default()).key("p", "c");
+        let text = format!("{}\n{}\n{CHAIN_LOAD_TIMING}", load.name, load.chain_text());
+        let settings = serde_json::to_string(&CompareConfig::default()).unwrap();
+        assert!(kl.ends_with(&crate::workspace::stable_key([text.as_str(), settings.as_str()])), "{kl}");
         assert!(ka.starts_with("p-c-") && ka.contains(HARNESS_VERSION));
     }
 

@@ -1021,6 +1021,7 @@ fn side_results(c: &Comparison, base: bool) -> RunResults {
             metrics,
             floor_ns: None,
             load_ms: None,
+            load_method: None,
         }
     };
     RunResults {

@@ -2,6 +2,7 @@
 //! Markdown, CSV, HTML): one spelling of each, so that a table, a comment and
 //! a report never disagree.
 
+use bench_harness::chainset::Method;
 use bench_harness::engine::CaseComparison;
 use bench_harness::engine::Change;
 use bench_harness::results::{Status, Unit};
@@ -34,6 +35,36 @@ pub fn unit_code(u: Unit) -> &'static str {
         Unit::NsPerPacket => "ns",
         Unit::Milliseconds => "ms",
     }
+}
+
+/// One line per way chain-load cases were timed, naming the cases, e.g.
+/// `ms: bf_chain_set in-process, as upstream: chain_set__ip4_saddr__x_elem_set/8`.
+/// A case without a method (files from before bfperf recorded it) timed the
+/// whole `bfcli chain set`. Nothing when no case is a chain load.
+pub fn load_method_lines<'a>(cases: impl IntoIterator<Item = (&'a str, Unit, Option<Method>)>) -> Vec<String> {
+    let mut groups: Vec<(Option<Method>, Vec<&str>)> = vec![];
+    for (name, u, method) in cases {
+        if u != Unit::Milliseconds {
+            continue;
+        }
+        match groups.iter_mut().find(|(m, _)| *m == method) {
+            Some((_, names)) => names.push(name),
+            None => groups.push((method, vec![name])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(method, names)| {
+            let how = match method {
+                Some(Method::InProcess) => "bf_chain_set in-process, as upstream",
+                Some(Method::StartupSubtracted) => {
+                    "bfcli start-up subtracted (bfcli chain set minus the empty chain's; no bf_chain_set found to time in-process)"
+                }
+                None => "the whole bfcli chain set process",
+            };
+            format!("ms: {how}: {}", names.join(", "))
+        })
+        .collect()
 }
 
 /// A signed percentage with one decimal, `+3.1 %`; values near 0 get two
@@ -149,6 +180,24 @@ pub fn nbsp(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn load_method_lines_group_chain_loads_by_method() {
+        use super::*;
+        let cases = [
+            ("xdp__prologue", Unit::NsPerPacket, None),
+            ("chain_set/8", Unit::Milliseconds, Some(Method::InProcess)),
+            ("chain_set/64", Unit::Milliseconds, Some(Method::StartupSubtracted)),
+            ("chain_set/128", Unit::Milliseconds, Some(Method::InProcess)),
+            ("old/8", Unit::Milliseconds, None),
+        ];
+        let lines = load_method_lines(cases);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines[0], "ms: bf_chain_set in-process, as upstream: chain_set/8, chain_set/128");
+        assert!(lines[1].starts_with("ms: bfcli start-up subtracted") && lines[1].ends_with(": chain_set/64"));
+        assert_eq!(lines[2], "ms: the whole bfcli chain set process: old/8");
+        assert!(load_method_lines([("xdp__prologue", Unit::NsPerPacket, None)]).is_empty());
+    }
+
     use super::*;
 
     #[test]

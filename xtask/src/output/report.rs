@@ -100,11 +100,19 @@ pub fn summary(c: &Comparison) -> String {
         out,
         "Δ is the median of per-round REF/BASE ratios (paired rounds), not the ratio of the two medians shown."
     );
+    for line in load_methods(c) {
+        let _ = writeln!(out, "{line}");
+    }
     if c.same_build {
         let _ =
             writeln!(out, "A/A run (same build on both sides): any verdict other than `no change` is a false positive");
     }
     out
+}
+
+/// How the comparison's chain-load cases were timed ([`super::format::load_method_lines`]).
+fn load_methods(c: &Comparison) -> Vec<String> {
+    super::format::load_method_lines(c.cases.iter().map(|x| (x.name.as_str(), x.unit, x.load_method)))
 }
 
 /// Markdown for a pull-request comment.
@@ -164,6 +172,9 @@ pub fn markdown(c: &Comparison) -> String {
         text::markdown(&c.host.cpu_model),
         text::markdown(&c.host.kernel)
     );
+    for line in load_methods(c) {
+        let _ = writeln!(out, "\n<sub>{}</sub>", text::markdown(&line));
+    }
     for (name, d) in c.cases.iter().filter_map(|x| x.listing_diff.as_ref().map(|d| (&x.name, d))) {
         let _ = writeln!(
             out,

@@ -76,6 +76,11 @@ pub fn floor_lines(results: &RunResults) -> Vec<String> {
         .collect()
 }
 
+/// How the run's chain-load cases were timed ([`super::format::load_method_lines`]).
+fn load_methods(results: &RunResults) -> Vec<String> {
+    super::format::load_method_lines(results.cases.iter().map(|c| (c.name.as_str(), c.unit, c.load_method)))
+}
+
 /// `N ok, N failed, N unsupported`.
 pub fn status_counts(results: &RunResults) -> String {
     let count = |f: fn(&Status) -> bool| results.cases.iter().filter(|c| f(&c.status)).count();
@@ -91,7 +96,7 @@ pub fn status_counts(results: &RunResults) -> String {
 /// naming the build with the status counts and the time.
 pub fn run(results: &RunResults, color: bool) -> String {
     let mut out = run_table(results, color).to_string();
-    for line in floor_lines(results) {
+    for line in floor_lines(results).into_iter().chain(load_methods(results)) {
         out.push('\n');
         out.push_str(&line);
     }
@@ -123,6 +128,9 @@ pub fn run_markdown(results: &RunResults) -> String {
         out.push_str(&format!("| `{}` | {row} | {insns} |\n", case.name));
     }
     out.push_str(&format!("\n{}\n", status_counts(results)));
+    for line in load_methods(results) {
+        out.push_str(&format!("\n{}\n", crate::text::markdown(&line)));
+    }
     out
 }
 

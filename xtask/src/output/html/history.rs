@@ -517,6 +517,7 @@ pub(crate) mod tests {
             metrics: Some(ProgramMetrics { xlated_insns: insns, jited_bytes: insns * 6, verified_insns: insns + 3 }),
             floor_ns: None,
             load_ms: None,
+            load_method: None,
         }
     }
 

@@ -91,6 +91,7 @@ pub(crate) mod tests {
             metrics: Some(ProgramMetrics { xlated_insns: 42, jited_bytes: 250, verified_insns: 45 }),
             floor_ns: Some(10.0),
             load_ms: None,
+            load_method: None,
         };
         RunResults {
             schema: SCHEMA.into(),
