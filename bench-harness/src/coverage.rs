@@ -387,7 +387,7 @@ fn adaptive_with(
         }
         let runtime: Vec<(&[f64], &[f64])> =
             tracks.iter().map(|t| (t.base.as_slice(), t.reference.as_slice())).collect();
-        if let Some(est) = engine::suite_geomean_sequential(&runtime, config).filter(|_| suite) {
+        if let Some(est) = suite.then(|| engine::suite_geomean_sequential(&runtime, config)).flatten() {
             out.suite.count(&est, truth);
         }
     }

@@ -299,7 +299,9 @@ pub const SEQUENTIAL_ITERATIONS: usize = 1000;
 ///
 /// A case that ended undecided (at `max_rounds`, or cut by the budget) is
 /// replayed up to its own round count: the budget does not depend on its
-/// data. A decided case is replayed up to `max_rounds`.
+/// data. A decided case is replayed up to the most rounds an undecided case
+/// got (what the budget allowed), or `max_rounds` when every case was
+/// decided.
 ///
 /// `runtime` as for [`suite_geomean`] (an untimed same-program case is one
 /// round of equal samples and stays exactly 1). Deterministic
@@ -322,13 +324,28 @@ pub fn suite_geomean_replayed(
     // Per case: its log-ratios, its point (all rounds), and the looks a replay
     // takes with their critical values.
     type Replay = (Vec<f64>, f64, Vec<(usize, Option<usize>)>);
-    let cases: Vec<Replay> = runtime
+    let measured: Vec<(Vec<f64>, RatioEstimate)> = runtime
         .iter()
         .map(|(b, r)| paired::paired_log_ratios(b, r))
         .filter(|logs| !logs.is_empty())
         .map(|logs| {
             let est = paired::ratio_of_logs(&logs, per_look);
-            let cap = if decided(&est, config) { last.max(logs.len()) } else { logs.len() };
+            (logs, est)
+        })
+        .collect();
+    // How far a decided case could have gone had its data not decided it:
+    // as far as the cases still open at the end went (the budget stopped
+    // them there), or to the last look if none was.
+    let open_reached = measured
+        .iter()
+        .filter(|(_, est)| has_interval(est) && !decided(est, config))
+        .map(|(logs, _)| logs.len())
+        .max()
+        .unwrap_or(last);
+    let cases: Vec<Replay> = measured
+        .into_iter()
+        .map(|(logs, est)| {
+            let cap = if decided(&est, config) { open_reached.max(logs.len()) } else { logs.len() };
             let mut at: Vec<usize> = looks.iter().copied().filter(|&n| n < cap).collect();
             at.push(cap);
             let at = at.into_iter().map(|n| (n, paired::wilcoxon_critical(n, per_look))).collect();
