@@ -350,6 +350,20 @@ pub fn adaptive(
     reps: usize,
     seed: u64,
 ) -> AdaptiveOutcome {
+    adaptive_with(noise, cases, aa, config, reps, seed, true)
+}
+
+/// [`adaptive`]; without `suite`, the suite interval (a replayed bootstrap,
+/// slow in debug builds) is not computed and `suite` stays empty.
+fn adaptive_with(
+    noise: Noise,
+    cases: usize,
+    aa: bool,
+    config: &CompareConfig,
+    reps: usize,
+    seed: u64,
+    suite: bool,
+) -> AdaptiveOutcome {
     let sims: Vec<SimCase> = (0..cases)
         .map(|i| SimCase { ratio: if aa { 1.0 } else { suite_ratio(i) }, sigma: suite_sigma(i), noise })
         .collect();
@@ -372,12 +386,65 @@ pub fn adaptive(
             }
         }
         let runtime: Vec<(&[f64], &[f64])> =
-            tracks.iter().map(|t| engine::first_look(&t.base, &t.reference, config)).collect();
-        if let Some(est) = engine::suite_geomean(&runtime, config) {
+            tracks.iter().map(|t| (t.base.as_slice(), t.reference.as_slice())).collect();
+        if let Some(est) = suite.then(|| engine::suite_geomean_sequential(&runtime, config)).flatten() {
             out.suite.count(&est, truth);
         }
     }
     out.mean_rounds = rounds as f64 / (reps * cases).max(1) as f64;
+    out
+}
+
+/// Coverage and mean width of one suite estimator.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SuiteInterval {
+    /// Intervals that held the true geometric mean.
+    pub coverage: Coverage,
+    /// Mean interval width, in percentage points.
+    pub mean_width_pct: f64,
+}
+
+impl SuiteInterval {
+    fn count(&mut self, est: &RatioEstimate, truth: f64) {
+        let reps = self.coverage.reps as f64;
+        self.mean_width_pct = (self.mean_width_pct * reps + est.width_pct()) / (reps + 1.0);
+        self.coverage.count(est, truth);
+    }
+}
+
+/// The suite estimators over the same adaptive rounds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SuiteOutcome {
+    /// [`engine::suite_geomean`] on each case's first-look rounds.
+    pub first_look: SuiteInterval,
+    /// [`engine::suite_geomean`] on all rounds (biased by the stopping).
+    pub all_rounds: SuiteInterval,
+    /// [`engine::suite_geomean_sequential`]: all rounds, stopping replayed.
+    pub sequential: SuiteInterval,
+}
+
+/// Run the engine's adaptive loop over `reps` suites of `sims` and compare
+/// the suite estimators on the same rounds.
+pub fn suite(sims: &[SimCase], config: &CompareConfig, reps: usize, seed: u64) -> SuiteOutcome {
+    let truth = (sims.iter().map(|c| c.ratio.ln()).sum::<f64>() / sims.len() as f64).exp();
+    let mut out = SuiteOutcome::default();
+    for rep in 0..reps {
+        let mut source =
+            Simulated::new(sims.to_vec(), config.instances, seed ^ (rep as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let tracks = engine::adaptive(sims.len(), config, &mut source).expect("simulated rounds never fail");
+        let first: Vec<(&[f64], &[f64])> =
+            tracks.iter().map(|t| engine::first_look(&t.base, &t.reference, config)).collect();
+        let all: Vec<(&[f64], &[f64])> = tracks.iter().map(|t| (t.base.as_slice(), t.reference.as_slice())).collect();
+        if let Some(est) = engine::suite_geomean(&first, config) {
+            out.first_look.count(&est, truth);
+        }
+        if let Some(est) = engine::suite_geomean(&all, config) {
+            out.all_rounds.count(&est, truth);
+        }
+        if let Some(est) = engine::suite_geomean_sequential(&all, config) {
+            out.sequential.count(&est, truth);
+        }
+    }
     out
 }
 
@@ -499,7 +566,7 @@ mod tests {
     #[test]
     fn adaptive_loop_holds_the_a_a_rate_under_placement() {
         for config in [CompareConfig::default(), CompareConfig::quick()] {
-            let aa = adaptive(Noise::Placement, 5, true, &config, 40, SEED + 2);
+            let aa = adaptive_with(Noise::Placement, 5, true, &config, 40, SEED + 2, false);
             assert!(
                 aa.false_verdicts * 20 <= aa.null_verdicts,
                 "placement A/A false verdicts {} of {}",
@@ -516,7 +583,7 @@ mod tests {
     #[test]
     fn sequential_looks_keep_the_a_a_rate_on_measured_like_noise() {
         for config in [CompareConfig::default(), CompareConfig::quick()] {
-            let aa = adaptive(Noise::Measured, 8, true, &config, 40, SEED + 3);
+            let aa = adaptive_with(Noise::Measured, 8, true, &config, 40, SEED + 3, false);
             assert_eq!(aa.null_verdicts, 320);
             assert!(
                 aa.false_verdicts * 20 <= aa.null_verdicts,
@@ -526,6 +593,47 @@ mod tests {
             );
             assert_covers(&format!("measured-like A/A cases {config:?}"), aa.cases);
         }
+    }
+
+    /// The suite mean on all rounds with the stopping replayed covers where
+    /// every case has the same true slowdown (the plain mean over all rounds
+    /// is biased there: cases stop when their estimate is beyond the
+    /// threshold), and is narrower than the mean on first-look rounds.
+    #[test]
+    fn sequential_suite_mean_covers_and_is_narrower_than_the_first_look() {
+        let config = CompareConfig::default();
+        let sims = vec![SimCase { ratio: 1.03, sigma: 0.02, noise: Noise::Measured }; 4];
+        let out = suite(&sims, &config, 30, SEED);
+        assert_covers("sequential suite, all +3 %", out.sequential.coverage);
+        assert_covers("first-look suite, all +3 %", out.first_look.coverage);
+        assert!(
+            out.sequential.mean_width_pct < 0.8 * out.first_look.mean_width_pct,
+            "sequential {:.2} points, first look {:.2}",
+            out.sequential.mean_width_pct,
+            out.first_look.mean_width_pct
+        );
+    }
+
+    /// Deterministic, and an untimed same-program case (one round of equal
+    /// samples) stays exactly 1 in the replay.
+    #[test]
+    fn sequential_suite_mean_is_seeded_and_keeps_same_program_cases_at_one() {
+        let config = CompareConfig::default();
+        let ones: (&[f64], &[f64]) = (&[1.0], &[1.0]);
+        let all_same = engine::suite_geomean_sequential(&[ones, ones], &config).unwrap();
+        assert_eq!((all_same.ratio, all_same.lo, all_same.hi, all_same.n), (1.0, 1.0, 1.0, 2));
+        let mut source = Simulated::new(vec![SimCase { ratio: 1.05, sigma: 0.03, noise: Noise::Measured }; 2], 6, 3);
+        let tracks = engine::adaptive(2, &config, &mut source).unwrap();
+        let mut runtime: Vec<(&[f64], &[f64])> =
+            tracks.iter().map(|t| (t.base.as_slice(), t.reference.as_slice())).collect();
+        let two = engine::suite_geomean_sequential(&runtime, &config).unwrap();
+        assert_eq!(two, engine::suite_geomean_sequential(&runtime, &config).unwrap());
+        assert!(two.lo < two.ratio && two.ratio < two.hi, "{two:?}");
+        // A same-program case added: the point moves to (2 · ln(two) + 0) / 3, within the bias correction.
+        runtime.push(ones);
+        let three = engine::suite_geomean_sequential(&runtime, &config).unwrap();
+        assert_eq!(three.n, 3);
+        assert!((three.ratio.ln() - two.ratio.ln() * 2.0 / 3.0).abs() < 1e-9, "{two:?} {three:?}");
     }
 
     #[test]
@@ -540,10 +648,10 @@ mod tests {
     #[test]
     fn adaptive_loop_covers_and_keeps_false_verdicts_rare() {
         for config in [CompareConfig::default(), CompareConfig::quick()] {
-            let out = adaptive(Noise::Outliers, 3, false, &config, 60, SEED);
+            let out = adaptive_with(Noise::Outliers, 3, false, &config, 60, SEED, false);
             assert_covers(&format!("adaptive cases {config:?}"), out.cases);
             assert!(out.mean_rounds >= config.min_rounds as f64 && out.mean_rounds <= config.max_rounds as f64);
-            let aa = adaptive(Noise::Outliers, 3, true, &config, 60, SEED + 1);
+            let aa = adaptive_with(Noise::Outliers, 3, true, &config, 60, SEED + 1, false);
             assert!(
                 aa.false_verdicts * 20 <= aa.null_verdicts,
                 "A/A false verdicts {} of {}",

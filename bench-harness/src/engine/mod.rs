@@ -20,8 +20,9 @@ pub mod schedule;
 pub mod verdict;
 
 pub use schedule::{
-    abba, adaptive, copy_slot, decided, first_look, has_interval, look_level, looks, suite_geomean, Copies, Paired,
-    RoundSource, BOOTSTRAP_ITERATIONS, BOOTSTRAP_SEED,
+    abba, adaptive, copy_slot, decided, first_look, has_interval, look_level, looks, suite_geomean,
+    suite_geomean_replayed, suite_geomean_sequential, Copies, Paired, RoundSource, BOOTSTRAP_ITERATIONS,
+    BOOTSTRAP_SEED, SEQUENTIAL_ITERATIONS,
 };
 pub use verdict::{classify, resolution_pct, Change};
 
@@ -36,6 +37,10 @@ use crate::suite_run::Side;
 use crate::{flavor::Flavor, program::Program};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
+
+/// Seconds of the time budget kept for the work after the last round (the
+/// suite estimate), so that `wall_time_s` stays within the budget.
+const FINISH_RESERVE_S: f64 = 1.0;
 
 /// Schema identifier of [`Comparison`].
 pub const SCHEMA: &str = "bfperf.compare.v1";
@@ -357,7 +362,10 @@ pub fn run(
         entries.push(prepare(&a, &b, case, &config)?);
     }
 
-    let deadline = start + Duration::from_secs_f64(config.time_budget_s);
+    // The budget covers the whole measuring phase, loads and the suite
+    // estimate included: the rounds stop early enough for the estimate
+    // (its replayed bootstrap, [`suite_geomean_sequential`]) to fit.
+    let deadline = start + Duration::from_secs_f64((config.time_budget_s - FINISH_RESERVE_S).max(0.0));
     let mut kernel = Kernel {
         a: &a,
         b: &b,
@@ -367,6 +375,7 @@ pub fn run(
         at_most: 0,
         inject_pct: config.inject_pct,
         spent: vec![0.0; cases.len()],
+        slowest: vec![0.0; cases.len()],
         progress: &mut progress,
     };
     let rounds = adaptive(cases.len(), &config, &mut kernel)?;
@@ -392,12 +401,14 @@ pub fn run(
             if e.result.untimed_same_program() {
                 Some(ones)
             } else {
-                let rounds = first_look(&e.result.base_samples, &e.result.ref_samples, &config);
+                let rounds = (e.result.base_samples.as_slice(), e.result.ref_samples.as_slice());
                 e.result.estimate.is_some().then_some(rounds)
             }
         })
         .collect();
-    let geomean = suite_geomean(&runtime, &config);
+    // All rounds, the stopping replayed in the bootstrap (unbiased where the
+    // plain mean over all rounds is not).
+    let geomean = suite_geomean_sequential(&runtime, &config);
     Ok(Comparison {
         schema: SCHEMA.into(),
         harness_version: HARNESS_VERSION.into(),
@@ -508,6 +519,8 @@ struct Kernel<'a, P> {
     inject_pct: f64,
     /// Seconds spent in rounds, per case.
     spent: Vec<f64>,
+    /// The slowest round so far, in seconds, per case: what the next one may take.
+    slowest: Vec<f64>,
     progress: &'a mut P,
 }
 
@@ -516,7 +529,9 @@ impl<P: FnMut(Progress<'_>)> RoundSource for Kernel<'_, P> {
         let entry = &mut self.entries[case];
         let started = Instant::now();
         let Some(pair) = round(self.a, self.b, entry, done)? else { return Ok(None) };
-        self.spent[case] += started.elapsed().as_secs_f64();
+        let took = started.elapsed().as_secs_f64();
+        self.spent[case] += took;
+        self.slowest[case] = self.slowest[case].max(took);
         self.done += 1;
         self.at_most = self.at_most.saturating_sub(1);
         (self.progress)(Progress::Round {
@@ -530,6 +545,10 @@ impl<P: FnMut(Progress<'_>)> RoundSource for Kernel<'_, P> {
 
     fn out_of_time(&self) -> bool {
         Instant::now() >= self.deadline
+    }
+
+    fn no_time_for(&self, case: usize) -> bool {
+        Instant::now() + Duration::from_secs_f64(self.slowest[case]) >= self.deadline
     }
 
     fn plan(&mut self, rounds: usize) {

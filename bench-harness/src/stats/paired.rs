@@ -95,21 +95,38 @@ impl RatioEstimate {
 ///
 /// If the slices differ in length, or `level` is not strictly between 0 and 1.
 pub fn paired_ratio(base: &[f64], reference: &[f64], level: f64) -> RatioEstimate {
-    let logs = paired_log_ratios(base, reference);
+    ratio_of_logs(&paired_log_ratios(base, reference), level)
+}
+
+/// [`paired_ratio`] on the per-round log-ratios themselves (every one usable).
+pub(crate) fn ratio_of_logs(logs: &[f64], level: f64) -> RatioEstimate {
+    ratio_of_logs_with(logs, level, wilcoxon_critical(logs.len(), level), &mut Vec::new())
+}
+
+/// [`ratio_of_logs`] with the critical value for `logs.len()` at `level`
+/// given ([`wilcoxon_critical`]) and the Walsh averages built in `walsh`:
+/// for callers that compute many intervals of the same sizes (the suite's
+/// replayed bootstrap).
+pub(crate) fn ratio_of_logs_with(
+    logs: &[f64],
+    level: f64,
+    critical: Option<usize>,
+    walsh: &mut Vec<f64>,
+) -> RatioEstimate {
     let n = logs.len();
     if n == 0 {
         return RatioEstimate::degenerate(0.0, 0, level);
     }
-    let mut walsh = walsh_averages(&logs);
-    let point = median_in_place(&mut walsh);
-    match wilcoxon_critical(n, level) {
+    walsh_into(logs, walsh);
+    let point = median_in_place(walsh);
+    match critical {
         Some(c) if n >= MIN_PAIRED_ROUNDS => {
             // The number of Walsh averages below the true shift is distributed
             // as T, so the shift lies below the (c+1)-th smallest one with
             // probability P(T ≤ c) ≤ α/2, and above the (c+1)-th largest likewise.
             let m = walsh.len();
-            let lo = kth_smallest(&mut walsh, c);
-            let hi = kth_smallest(&mut walsh, m - 1 - c);
+            let lo = kth_smallest(walsh, c);
+            let hi = kth_smallest(walsh, m - 1 - c);
             RatioEstimate::from_logs(point, lo, hi, n, level)
         }
         _ => RatioEstimate::degenerate(point, n, level),
@@ -208,10 +225,16 @@ fn usable(v: f64) -> bool {
 /// The `n(n+1)/2` Walsh averages `(d_i + d_j) / 2`, `i ≤ j`.
 fn walsh_averages(d: &[f64]) -> Vec<f64> {
     let mut out = Vec::with_capacity(d.len() * (d.len() + 1) / 2);
+    walsh_into(d, &mut out);
+    out
+}
+
+/// [`walsh_averages`] into `out`, replacing its content.
+fn walsh_into(d: &[f64], out: &mut Vec<f64>) {
+    out.clear();
     for (i, &a) in d.iter().enumerate() {
         out.extend(d[i..].iter().map(|&b| 0.5 * (a + b)));
     }
-    out
 }
 
 /// The `k`-th smallest value (0-based), reordering `v`. Selection rather than
@@ -242,7 +265,7 @@ fn median_in_place(v: &mut [f64]) -> f64 {
 /// `s` is counted by dynamic programming, and compared in integers with
 /// `α/2 · 2ⁿ` (2³⁰ subsets fit easily in a `u64`). Above, the normal
 /// approximation with continuity correction.
-fn wilcoxon_critical(n: usize, level: f64) -> Option<usize> {
+pub(crate) fn wilcoxon_critical(n: usize, level: f64) -> Option<usize> {
     check_level(level);
     let half_alpha = (1.0 - level) / 2.0;
     if n == 0 {
