@@ -73,12 +73,7 @@ fn json_output_dash_makes_stdout_pure_json_and_the_table_goes_to_stderr() {
 fn compare_with_summary(repo: &FixtureRepo, args: &[&str], cache: &Path, summary: &Path) -> Run {
     let mut cmd = bfperf_tests::subcommand("bench-compare", repo.path(), args, cache);
     cmd.env("GITHUB_STEP_SUMMARY", summary);
-    let out = cmd.output().expect("xtask runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    output_of(cmd)
 }
 
 #[test]
