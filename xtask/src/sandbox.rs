@@ -255,8 +255,16 @@ fn confine(writable: &[PathBuf], read_only: &[PathBuf], cwd: &Path) -> Result<()
              file system; see doc/optimize.md)"
         )
     })?;
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .context("cannot make the sandbox's mounts private")?;
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).map_err(|e| {
+        // EINVAL here: `/` is not a mount point (a plain chroot). The sandbox
+        // covers and re-mounts the tree from its root, so it needs one.
+        let hint = if e == nix::errno::Errno::EINVAL {
+            "; / is not a mount point (a plain chroot?): make it one before chroot              (`mount --bind DIR DIR`), run in a container, or pass --no-sandbox (dangerous, see doc/optimize.md)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("cannot make the sandbox's mounts private: {e}{hint}")
+    })?;
     loopback_up().context("cannot bring up the sandbox's loopback")?;
 
     // Detached copies of what stays visible (writable or not), taken before
