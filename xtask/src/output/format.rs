@@ -67,6 +67,18 @@ pub fn load_method_lines<'a>(cases: impl IntoIterator<Item = (&'a str, Unit, Opt
         .collect()
 }
 
+/// A chain-load case's timing in a CSV cell: `in_process`,
+/// `startup_subtracted`, or `whole_process` (files from before bfperf
+/// recorded it); empty for a runtime case.
+pub fn load_method_code(u: Unit, method: Option<Method>) -> &'static str {
+    match (u, method) {
+        (Unit::NsPerPacket, _) => "",
+        (Unit::Milliseconds, Some(Method::InProcess)) => "in_process",
+        (Unit::Milliseconds, Some(Method::StartupSubtracted)) => "startup_subtracted",
+        (Unit::Milliseconds, None) => "whole_process",
+    }
+}
+
 /// A signed percentage with one decimal, `+3.1 %`; values near 0 get two
 /// (`+0.04 %`: "+0.0" would hide that it is not zero).
 pub fn pct(v: f64) -> String {

@@ -111,7 +111,7 @@ pub fn summary(c: &Comparison) -> String {
 }
 
 /// How the comparison's chain-load cases were timed ([`super::format::load_method_lines`]).
-fn load_methods(c: &Comparison) -> Vec<String> {
+pub fn load_methods(c: &Comparison) -> Vec<String> {
     super::format::load_method_lines(c.cases.iter().map(|x| (x.name.as_str(), x.unit, x.load_method)))
 }
 
@@ -202,7 +202,8 @@ pub fn listing_diffs(c: &Comparison) -> String {
 
 /// `--csv` for `bench`: a header row, then one row per case (RFC 4180: a
 /// field with a comma, quote or line break is quoted). Times are in the
-/// case's `unit`; empty fields where the case has no value.
+/// case's `unit`; empty fields where the case has no value; `load_method`
+/// as in [`compare_csv`].
 pub fn run_csv(results: &RunResults) -> anyhow::Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(vec![]);
     w.write_record([
@@ -219,6 +220,7 @@ pub fn run_csv(results: &RunResults) -> anyhow::Result<Vec<u8>> {
         "jited_bytes",
         "verified_insns",
         "over_floor_ns",
+        "load_method",
     ])?;
     let opt = |v: Option<String>| v.unwrap_or_default();
     for case in &results.cases {
@@ -239,6 +241,7 @@ pub fn run_csv(results: &RunResults) -> anyhow::Result<Vec<u8>> {
             opt(m.map(|m| m.jited_bytes.to_string())),
             opt(m.map(|m| m.verified_insns.to_string())),
             opt(case.cost_over_floor().filter(|_| case.status == Status::Ok).map(|c| c.to_string())),
+            super::format::load_method_code(case.unit, case.load_method).into(),
         ])?;
     }
     Ok(w.into_inner()?)
@@ -247,7 +250,8 @@ pub fn run_csv(results: &RunResults) -> anyhow::Result<Vec<u8>> {
 /// `--csv` for `bench-compare`: a header row, then one row per case. `delta_pct`
 /// and its interval are REF against BASE in %; `verdict` is `faster`,
 /// `slower`, `no_change`, `same_program` (not timed) or `not_measured` (then
-/// the statuses say why); `resolution_pct` is what a `no_change` rules out.
+/// the statuses say why); `resolution_pct` is what a `no_change` rules out;
+/// `load_method` how a chain-load case was timed ([`super::format::load_method_code`]).
 pub fn compare_csv(c: &Comparison) -> anyhow::Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(vec![]);
     w.write_record([
@@ -267,6 +271,7 @@ pub fn compare_csv(c: &Comparison) -> anyhow::Result<Vec<u8>> {
         "base_reason",
         "ref_status",
         "ref_reason",
+        "load_method",
     ])?;
     let opt = |v: Option<String>| v.unwrap_or_default();
     for case in &c.cases {
@@ -291,6 +296,7 @@ pub fn compare_csv(c: &Comparison) -> anyhow::Result<Vec<u8>> {
             super::csv::text(&base_reason).into_owned(),
             ref_status.into(),
             super::csv::text(&ref_reason).into_owned(),
+            super::format::load_method_code(case.unit, case.load_method).into(),
         ])?;
     }
     Ok(w.into_inner()?)

@@ -77,7 +77,7 @@ pub fn floor_lines(results: &RunResults) -> Vec<String> {
 }
 
 /// How the run's chain-load cases were timed ([`super::format::load_method_lines`]).
-fn load_methods(results: &RunResults) -> Vec<String> {
+pub fn load_methods(results: &RunResults) -> Vec<String> {
     super::format::load_method_lines(results.cases.iter().map(|c| (c.name.as_str(), c.unit, c.load_method)))
 }
 

@@ -94,6 +94,7 @@ pub fn render(c: &Comparison, templates: &Templates, generated: &str) -> Result<
             generated,
             same_build => c.same_build,
             forest => safe(svg::forest(&forest, c.config.threshold_pct)),
+            load_methods => crate::output::report::load_methods(c),
             cases => rows,
             listings,
         },
@@ -170,6 +171,25 @@ pub(crate) mod tests {
         assert!(page.contains("nf__&lt;b&gt;failed&lt;/b&gt;"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!page.contains("id=\"listings\""), "no listing without listing_diff");
+    }
+
+    #[test]
+    fn the_page_and_the_csv_say_how_chain_loads_were_timed() {
+        let mut c = comparison();
+        let mut load = case("chain_set__x/8", 1.0, 0.02, Change::NoChange);
+        load.unit = bench_harness::results::Unit::Milliseconds;
+        load.load_method = Some(bench_harness::chainset::Method::StartupSubtracted);
+        c.cases.push(load);
+        let page = render(&c, &Templates::embedded(), "now").unwrap();
+        assert!(page.contains("<li>ms: bfcli start-up subtracted (bfcli chain set minus the empty chain"), "{page}");
+        assert!(page.contains("): chain_set__x/8</li>"), "{page}");
+        let csv = String::from_utf8(crate::output::report::compare_csv(&c).unwrap()).unwrap();
+        assert!(csv.lines().next().unwrap().ends_with(",load_method"), "{csv}");
+        assert!(csv.lines().last().unwrap().ends_with(",startup_subtracted"), "{csv}");
+        assert!(csv.lines().nth(1).unwrap().ends_with(','), "a runtime case has none: {csv}");
+        // Before any chain load is in the comparison, no such section.
+        let page = render(&comparison(), &Templates::embedded(), "now").unwrap();
+        assert!(!page.contains("How chain loads were timed"), "{page}");
     }
 
     #[test]

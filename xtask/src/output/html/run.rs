@@ -61,6 +61,7 @@ pub fn render(results: &RunResults, templates: &Templates, generated: &str) -> R
             generated,
             cases,
             floors => floor_lines(results),
+            load_methods => crate::output::table::load_methods(results),
         },
     )
 }
@@ -121,7 +122,12 @@ pub(crate) mod tests {
 
     #[test]
     fn every_case_is_a_row_outside_text_escaped() {
-        let page = render(&run(), &Templates::embedded(), "now").unwrap();
+        let mut run = run();
+        run.cases[2].load_method = Some(bench_harness::chainset::Method::InProcess);
+        let page = render(&run, &Templates::embedded(), "now").unwrap();
+        assert!(page.contains("<li>ms: bf_chain_set in-process, as upstream: chain_load</li>"), "{page}");
+        let csv = String::from_utf8(crate::output::report::run_csv(&run).unwrap()).unwrap();
+        assert!(csv.lines().last().unwrap().ends_with(",in_process"), "{csv}");
         assert!(page.starts_with("<!doctype html>"), "{page}");
         assert!(page.contains("<tr id=\"case-xdp__prologue\">"), "{page}");
         assert!(page.contains("30.5\u{a0}ns/pkt") && page.contains("12.5\u{a0}ms"), "{page}");
