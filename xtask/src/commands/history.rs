@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result};
 use std::path::{Path, PathBuf};
 use xtask::exit;
 use xtask::flags::HistoryFlags;
-use xtask::history::{self, shard::Shard, History, RunOptions};
+use xtask::history::{self, shard::Shard, History, Split};
 use xtask::output::{self, exporter, Format, Human, Results};
 use xtask::session::Session;
 
@@ -21,8 +21,8 @@ pub fn run(flags: HistoryFlags) -> Result<i32> {
         return on_hosts(&flags, &human, &what);
     }
     let session = Session::enter(&flags.host, &flags.remote, &flags.common, &what, true)?;
-    let opts = RunOptions { shard: flags.shard, tag: String::new() };
-    let hist = history::run_with(&flags, &session, &opts)?;
+    let split = Split { shard: flags.shard, tag: String::new() };
+    let hist = history::run_with(&flags, &session, &split)?;
     report(&flags, &human, &hist, &session.cache)?;
     Ok(history::exit_code(
         &hist,
@@ -94,8 +94,8 @@ fn on_hosts(flags: &HistoryFlags, human: &Human, what: &str) -> Result<i32> {
             .enumerate()
             .map(|(k, (session, spec))| {
                 s.spawn(move || -> Result<PathBuf> {
-                    let opts = RunOptions { shard: Some(Shard { index: k + 1, count }), tag: format!(" on {spec}") };
-                    history::run_with(flags, &session, &opts)
+                    let split = Split { shard: Some(Shard { index: k + 1, count }), tag: format!(" on {spec}") };
+                    history::run_with(flags, &session, &split)
                         .with_context(|| format!("on {spec} (shard {}/{count})", k + 1))?;
                     Ok(session.cache.clone())
                 })

@@ -484,7 +484,7 @@ fn build_commit(
 /// How one run of a history is split: the shard it measures, and a tag for
 /// its progress lines when several hosts run at once.
 #[derive(Debug, Clone, Default)]
-pub struct RunOptions {
+pub struct Split {
     /// Measure only this shard's pairs, and leave its record in the cache.
     pub shard: Option<shard::Shard>,
     /// Added to the progress lines (` on HOST`).
@@ -566,16 +566,16 @@ fn build_point(
 
 /// Run the history: every pair of the range.
 pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
-    run_with(flags, session, &RunOptions::default())
+    run_with(flags, session, &Split::default())
 }
 
 /// Run the history as `opts` say: every pair, or one shard's.
-pub fn run_with(flags: &HistoryFlags, session: &Session, opts: &RunOptions) -> Result<History> {
+pub fn run_with(flags: &HistoryFlags, session: &Session, split: &Split) -> Result<History> {
     let config = config(&flags.measure)?;
     let sources = session::sources(&flags.tree)?;
     let repo = Repo::open(sources.root())?;
     let revs = revisions(&repo, flags)?;
-    if opts.shard.is_some() && revs.iter().any(|r| matches!(r, Rev::Wip { .. })) {
+    if split.shard.is_some() && revs.iter().any(|r| matches!(r, Rev::Wip { .. })) {
         anyhow::bail!(
             "--shard cannot measure wip: uncommitted changes are not cached, so no merge could find them (commit them first)"
         );
@@ -589,22 +589,22 @@ pub fn run_with(flags: &HistoryFlags, session: &Session, opts: &RunOptions) -> R
         _ => None,
     };
     let measured_on = session.machine.host_name();
-    let tag = &opts.tag;
+    let tag = &split.tag;
     let n = revs.len();
     let planned = plan(&repo, &revs, flags.all_parents);
     let oid = |i: usize| revs[i].oid().to_string();
-    let owns = |j: usize| match (planned[j], &opts.shard) {
+    let owns = |j: usize| match (planned[j], &split.shard) {
         (None, _) => false,
         (Some(_), None) => true,
         (Some(b), Some(s)) => s.owns(&oid(b), &oid(j)),
     };
     let owned: Vec<usize> = (0..n).filter(|&j| owns(j)).collect();
     // The points to build: all of them, or the two of each pair this shard owns.
-    let wanted: std::collections::BTreeSet<usize> = match opts.shard {
+    let wanted: std::collections::BTreeSet<usize> = match split.shard {
         None => (0..n).collect(),
         Some(_) => owned.iter().flat_map(|&j| [planned[j].expect("owned pairs have a base"), j]).collect(),
     };
-    if let Some(s) = &opts.shard {
+    if let Some(s) = &split.shard {
         let names: Vec<String> = owned
             .iter()
             .map(|&j| format!("{} → {}", short(revs[planned[j].unwrap()].oid()), short(revs[j].oid())))
@@ -660,7 +660,7 @@ pub fn run_with(flags: &HistoryFlags, session: &Session, opts: &RunOptions) -> R
         suite_level: 0.0,
         trend: trend::Trend::default(),
     };
-    if opts.shard.is_none() && !built.iter().any(is_good) {
+    if split.shard.is_none() && !built.iter().any(is_good) {
         if let Some(reason) = built.iter().flatten().find_map(|b| b.unsupported.as_ref()) {
             anyhow::bail!(
                 "no commit of the range can be measured: {}",
@@ -732,7 +732,7 @@ pub fn run_with(flags: &HistoryFlags, session: &Session, opts: &RunOptions) -> R
     bar.finish_and_clear();
 
     // 3. The shard's record, for --merge.
-    if let Some(s) = &opts.shard {
+    if let Some(s) = &split.shard {
         let state = |b: &Built| match (&b.bfcli, &b.unsupported) {
             (Err(reason), _) => shard::BuildState::BuildFailed { reason: reason.clone() },
             (Ok(_), Some(reason)) => shard::BuildState::UnsupportedTree { reason: reason.clone() },
@@ -771,10 +771,11 @@ pub fn run_with(flags: &HistoryFlags, session: &Session, opts: &RunOptions) -> R
     // 4. Points and changes. A shard's own report shows the other shards' points as missing.
     let mut statuses: Vec<PointStatus> = (0..n)
         .map(|idx| match &built[idx] {
-            _ if opts.shard.is_some() && idx > 0 && !owns(idx) => {
-                let owner = shard::owner(&oid(planned[idx].unwrap_or(0)), &oid(idx), opts.shard.map_or(1, |s| s.count));
+            _ if split.shard.is_some() && idx > 0 && !owns(idx) => {
+                let owner =
+                    shard::owner(&oid(planned[idx].unwrap_or(0)), &oid(idx), split.shard.map_or(1, |s| s.count));
                 PointStatus::Missing {
-                    reason: format!("measured by shard {owner}/{}", opts.shard.map_or(1, |s| s.count)),
+                    reason: format!("measured by shard {owner}/{}", split.shard.map_or(1, |s| s.count)),
                 }
             }
             None => PointStatus::Missing { reason: "not built by this shard".into() },
@@ -788,7 +789,7 @@ pub fn run_with(flags: &HistoryFlags, session: &Session, opts: &RunOptions) -> R
         })
         .collect();
     // A shard's first point is measured only as a base: missing unless one of its pairs used it.
-    if opts.shard.is_some() && matches!(statuses[0], PointStatus::Measured { .. }) && !bases.contains(&Some(0)) {
+    if split.shard.is_some() && matches!(statuses[0], PointStatus::Measured { .. }) && !bases.contains(&Some(0)) {
         statuses[0] = PointStatus::Missing { reason: "not a base of this shard's pairs".into() };
     }
     for (idx, status) in statuses.into_iter().enumerate() {
