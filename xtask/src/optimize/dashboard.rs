@@ -32,7 +32,7 @@
 use super::record::{Outcome, RunRecord};
 use super::serve::{self, TOKEN_HEADER};
 use super::transcript::LiveLog;
-use crate::output::html::escape;
+use crate::output::html::live::{self, code, link, render, text, Stop, Strip};
 use anyhow::{Context as _, Result};
 use minijinja::{context, Value};
 use std::collections::BTreeMap;
@@ -732,59 +732,29 @@ fn run_page(state: &State, id: &str) -> Option<String> {
         return None;
     }
     let version = serde_json::from_str::<serde_json::Value>(&run_state(state, id)?).ok()?["version"].clone();
-    // A JSON string in the page's script: made here, no outside text; `<` escaped all the same.
-    let version_js = version.to_string().replace('<', "\\u003c");
-    let live = context! {
-        id,
+    let strip = Strip {
+        id: Some(id),
+        state: if running { "running" } else { "not running" }.into(),
         running,
+        stop: if running { Stop::Form } else { Stop::None },
         count,
-        log => lines.join("\n"),
-        version_js => crate::output::html::safe(version_js),
+        log: lines.join("\n"),
+        version,
     };
     Some(match &record {
-        Some(r) => {
-            let page = crate::output::html::optimize::page(r, &crate::output::html::now());
-            render("dashboard_run.html", context! { live, ..page })
-        }
-        None => render(
-            "dashboard_message.html",
-            context! {
-                title => format!("Run {id}"),
-                parts => vec![text("Starting: the worktree is being configured and the baseline validated.")],
-                live,
-            },
+        Some(r) => live::run_page(r, &strip),
+        None => live::message(
+            &format!("Run {id}"),
+            &[text("Starting: the worktree is being configured and the baseline validated.")],
+            Some(&strip),
+            None,
         ),
     })
 }
 
 /// A page of text: `parts` are [`text`], [`code`] and [`link`]s, escaped by the template.
 fn message_page(title: &str, parts: &[Value]) -> String {
-    render("dashboard_message.html", context! { title, parts, live => false })
-}
-
-/// Plain text of a message.
-fn text(s: &str) -> Value {
-    context! { text => s, code => false, href => () }
-}
-
-/// Code in a message.
-fn code(s: &str) -> Value {
-    context! { text => s, code => true, href => () }
-}
-
-/// A link in a message.
-fn link(href: &str, s: &str) -> Value {
-    context! { text => s, code => false, href }
-}
-
-/// Render a dashboard template (embedded: `xtask/templates/dashboard*.html`, extending
-/// `base.html` with `style.css`; every variable escaped). A failure is a bug of the
-/// templates: it is a plain page saying so, not a panic of the server thread.
-fn render(name: &str, ctx: Value) -> String {
-    static TEMPLATES: std::sync::OnceLock<crate::output::html::Templates> = std::sync::OnceLock::new();
-    TEMPLATES.get_or_init(crate::output::html::Templates::embedded).render(name, ctx).unwrap_or_else(|e| {
-        format!("<!doctype html>\n<title>error</title>\n<pre>{}</pre>\n", escape(&format!("{e:#}")))
-    })
+    live::message(title, parts, None, None)
 }
 
 #[cfg(test)]
@@ -894,15 +864,16 @@ mod tests {
 
         // A run's page: its report under the live strip, the stop form while it runs, the poller.
         let record = crate::output::html::optimize::tests::synthetic();
-        let live = context! {
-            id => "20261125-101500",
-            running => true,
-            count => 2,
-            log => format!("attempt 3: {hostile}"),
-            version_js => crate::output::html::safe("\"4:Done:true:true\"".into()),
+        let strip = Strip {
+            id: Some("20261125-101500"),
+            state: "running".into(),
+            running: true,
+            stop: Stop::Form,
+            count: 2,
+            log: format!("attempt 3: {hostile}"),
+            version: "4:Done:true:true".into(),
         };
-        let report = crate::output::html::optimize::page(&record, "now");
-        let page = render("dashboard_run.html", context! { live, ..report });
+        let page = live::run_page(&record, &strip);
         let strip = page.find("<div id=\"live\">").expect("the live strip");
         assert!(strip < page.find("<header>").unwrap(), "the strip comes before the report");
         assert!(page.contains("<form method=\"post\" action=\"/runs/20261125-101500/stop\" id=\"stop\">"), "{page}");

@@ -2,8 +2,9 @@
 //!
 //! A small HTTP server on a background thread, bound to a loopback address
 //! only, that shows the run as it goes: the same page as `report.html`
-//! ([`crate::output::html::optimize::render`]) plus a live strip (current attempt and step) and a
-//! tiny inline script that reloads the page when the run moves on.
+//! ([`crate::output::html::optimize::render`]) under the live strip (current attempt and step,
+//! the live log) and the poller that reloads the page when the run moves on: the same templates
+//! as `optimize-dashboard`'s run pages ([`crate::output::html::live`]).
 //!
 //! It is read-only but for one control: `POST /stop` asks the run to stop after
 //! the current attempt, and only with the token printed in the terminal.
@@ -19,8 +20,9 @@
 //! | anything else | 404 (unknown path) or 405 (known path, other method) |
 
 use super::record::{RunRecord, Step};
-use crate::output::html::escape;
+use crate::output::html::live::{self, code, link, text, Stop, Strip, TokenForm};
 use anyhow::{bail, Context as _, Result};
+use minijinja::Value;
 use serde::Serialize;
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -283,16 +285,13 @@ fn handle(shared: &Shared, mut request: tiny_http::Request) {
                 eprintln!("dashboard: stop requested; the run stops after the current attempt");
                 respond(request, 202, HTML, stopped_page(), &[])
             } else {
-                respond(request, 403, HTML, message_page("Wrong or missing token", FORBIDDEN), &[])
+                respond(request, 403, HTML, forbidden_page(), &[])
             }
         }
         ("/stop", _, _) => respond(request, 405, TEXT, "method not allowed\n".into(), &[("Allow", "GET, HEAD, POST")]),
         _ => respond(request, 405, TEXT, "method not allowed\n".into(), &[("Allow", "GET, HEAD")]),
     }
 }
-
-const FORBIDDEN: &str = "The stop token is printed in the terminal where <code>cargo xtask optimize --serve</code> \
-                         runs. <a href=\"/stop\">Try again</a> · <a href=\"/\">back to the run</a>";
 
 /// The value of `name` in an `application/x-www-form-urlencoded` body (the token is hex: no decoding needed).
 fn form_field(body: &str, name: &str) -> Option<String> {
@@ -322,61 +321,6 @@ pub(crate) fn live_json(log: &super::transcript::LiveLog) -> serde_json::Value {
     serde_json::json!({"count": count, "lines": lines})
 }
 
-/// Style and script of the live strip. The script polls `/state.json` and
-/// reloads the page when the run has moved on (not every few seconds: an
-/// opened diff stays open while nothing changes).
-const LIVE_HEAD: &str = r#"<style>
-#live { position: sticky; top: 0; z-index: 10; display: flex; flex-wrap: wrap; gap: 4px 18px; align-items: center;
-  background: #eef3fb; border-bottom: 1px solid #c9d7ee; margin: 0 -24px; padding: 6px 24px; font-size: 13px; }
-#live .pulse { width: 9px; height: 9px; border-radius: 50%; background: #1f5fa8; display: inline-block; }
-#live.ended .pulse { background: #8a8a8a; } #live .stop { margin-left: auto; }
-#live .stopreq { color: #c62828; font-weight: 600; }
-#livelog { max-height: 220px; overflow: auto; margin: 8px 0; font: 12px ui-monospace, monospace; white-space: pre-wrap;
-  background: #f7f9fc; border: 1px solid #dde5f2; padding: 6px 8px; }
-</style>
-<noscript><meta http-equiv="refresh" content="10"></noscript>
-"#;
-
-/// The polling script; `@VERSION@` is the version the page shows. It marks the
-/// page (`data-version`, then `data-polled`) so that a test can see it ran.
-const LIVE_SCRIPT: &str = r#"<script>
-(function () {
-  var version = @VERSION@;
-  // The live log: text only (textContent), never HTML.
-  function showLive(live) {
-    var pre = document.getElementById('livelog');
-    if (!pre || !live) { return; }
-    var atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-    pre.textContent = live.lines.join('\n');
-    pre.dataset.count = live.count;
-    if (atEnd) { pre.scrollTop = pre.scrollHeight; }
-  }
-  document.documentElement.dataset.version = version;
-  function poll() {
-    fetch('/state.json', {cache: 'no-store'}).then(function (r) { return r.json(); }).then(function (s) {
-      document.documentElement.dataset.polled = s.version;
-      showLive(s.live);
-      if (s.version !== version) { location.reload(); return; }
-      setTimeout(poll, 3000);
-    }).catch(function () {
-      document.getElementById('live').className = 'ended';
-      document.getElementById('livestate').textContent =
-        'disconnected: the run has ended (its report stays in report.html)';
-      setTimeout(poll, 10000);
-    });
-  }
-  setTimeout(poll, 3000);
-  fetch('/state.json', {cache: 'no-store'}).then(function (r) { return r.json(); }).then(function (s) {
-    showLive(s.live);
-  }).catch(function () {});
-})();
-</script>
-"#;
-
-fn live_script(version: u64) -> String {
-    LIVE_SCRIPT.replace("@VERSION@", &version.to_string())
-}
-
 fn step_word(step: Step) -> &'static str {
     match step {
         Step::Propose => "proposing",
@@ -388,81 +332,89 @@ fn step_word(step: Step) -> &'static str {
     }
 }
 
-/// The live strip shown above the report.
-fn live_strip(record: Option<&RunRecord>, stop_requested: bool) -> String {
-    let state = match record {
+/// What the run is doing, in words, for the live strip.
+fn state_words(record: Option<&RunRecord>) -> String {
+    match record {
         None => "starting: configuring and validating the baseline".to_owned(),
         Some(r) if r.stopped.is_some() => "run finished".to_owned(),
         Some(r) => match current(r) {
             Some(c) => format!("attempt {}: {}", c.attempt, step_word(c.step)),
             None => "between attempts".to_owned(),
         },
-    };
-    let stop = if stop_requested {
-        "<span class=\"stop stopreq\">stop requested: the run stops after this attempt</span>"
-    } else {
-        "<a class=\"stop\" href=\"/stop\">Stop after this attempt…</a>"
-    };
-    format!(
-        "<div id=\"live\"><span class=\"pulse\"></span><b>live</b><span id=\"livestate\">{}</span>{stop}</div>\n\
-         <pre id=\"livelog\" aria-live=\"polite\"></pre>\n",
-        escape(&state)
-    )
+    }
 }
 
-/// The report page with the live strip and the polling script.
+/// The report page under the live strip, with the poller.
 fn page(shared: &Shared) -> String {
     let (version, record) = snapshot(shared);
     let stop_requested = shared.stop.load(Ordering::SeqCst);
-    let strip = live_strip(record.as_ref(), stop_requested);
+    let running = record.as_ref().is_none_or(|r| r.stopped.is_none());
     // The live log as it is now, for a browser without JavaScript too.
-    let lines = shared.live.snapshot().1.join("\n");
-    let strip = strip.replace("</pre>", &format!("{}</pre>", escape(&lines)));
-    let script = live_script(version);
-    let Some(record) = record else {
-        return format!(
-            "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>bfperf optimize \
-             (starting)</title>\n<style>body {{ font: 14px/1.45 system-ui, sans-serif; margin: 0 auto; padding: 0 \
-             24px; max-width: 1200px; }}</style>\n{LIVE_HEAD}</head>\n<body>\n{strip}<h1>bfperf optimize</h1>\n<p>The \
-             run is starting: its worktree is being configured and the baseline validated. This page follows it.</p>\n\
-             {script}</body>\n</html>\n"
-        );
+    let (count, lines) = shared.live.snapshot();
+    let strip = Strip {
+        id: None,
+        state: state_words(record.as_ref()),
+        running,
+        stop: match (running, stop_requested) {
+            (false, _) => Stop::None,
+            (true, true) => Stop::Requested,
+            (true, false) => Stop::Link,
+        },
+        count,
+        log: lines.join("\n"),
+        version: version.into(),
     };
-    let mut html = crate::output::html::optimize::render(&record);
-    if let Some(i) = html.find("</head>") {
-        html.insert_str(i, LIVE_HEAD);
+    match record {
+        Some(record) => live::run_page(&record, &strip),
+        None => live::message(
+            "bfperf optimize (starting)",
+            &[text("The run is starting: its worktree is being configured and the baseline validated. This page follows it.")],
+            Some(&strip),
+            None,
+        ),
     }
-    if let Some(i) = html.find("<body>\n") {
-        html.insert_str(i + "<body>\n".len(), &strip);
-    }
-    if let Some(i) = html.rfind("</body>") {
-        html.insert_str(i, &script);
-    }
-    html
 }
 
-fn message_page(title: &str, body_html: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n\
-         <style>body {{ font: 14px/1.45 system-ui, sans-serif; margin: 40px auto; max-width: 640px; padding: 0 24px; }}\
-         input {{ font: 13px ui-monospace, monospace; width: 32em; }}</style>\n</head>\n<body>\n<h1>{title}</h1>\n\
-         <p>{body_html}</p>\n</body>\n</html>\n"
-    )
+fn back() -> Value {
+    link("/", "back to the run")
 }
 
 fn stop_form() -> String {
-    message_page(
+    live::message(
         "Stop after this attempt",
-        "The run finishes the attempt under way (it is recorded and, when it wins, kept), then stops; \
-         <code>--resume</code> continues it later.</p>\n<form method=\"post\" action=\"/stop\">\
-         <label>Stop token (printed in the terminal): <input name=\"token\" autocomplete=\"off\" \
-         spellcheck=\"false\" required></label> <button type=\"submit\">Stop after this attempt</button></form>\n\
-         <p><a href=\"/\">back to the run</a>",
+        &[
+            text("The run finishes the attempt under way (it is recorded and, when it wins, kept), then stops; "),
+            code("--resume"),
+            text(" continues it later."),
+        ],
+        None,
+        Some(&TokenForm {
+            action: "/stop",
+            label: "Stop token (printed in the terminal):",
+            button: "Stop after this attempt",
+            after: vec![back()],
+        }),
     )
 }
 
 fn stopped_page() -> String {
-    message_page("Stop requested", "The run stops after the current attempt. <a href=\"/\">back to the run</a>")
+    live::message("Stop requested", &[text("The run stops after the current attempt. "), back()], None, None)
+}
+
+fn forbidden_page() -> String {
+    live::message(
+        "Wrong or missing token",
+        &[
+            text("The stop token is printed in the terminal where "),
+            code("cargo xtask optimize --serve"),
+            text(" runs. "),
+            link("/stop", "Try again"),
+            text(" · "),
+            back(),
+        ],
+        None,
+        None,
+    )
 }
 
 #[cfg(test)]

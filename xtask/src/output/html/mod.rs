@@ -14,6 +14,7 @@
 
 pub mod compare;
 pub mod history;
+pub mod live;
 pub mod optimize;
 pub mod run;
 
