@@ -421,11 +421,14 @@ fn a_build_failure_names_the_log_and_leaves_no_slot_behind() {
     let names: Vec<String> = std::fs::read_dir(&git_dir)
         .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
-    assert!(!names.iter().any(|n| n.contains("ref")), "REF's worktree metadata remains: {names:?}");
+    assert!(
+        !names.iter().any(|n| n.contains(xtask::revisions::REF_SLOT)),
+        "REF's worktree metadata remains: {names:?}"
+    );
     let ref_dirs: Vec<PathBuf> = std::fs::read_dir(cache.path().join("worktrees"))
         .unwrap()
         .flatten()
-        .map(|e| e.path().join("ref"))
+        .map(|e| e.path().join(xtask::revisions::REF_SLOT))
         .filter(|p| p.exists())
         .collect();
     assert!(ref_dirs.is_empty(), "REF's half-built worktree remains: {ref_dirs:?}");

@@ -4,7 +4,7 @@
 use crate::exit::{self, FailOn};
 use crate::flags::CompareFlags;
 use crate::progress;
-use crate::revisions::{build_rev, select_cases, RepoCache};
+use crate::revisions::{build_rev, select_cases, RepoCache, BASE_SLOT, REF_SLOT};
 use crate::session::{self, Session};
 use crate::worktree::{Repo, Rev};
 use anyhow::{Context as _, Result};
@@ -50,9 +50,9 @@ pub fn run(flags: &CompareFlags, session: &Session) -> Result<Comparison> {
         progress::info("BASE and REF are the same revision: this is an A/A run, measuring the noise (every verdict should be `no change`)");
     }
     let machine = &session.machine;
-    let base_bfcli = build_rev(machine, &repo, &layout, "base", &base, None)?;
+    let base_bfcli = build_rev(machine, &repo, &layout, BASE_SLOT, &base, None)?;
     let ref_bfcli =
-        if same { base_bfcli.clone() } else { build_rev(machine, &repo, &layout, "ref", &reference, None)? };
+        if same { base_bfcli.clone() } else { build_rev(machine, &repo, &layout, REF_SLOT, &reference, None)? };
     let sides = (
         (base_bfcli.clone(), side_info(&repo, &base, &base_bfcli)),
         (ref_bfcli.clone(), side_info(&repo, &reference, &ref_bfcli)),

@@ -45,6 +45,17 @@ impl RepoCache {
     }
 }
 
+/// The slot BASE of a comparison is built in.
+pub const BASE_SLOT: &str = "base";
+
+/// The slot REF is built in: a name as long as [`BASE_SLOT`]. The build's
+/// paths are compiled into bpfilter (its BPF stubs' debug info, `__FILE__`),
+/// and paths of different lengths shift libbpfilter's layout: two builds of
+/// one source, in `base` and `ref`, timed `bf_chain_set` 4–6 % apart, and
+/// the same at paths of equal length (doc/measurements.md §9).
+pub const REF_SLOT: &str = "test";
+const _: () = assert!(BASE_SLOT.len() == REF_SLOT.len(), "the two slots' paths must be as long as each other");
+
 /// Check `rev` out in `slot` and build its bfcli on `machine`; returns its
 /// path there. On a build failure the slot's worktree is removed (nothing
 /// half-built is left) and the error carries the log tail. `sandbox` confines
