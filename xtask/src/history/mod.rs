@@ -454,7 +454,10 @@ fn build_commit(
     retry: bool,
 ) -> Result<(Result<PathBuf, String>, bool)> {
     let is_wip = matches!(rev, Rev::Wip { .. });
-    let dir = layout.builds.join("commits").join(if is_wip { "wip".into() } else { rev.oid().to_string() });
+    // `wip` padded to a commit id's 40 characters (not hex: no commit's name): a
+    // build path of another length moves a chain load by itself (crate::revisions::REF_SLOT).
+    let dir =
+        layout.builds.join("commits").join(if is_wip { format!("{:0<40}", "wip") } else { rev.oid().to_string() });
     let failed_marker = dir.join("bfperf-build-failed");
     if !is_wip && !retry {
         if let Ok(reason) = std::fs::read_to_string(&failed_marker) {
