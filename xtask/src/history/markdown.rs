@@ -37,10 +37,12 @@ fn word(change: Change) -> &'static str {
 /// The Markdown of a history.
 pub fn render(h: &History) -> String {
     let mut out = String::new();
-    let slower = h.changes.iter().any(|c| c.change.change == Change::Slower);
+    let suite_changed = h.suite_changes();
+    let slower = h.changes.iter().any(|c| c.change.change == Change::Slower)
+        || h.suite.iter().any(|s| s.change == Change::Slower);
     let icon = if slower {
         "🔴"
-    } else if h.changes.is_empty() {
+    } else if h.changes.is_empty() && suite_changed == 0 {
         "⚪"
     } else {
         "🟢"
@@ -54,7 +56,13 @@ pub fn render(h: &History) -> String {
         text::markdown(&label(last)),
         h.points.len()
     );
-    if h.changes.is_empty() {
+    if h.changes.is_empty() && suite_changed > 0 {
+        let _ = writeln!(
+            out,
+            "No single case changed significantly; the suite did, at {suite_changed} commit{} (below).\n",
+            if suite_changed == 1 { "" } else { "s" }
+        );
+    } else if h.changes.is_empty() {
         let _ = writeln!(out, "No significant change.\n");
     } else {
         let _ = writeln!(out, "| commit | subject | case | Δ paired [CI] | verdict |");
@@ -126,6 +134,26 @@ mod tests {
         assert!(md.contains("intervals at 98.75 %"), "{md}");
         assert!(md.contains("does not build"), "{md}");
         assert_eq!(pct(0.05), "5");
+        // No case under the rate, but a slower suite: said so, and red.
+        h.changes.clear();
+        h.suite = vec![super::super::SuiteChange {
+            index: 1,
+            commit: "bbbbbbb".into(),
+            subject: "slower".into(),
+            estimate: bench_harness::stats::paired::RatioEstimate {
+                ratio: 1.03,
+                lo: 1.02,
+                hi: 1.04,
+                n: 10,
+                level: 0.99,
+            },
+            p_value: 0.001,
+            change: Change::Slower,
+        }];
+        let md = render(&h);
+        assert!(md.starts_with("### 🔴"), "{md}");
+        assert!(md.contains("No single case changed significantly; the suite did, at"), "{md}");
+        assert!(!md.contains("No significant change."), "{md}");
         assert_eq!(pct(0.998_4), "99.84");
     }
 }

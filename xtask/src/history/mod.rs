@@ -274,6 +274,12 @@ impl History {
     /// When some commits cannot be measured because their trees predate
     /// bpfilter's daemon removal: one line saying where the range stops being
     /// measurable (its newest unsupported commit, and the first measurable
+    /// How many commits changed the suite significantly: a range whose cases
+    /// stay under the false discovery rate one by one can still move the suite.
+    pub fn suite_changes(&self) -> usize {
+        self.suite.iter().filter(|s| s.change != Change::NoChange).count()
+    }
+
     /// one after it) and the first bpfilter commit bfperf supports.
     pub fn unsupported_note(&self) -> Option<String> {
         let unsupported = |p: &Point| matches!(p.status, PointStatus::UnsupportedTree { .. });

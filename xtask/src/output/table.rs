@@ -165,7 +165,14 @@ pub fn history(h: &crate::history::History) -> String {
             super::format::delta(&s.estimate)
         ));
     }
-    if h.changes.is_empty() {
+    let suite_changed = h.suite_changes();
+    if h.changes.is_empty() && suite_changed > 0 {
+        lines.push(format!(
+            "no single case changed significantly along {} commits (threshold {:.1} %); the suite did, above",
+            h.points.len(),
+            h.threshold_pct
+        ));
+    } else if h.changes.is_empty() {
         lines.push(format!(
             "no significant change along {} commits (threshold {:.1} %)",
             h.points.len(),

@@ -241,6 +241,24 @@ fn page(history: &History, generated: &str, links: Option<&CommitLinks>) -> Valu
         })
         .collect();
     let slower = history.changes.iter().filter(|c| c.change.change == Change::Slower).count();
+    // Each commit's suite-level change, with its interval (the terminal and Markdown list it too).
+    let suite: Vec<Value> = history
+        .suite
+        .iter()
+        .map(|s| {
+            let (lo, hi) = s.estimate.ci_pct();
+            context! {
+                class => change_code(Some(s.change), true),
+                word => change_word(s.change),
+                commit => s.commit.clone(),
+                url => commit_of(&s.commit).and_then(url),
+                subject => s.subject.clone(),
+                delta => fmt_pct(s.estimate.delta_pct()),
+                sort => s.estimate.delta_pct(),
+                ci => fmt_ci(lo, hi),
+            }
+        })
+        .collect();
 
     let means = suite_chain(history);
     let overall = (means.iter().flatten().count() > 1).then(|| {
@@ -344,6 +362,9 @@ fn page(history: &History, generated: &str, links: Option<&CommitLinks>) -> Valu
         changes,
         slower,
         faster => history.changes.len() - slower,
+        suite,
+        suite_changed => history.suite_changes(),
+        suite_level => crate::history::markdown::pct(history.suite_level),
         overall,
         overall_note => "The suite's change since the first commit: each commit's paired suite geometric mean against its base (the previous commit that built; with --all-parents its first parent), chained (multiplied), with the propagated interval; a commit whose programs are all the same as its base's is drawn flat, without timing.",
         geomean_head => "Suite vs first",
@@ -663,6 +684,24 @@ pub(crate) mod tests {
         let html = render_at(&history, "now");
         assert!(html.contains("No significant change."));
         assert!(!html.contains("fill=\"#c62828\""));
+        // No single case, but the suite at one commit: said, and its table lists it.
+        history.suite = vec![crate::history::SuiteChange {
+            index: 1,
+            commit: "bbbbbbb".into(),
+            subject: "<b>slower</b>".into(),
+            estimate: RatioEstimate { ratio: 1.03, lo: 1.02, hi: 1.04, n: 10, level: 0.99 },
+            p_value: 0.001,
+            change: Change::Slower,
+        }];
+        history.suite_level = 0.9833;
+        let html = render_at(&history, "now");
+        assert!(
+            html.contains("No single case changed significantly; the suite did, at 1 commit(s) (below)."),
+            "{html}"
+        );
+        assert!(html.contains("<h3 style=\"margin-top:14px\">Suite per commit</h3>"), "{html}");
+        assert!(html.contains("at 98.33&nbsp;%") && html.contains("&lt;b&gt;slower&lt;/b&gt;"), "{html}");
+        assert!(html.contains("<b>+3.0\u{a0}%</b>"), "{html}");
     }
 
     #[test]
