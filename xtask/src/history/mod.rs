@@ -271,15 +271,15 @@ pub struct History {
 }
 
 impl History {
-    /// When some commits cannot be measured because their trees predate
-    /// bpfilter's daemon removal: one line saying where the range stops being
-    /// measurable (its newest unsupported commit, and the first measurable
     /// How many commits changed the suite significantly: a range whose cases
     /// stay under the false discovery rate one by one can still move the suite.
     pub fn suite_changes(&self) -> usize {
         self.suite.iter().filter(|s| s.change != Change::NoChange).count()
     }
 
+    /// When some commits cannot be measured because their trees predate
+    /// bpfilter's daemon removal: one line saying where the range stops being
+    /// measurable (its newest unsupported commit, and the first measurable
     /// one after it) and the first bpfilter commit bfperf supports.
     pub fn unsupported_note(&self) -> Option<String> {
         let unsupported = |p: &Point| matches!(p.status, PointStatus::UnsupportedTree { .. });
@@ -578,7 +578,7 @@ pub fn run(flags: &HistoryFlags, session: &Session) -> Result<History> {
     run_with(flags, session, &Split::default())
 }
 
-/// Run the history as `opts` say: every pair, or one shard's.
+/// Run the history as `split` says: every pair, or one shard's.
 pub fn run_with(flags: &HistoryFlags, session: &Session, split: &Split) -> Result<History> {
     let config = config(&flags.measure)?;
     let sources = session::sources(&flags.tree)?;
@@ -801,29 +801,13 @@ pub fn run_with(flags: &HistoryFlags, session: &Session, split: &Split) -> Resul
     if split.shard.is_some() && matches!(statuses[0], PointStatus::Measured { .. }) && !bases.contains(&Some(0)) {
         statuses[0] = PointStatus::Missing { reason: "not a base of this shard's pairs".into() };
     }
-    for (idx, status) in statuses.into_iter().enumerate() {
-        let results = match (&status, &comparisons[idx]) {
-            (PointStatus::Measured { .. }, Some((c, _, _))) => Some(side_results(c, false)),
-            // A point measured only as BASE (the first that built): that side of its next pair.
-            (PointStatus::Measured { .. }, None) => (0..n)
-                .find(|&j| bases[j] == Some(idx))
-                .and_then(|j| comparisons[j].as_ref())
-                .map(|(c, _, _)| side_results(c, true)),
-            _ => None,
-        };
-        history.points.push(Point {
-            commit: oid(idx),
-            label: built[idx].as_ref().map_or_else(|| short(revs[idx].oid()), |b| b.label.clone()),
-            subject: built[idx].as_ref().map_or_else(|| repo.subject(revs[idx].oid()), |b| b.subject.clone()),
-            status,
-            results,
-            pair: comparisons[idx].as_ref().map(|(c, _, host)| Pair::of(c).on(host)),
-        });
-    }
-    let first_good = history.points.iter().position(|p| matches!(p.status, PointStatus::Measured { .. }));
-    let pairs: Vec<Option<(usize, &Comparison)>> =
-        comparisons.iter().zip(&bases).map(|(c, b)| Some((((*b)?), &c.as_ref()?.0))).collect();
-    discoveries(&mut history, &pairs, first_good);
+    let ids = (0..n).map(|idx| match &built[idx] {
+        Some(b) => (oid(idx), b.label.clone(), b.subject.clone()),
+        None => (oid(idx), short(revs[idx].oid()), repo.subject(revs[idx].oid())),
+    });
+    let measured: Vec<Option<(&Comparison, &str)>> =
+        comparisons.iter().map(|c| c.as_ref().map(|(c, _, host)| (c, host.as_str()))).collect();
+    finish(&mut history, ids.zip(statuses).collect(), &measured, &bases);
     Ok(history)
 }
 
@@ -895,30 +879,39 @@ pub fn merge(dirs: &[PathBuf], fdr: f64, warn: &dyn Fn(String)) -> Result<(Histo
         };
         statuses.push(status);
     }
-    for (j, status) in statuses.into_iter().enumerate() {
-        let point = &first.points[j];
-        let results = match (&status, &comparisons[j]) {
+    let ids = first.points.iter().map(|p| (p.commit.clone(), p.label.clone(), p.subject.clone()));
+    let measured: Vec<Option<(&Comparison, &str)>> =
+        comparisons.iter().map(|c| c.as_ref().map(|(c, host)| (c, host.as_str()))).collect();
+    finish(&mut history, ids.zip(statuses).collect(), &measured, &bases);
+    Ok((history, found))
+}
+
+/// Fill `history.points` from each point's (commit, label, subject) and
+/// status, and the pairs measured (`measured[j]`: point `j` against
+/// `bases[j]`, and the host that measured it); then its change lists. A point
+/// measured only as BASE (the first that built) gets that side of its pair.
+fn finish(
+    history: &mut History,
+    points: Vec<((String, String, String), PointStatus)>,
+    measured: &[Option<(&Comparison, &str)>],
+    bases: &[Option<usize>],
+) {
+    for (idx, ((commit, label, subject), status)) in points.into_iter().enumerate() {
+        let results = match (&status, measured[idx]) {
             (PointStatus::Measured { .. }, Some((c, _))) => Some(side_results(c, false)),
-            (PointStatus::Measured { .. }, None) => (0..n)
-                .find(|&k| bases[k] == Some(j))
-                .and_then(|k| comparisons[k].as_ref())
+            (PointStatus::Measured { .. }, None) => (0..measured.len())
+                .find(|&j| bases[j] == Some(idx))
+                .and_then(|j| measured[j])
                 .map(|(c, _)| side_results(c, true)),
             _ => None,
         };
-        history.points.push(Point {
-            commit: point.commit.clone(),
-            label: point.label.clone(),
-            subject: point.subject.clone(),
-            status,
-            results,
-            pair: comparisons[j].as_ref().map(|(c, host)| Pair::of(c).on(host)),
-        });
+        let pair = measured[idx].map(|(c, host)| Pair::of(c).on(host));
+        history.points.push(Point { commit, label, subject, status, results, pair });
     }
     let first_good = history.points.iter().position(|p| matches!(p.status, PointStatus::Measured { .. }));
     let pairs: Vec<Option<(usize, &Comparison)>> =
-        comparisons.iter().zip(&bases).map(|(c, b)| Some((((*b)?), &c.as_ref()?.0))).collect();
-    discoveries(&mut history, &pairs, first_good);
-    Ok((history, found))
+        measured.iter().zip(bases).map(|(m, b)| Some(((*b)?, (*m)?.0))).collect();
+    discoveries(history, &pairs, first_good);
 }
 
 /// The change lists of a history whose `points` are set, from its pairs
