@@ -509,7 +509,7 @@ pub(crate) mod tests {
     use crate::history::HistoryChange;
     use bench_harness::engine::classify;
     use bench_harness::engine::{CaseComparison, CompareConfig, Comparison, SideInfo};
-    use bench_harness::flavor::{Flavor, Hook};
+    use bench_harness::flavor::Flavor;
     use bench_harness::packet::PacketKind;
     use bench_harness::results::{HostInfo, RunResults, SourceInfo, HARNESS_VERSION, SCHEMA};
     use bench_harness::runner::SamplingConfig;
@@ -523,22 +523,12 @@ pub(crate) mod tests {
         let status =
             if samples.is_empty() { Status::Failed { reason: "wrong return value: 2".into() } } else { Status::Ok };
         CaseResult {
-            name: name.into(),
             label: format!("{name} label"),
-            hook: Hook::Xdp,
-            flavor: Flavor::Xdp,
             packet: (unit == Unit::NsPerPacket).then_some(PacketKind::LocalIp6Tcp),
             flags: Flags { userspace_only: unit == Unit::Milliseconds, ..Flags::default() },
-            status,
-            unit,
-            repeat: Some(1000),
-            retval: Some(2),
-            summary: Summary::of(&samples),
-            samples,
             metrics: Some(ProgramMetrics { xlated_insns: insns, jited_bytes: insns * 6, verified_insns: insns + 3 }),
             floor_ns: None,
-            load_ms: None,
-            load_method: None,
+            ..crate::output::html::run::tests::case(name, unit, samples, status)
         }
     }
 

@@ -74,9 +74,9 @@ pub(crate) mod tests {
     use bench_harness::results::{CaseResult, HostInfo, SourceInfo, Unit, HARNESS_VERSION, SCHEMA};
     use bench_harness::stats::Summary;
 
-    /// A run of three cases: one measured, one failed (bfcli's hostile text), one chain load.
-    pub(crate) fn run() -> RunResults {
-        let case = |name: &str, unit: Unit, samples: Vec<f64>, status: Status| CaseResult {
+    /// A case result of the given samples and status (an XDP case, 42 instructions).
+    pub(crate) fn case(name: &str, unit: Unit, samples: Vec<f64>, status: Status) -> CaseResult {
+        CaseResult {
             name: name.into(),
             label: format!("{name} <label>"),
             hook: Hook::Xdp,
@@ -93,7 +93,11 @@ pub(crate) mod tests {
             floor_ns: Some(10.0),
             load_ms: None,
             load_method: None,
-        };
+        }
+    }
+
+    /// A run of three cases: one measured, one failed (bfcli's hostile text), one chain load.
+    pub(crate) fn run() -> RunResults {
         RunResults {
             schema: SCHEMA.into(),
             harness_version: HARNESS_VERSION.into(),
