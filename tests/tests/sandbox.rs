@@ -145,26 +145,33 @@ print("loaded-and-pinned")
     assert!(!Path::new("/sys/fs/bpf/bfperf-sandbox-test").exists(), "pinned in the sandbox's own bpffs");
 }
 
+/// Run `touch ran` through a helper that is `script` (given the real
+/// helper's path): the sandbox must refuse with one error line, returned,
+/// and the command must not have run unconfined.
+fn refused_through(script: impl FnOnce(&Path) -> String) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("helper");
+    std::fs::write(&wrapper, script(dir.path())).unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut inner = Command::new("touch");
+    inner.arg("ran").current_dir(work.path());
+    let policy = Policy { helper: Some(wrapper), ..Policy::default() };
+    let err = policy.output(&inner, &[work.path()], &[]).expect_err("refused");
+    let msg = format!("{err:#}");
+    assert_eq!(msg.lines().count(), 1, "{msg}");
+    assert!(!work.path().join("ran").exists(), "the command must not run unconfined");
+    msg
+}
+
 #[test]
 fn a_refused_sandbox_is_one_clear_error_not_an_unconfined_run() {
     require_bpf!();
     // The helper without CAP_SYS_ADMIN: the kernel refuses the namespaces.
-    let dir = tempfile::tempdir().unwrap();
-    let wrapper = dir.path().join("helper");
-    std::fs::write(
-        &wrapper,
-        format!("#!/bin/sh\nexec setpriv --bounding-set -sys_admin {} \"$@\"\n", xtask_bin().display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut inner = Command::new("touch");
-    inner.arg("ran").current_dir(dir.path());
-    let policy = Policy { helper: Some(wrapper), ..Policy::default() };
-    let err = policy.output(&inner, &[dir.path()], &[]).expect_err("refused");
-    let msg = format!("{err:#}");
+    let msg = refused_through(|_| {
+        format!("#!/bin/sh\nexec setpriv --bounding-set -sys_admin {} \"$@\"\n", xtask_bin().display())
+    });
     assert!(msg.contains("the kernel refused new namespaces") && msg.contains("--no-sandbox"), "{msg}");
-    assert_eq!(msg.lines().count(), 1, "{msg}");
-    assert!(!dir.path().join("ran").exists(), "the command must not run unconfined");
 }
 
 #[test]
@@ -173,26 +180,16 @@ fn a_root_that_is_no_mount_point_is_one_error_that_says_what_to_do() {
     // The helper in a plain chroot: its `/` is a directory, not a mount point
     // (what a debootstrap'd chroot gives), so the sandbox cannot make its
     // mounts private. Every top-level directory is bound in, links copied.
-    let dir = tempfile::tempdir().unwrap();
-    let wrapper = dir.path().join("helper");
-    let script = format!(
-        "#!/bin/sh\nexec unshare -m sh -c '\
-         R={root}; mkdir -p $R; \
-         for d in /*; do if [ -L $d ]; then cp -P $d $R$d; elif [ -d $d ]; then mkdir -p $R$d; \
-         mount --rbind $d $R$d; fi; done; \
-         exec chroot $R {xtask} \"$@\"' sh \"$@\"\n",
-        root = dir.path().join("root").display(),
-        xtask = xtask_bin().display()
-    );
-    std::fs::write(&wrapper, script).unwrap();
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let mut inner = Command::new("touch");
-    inner.arg("ran").current_dir(work.path());
-    let policy = Policy { helper: Some(wrapper), ..Policy::default() };
-    let err = policy.output(&inner, &[work.path()], &[]).expect_err("refused");
-    let msg = format!("{err:#}");
+    let msg = refused_through(|dir| {
+        format!(
+            "#!/bin/sh\nexec unshare -m sh -c '\
+             R={root}; mkdir -p $R; \
+             for d in /*; do if [ -L $d ]; then cp -P $d $R$d; elif [ -d $d ]; then mkdir -p $R$d; \
+             mount --rbind $d $R$d; fi; done; \
+             exec chroot $R {xtask} \"$@\"' sh \"$@\"\n",
+            root = dir.join("root").display(),
+            xtask = xtask_bin().display()
+        )
+    });
     assert!(msg.contains("/ is not a mount point") && msg.contains("mount --bind"), "{msg}");
-    assert_eq!(msg.lines().count(), 1, "{msg}");
-    assert!(!work.path().join("ran").exists(), "the command must not run unconfined");
 }
